@@ -1,0 +1,41 @@
+# wheelfarm: `make up` starts a local farm, `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: up down check test test-fast test-e2e lint bench venv
+
+venv: $(VENV)/.installed
+
+# The farm's own environment: Buildbot (pinned), the wheelfarm package, test tools.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+up: venv
+	$(BIN)/wheelfarm up
+
+down: venv
+	$(BIN)/wheelfarm down
+
+check: venv
+	$(BIN)/wheelfarm check
+
+lint: venv
+	$(BIN)/ruff check master tests bench
+	$(BIN)/ruff format --check master tests bench
+
+# The whole suite: lint, unit tests, then the end-to-end tests with real masters and workers.
+test: venv lint
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not e2e"
+
+test-e2e: venv
+	$(BIN)/pytest -m e2e
+
+bench: venv
+	$(BIN)/python bench/registry_scale.py

@@ -1,0 +1,103 @@
+"""`wheelfarm check`: validate the package registry and the workers file, as CI does on PRs.
+
+Prints one line per problem to stderr (`file:line: field: message`, warnings prefixed
+`warning: `) and a one-line summary to stdout when there are no errors. Exits 1 on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .platforms import PLATFORMS
+from .problems import Problem, ValidationError
+from .registry import Registry, load_registry
+from .workers import WorkerEntry, load_workers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_check(
+    registry_path: str | Path,
+    workers_dir: str | Path,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    workers_path = Path(workers_dir) / "workers.yaml"
+    problems: list[Problem] = []
+    registry: Registry | None = None
+    workers: list[WorkerEntry] | None = None
+    try:
+        registry = load_registry(registry_path)
+    except ValidationError as e:
+        problems += e.problems
+    try:
+        workers = load_workers(workers_path)
+    except ValidationError as e:
+        problems += e.problems
+    if registry is not None and workers is not None:
+        problems += _coverage_warnings(registry, workers, str(workers_path))
+    for problem in problems:
+        prefix = "warning: " if problem.severity == "warning" else ""
+        print(f"{prefix}{problem}", file=err)
+    if registry is None or workers is None:
+        return 1
+    print(
+        f"{registry_path}: {len(registry.packages)} packages OK; "
+        f"{workers_path}: {len(workers)} workers OK",
+        file=out,
+    )
+    return 0
+
+
+def _coverage_warnings(
+    registry: Registry, workers: list[WorkerEntry], workers_file: str
+) -> list[Problem]:
+    """Workers that would sit idle, and (once there are workers) platforms nobody serves."""
+    warnings = []
+    targeted = {p: len(registry.for_platform(p)) for p in PLATFORMS}
+    for i, worker in enumerate(workers):
+        if not targeted[worker.platform]:
+            message = f"no package in {registry.path} builds for {worker.platform!r}"
+            warnings.append(
+                Problem(workers_file, worker.line, f"workers[{i}].platform", message, "warning")
+            )
+    served = {worker.platform for worker in workers}
+    for platform, count in targeted.items():
+        if workers and count and platform not in served:
+            message = f"no worker serves {platform!r} (packages to build there: {count})"
+            warnings.append(Problem(workers_file, None, "workers", message, "warning"))
+    return warnings
+
+
+def _default(name: str) -> Path:
+    """`name` in the repository this file is in, else in the current directory."""
+    candidate = REPO_ROOT / name
+    if not candidate.exists():
+        return Path(name)
+    try:
+        return candidate.relative_to(Path.cwd())  # short paths in messages when possible
+    except ValueError:
+        return candidate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="wheelfarm check", description="Validate packages.yaml and workers/workers.yaml."
+    )
+    parser.add_argument(
+        "registry", nargs="?", type=Path, help="the package registry (default: packages.yaml)"
+    )
+    parser.add_argument(
+        "--workers", type=Path, metavar="DIR", help="directory of workers.yaml (default: workers/)"
+    )
+    args = parser.parse_args(argv)
+    registry = args.registry or _default("packages.yaml")
+    workers_dir = args.workers or _default("workers")
+    return run_check(registry, workers_dir, sys.stdout, sys.stderr)  # as they are now
+
+
+if __name__ == "__main__":
+    sys.exit(main())

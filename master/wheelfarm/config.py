@@ -1,0 +1,123 @@
+"""Files -> validated objects -> Buildbot's BuildmasterConfig.
+
+`master/master.cfg` calls `build_config(basedir)`. A bad registry or worker
+file raises, and Buildbot then refuses the whole new configuration: a running
+master keeps its last good one.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from pathlib import Path
+
+from buildbot.config.errors import ConfigErrors
+from buildbot.plugins import secrets, util, worker
+from twisted.python import log
+
+from .platforms import PLATFORMS
+from .problems import ValidationError
+from .registry import Registry, load_registry
+from .schedulers import collapse_same_target, make_schedulers
+from .settings import Settings
+from .steps import build_factory
+from .workers import WorkerEntry, load_workers, password_secret_name
+
+
+def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
+    settings = settings or Settings.load(basedir)
+    try:
+        registry = load_registry(settings.registry)
+        entries = [w for path in settings.workers_files for w in load_workers(path)]
+    except ValidationError as e:
+        # one line per problem in the master's log; Buildbot keeps the old config
+        raise ConfigErrors([str(p) for p in e.problems]) from e
+    _refuse_duplicate_workers(entries)
+
+    builders = _builders(registry, entries, settings)
+    return {
+        "title": settings.title,
+        "titleURL": settings.buildbot_url,
+        "buildbotURL": settings.buildbot_url,
+        "buildbotNetUsageData": None,
+        "db": {"db_url": settings.db_url},
+        "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
+        "secretsProviders": _secret_providers(settings),
+        "workers": [_worker(e, settings) for e in entries],
+        "builders": builders,
+        "schedulers": make_schedulers(
+            {b.properties["platform"]: b.name for b in builders}, registry
+        ),
+        "collapseRequests": collapse_same_target,
+        "www": {
+            "port": _endpoint(settings.www_port, settings.www_interface),
+            "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
+        },
+        "services": [],
+    }
+
+
+def _endpoint(port: int, interface: str) -> str:
+    return f"tcp:{port}:interface={interface}" if interface else f"tcp:{port}"
+
+
+def _refuse_duplicate_workers(entries: list[WorkerEntry]) -> None:
+    # each file is checked on its own; a name may still repeat across files
+    seen: set[str] = set()
+    for e in entries:
+        if e.name in seen:
+            raise ConfigErrors([f"worker {e.name!r} is declared in two worker files"])
+        seen.add(e.name)
+
+
+def _secret_providers(settings: Settings) -> list:
+    if settings.secrets_dir and Path(settings.secrets_dir).is_dir():
+        return [secrets.SecretInAFile(dirname=str(settings.secrets_dir))]
+    return []
+
+
+def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
+    secret = password_secret_name(entry.name)
+    secret_file = Path(settings.secrets_dir or "/nonexistent") / secret
+    if secret_file.is_file():
+        password = util.Secret(secret)
+    else:
+        # The config must load without secrets (CI, checkconfig): such a worker
+        # gets a random password nobody knows, so it cannot log in.
+        log.msg(
+            f"wheelfarm: WARNING: no secret {secret!r} in {settings.secrets_dir}: "
+            f"worker {entry.name!r} cannot log in"
+        )
+        password = _secrets.token_urlsafe(32)
+    return worker.Worker(
+        entry.name,
+        password,
+        max_builds=entry.max_builds,
+        properties={"platform": entry.platform, "pythons": list(entry.pythons)},
+    )
+
+
+def _builders(registry: Registry, entries: list[WorkerEntry], settings: Settings) -> list:
+    """One real builder per platform that has workers; packages are properties."""
+    factory = build_factory(settings.pypi_url, settings.index_dir)
+    offers = {e.name: set(e.pythons) for e in entries}
+
+    def worker_offers_python(builder, wfb, request) -> bool:
+        return request.properties.getProperty("python") in offers.get(wfb.worker.workername, ())
+
+    result = []
+    for platform in PLATFORMS.values():
+        names = [e.name for e in entries if e.platform == platform.name]
+        if not names:
+            continue
+        result.append(
+            util.BuilderConfig(
+                name=platform.builder_name,
+                workernames=names,
+                factory=factory,
+                properties={"platform": platform.name},
+                tags=["platform", platform.name],
+                canStartBuild=worker_offers_python,
+                description=f"wheels for {platform.name} ({platform.policy})",
+            )
+        )
+    return result

@@ -1,0 +1,355 @@
+"""The package registry, packages.yaml: what the farm builds, for which platforms and Pythons.
+
+    # yaml-language-server: $schema=./packages.schema.json
+    schema: 1
+    packages:
+      - name: MarkupSafe
+        versions: ">=2.0,<4"          # or "latest" (the default)
+        platforms: [linux-x86_64]     # default: every platform
+        python: ["3.12", "3.13"]      # default: every supported Python
+        build: {requires: ["cython>=3"], env: {CFLAGS: "-O2"}}
+        test: {requires: [pytest], command: [python, -m, pytest, --pyargs, markupsafe]}
+        depends: [six]                # other registry packages
+        abi: minor                    # major, minor, every-release or none
+        maintainers: [octocat]        # GitHub handles
+        skip: "needs libfoo"          # the reason it is not built
+
+The first line lets editors check the file as people type, against packages.schema.json,
+which json_schema() generates (`python -m wheelfarm.registry > packages.schema.json`).
+load_registry() is the authority: it also checks what a JSON schema cannot (specifier
+and requirement syntax, duplicates after normalisation, unknown dependencies, cycles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
+from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from . import graph, safeyaml
+from .fields import SCHEMA_VERSION, Fields, did_you_mean, unknown_platform, unsupported_python
+from .platforms import PLATFORMS, SUPPORTED_PYTHONS
+from .problems import FieldPath
+from .problems import ValidationError as ValidationError  # re-exported for callers
+
+KEYS = (
+    "name",
+    "versions",
+    "prereleases",
+    "platforms",
+    "python",
+    "build",
+    "test",
+    "depends",
+    "abi",
+    "maintainers",
+    "skip",
+)
+BUILD_KEYS = ("requires", "env")
+TEST_KEYS = ("requires", "command")
+ABI_KINDS = ("major", "minor", "every-release", "none")
+# Names end up in paths, URLs and build commands; refuse anything a shell would interpret.
+SHELL_METACHARACTERS = frozenset(" \t\n;&|$`<>()[]{}*?!~#'\"\\")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+# PEP 508 names, for the JSON schema only; Python code asks packaging.
+_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str  # PEP 503 normalised
+    display_name: str  # as written
+    versions: SpecifierSet | None  # None means "latest"
+    prereleases: bool
+    platforms: tuple[str, ...]
+    pythons: tuple[str, ...]
+    build_requires: tuple[str, ...]
+    build_env: tuple[tuple[str, str], ...]
+    test_requires: tuple[str, ...]
+    test_command: tuple[str, ...]  # empty: only check that the package imports
+    depends: tuple[str, ...]  # normalised names
+    abi: str | None
+    maintainers: tuple[str, ...]
+    skip: str | None
+    line: int  # of the entry in the file
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    packages: dict[str, Package]  # by normalised name, in file order
+
+    def for_platform(self, platform: str) -> list[Package]:
+        """The packages to build on `platform`: not skipped, targeting it."""
+        return [p for p in self.packages.values() if p.skip is None and platform in p.platforms]
+
+
+def load_registry(path: str | os.PathLike[str]) -> Registry:
+    """Read and validate a registry, raising ValidationError listing every problem."""
+    doc = safeyaml.load(path)
+    fields = Fields(doc, os.fspath(path))
+    entries = fields.top_level(doc.data, "packages")
+    # every name first, so `depends` can be checked as each entry is read
+    names = {
+        canonicalize_name(e["name"])
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("name"), str)
+    }
+    packages: dict[str, Package] = {}
+    index: dict[str, int] = {}  # name -> position in the file, for messages
+    for i, entry in enumerate(entries):
+        package = _read_package(fields, ("packages", i), entry, names)
+        if package is None:
+            continue
+        if package.name in packages:
+            first = packages[package.name]
+            message = f"duplicate of packages[{index[package.name]}] ({first.display_name!r}, "
+            message += f"line {first.line})"
+            if first.display_name != package.display_name:
+                message += " after PEP 503 normalisation"
+            fields.error(("packages", i, "name"), message)
+            continue
+        packages[package.name] = package
+        index[package.name] = i
+    registry = Registry(Path(path), packages)
+    for cycle in graph.find_cycles(graph.forward_edges(registry)):
+        if len(cycle) < 2:
+            continue  # depending on itself is reported where it is read
+        start = min(range(len(cycle)), key=lambda k: index[cycle[k]])  # first in the file
+        cycle = cycle[start:] + cycle[:start]
+        shown = " -> ".join(packages[n].display_name for n in [*cycle, cycle[0]])
+        fields.error(("packages", index[cycle[0]], "depends"), f"dependency cycle: {shown}")
+    fields.raise_problems()
+    return registry
+
+
+def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) -> Package | None:
+    """One entry of `packages`; None if it has no usable name (other problems are recorded)."""
+    entry = fields.mapping(path, value, KEYS, required=("name",))
+    if entry is None:
+        return None
+    string, strings = fields.string, fields.strings
+    key = partial(fields.get, entry, path)  # read one key of this entry, or its default
+    display_name = key("name", string, None, check=_name_error)
+    name = canonicalize_name(display_name) if display_name else None
+
+    def depends_error(dep: str) -> str | None:
+        if canonicalize_name(dep) == name:
+            return "a package cannot depend on itself"
+        if canonicalize_name(dep) not in names:
+            return f"{dep!r} is not a package in this registry{did_you_mean(dep, names)}"
+        return None
+
+    build = key("build", fields.mapping, {}, known=BUILD_KEYS)
+    build_key = partial(fields.get, build, (*path, "build"))
+    test = key("test", fields.mapping, {}, known=TEST_KEYS)
+    test_key = partial(fields.get, test, (*path, "test"))
+    versions = key("versions", string, "latest", check=_specifier_error)
+    depends = key("depends", strings, (), check=depends_error)
+    package = Package(
+        name=name or "",
+        display_name=display_name or "",
+        versions=None if versions == "latest" else SpecifierSet(versions),
+        prereleases=key("prereleases", fields.boolean, False),
+        platforms=key(
+            "platforms", strings, tuple(PLATFORMS), check=unknown_platform, nonempty=True
+        ),
+        pythons=key("python", strings, SUPPORTED_PYTHONS, check=unsupported_python, nonempty=True),
+        build_requires=build_key("requires", strings, (), check=_requirement_error),
+        build_env=build_key("env", _read_env, (), fields=fields),
+        test_requires=test_key("requires", strings, (), check=_requirement_error),
+        test_command=test_key("command", _read_command, (), fields=fields),
+        depends=tuple(canonicalize_name(d) for d in depends),
+        abi=key("abi", string, None, check=_abi_error),
+        maintainers=key("maintainers", strings, (), check=_handle_error),
+        skip=key("skip", string, None, check=_skip_error),
+        line=fields.doc.line(path),
+    )
+    return package if name else None
+
+
+def _read_command(path: FieldPath, value: Any, fields: Fields) -> tuple[str, ...] | None:
+    # An argv list runs without a shell, so nothing in it can be interpreted as shell syntax.
+    if isinstance(value, str):
+        fields.error(path, "must be a list of arguments, not a shell string")
+        return None
+    return fields.strings(path, value, nonempty=True)
+
+
+def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, str], ...] | None:
+    env = fields.mapping(path, value)
+    if env is None:
+        return None
+    good = []
+    for key, val in env.items():
+        if not ENV_NAME.fullmatch(key):
+            fields.error((*path, key), f"{key!r} is not a valid environment variable name")
+        elif fields.string((*path, key), val) is not None:
+            good.append((key, val))
+    return tuple(good)
+
+
+def _name_error(name: str) -> str | None:
+    # Checked before the PEP 508 rule, which would refuse these too, but less helpfully.
+    bad = next((c for c in name if c in SHELL_METACHARACTERS), None)
+    if bad is not None:
+        return f"{name!r} contains the shell metacharacter {bad!r}"
+    try:
+        canonicalize_name(name, validate=True)
+    except InvalidName:
+        return f"{name!r} is not a valid PEP 508 project name"
+    return None
+
+
+@lru_cache(maxsize=4096)  # parsing is slow and registries repeat the same strings
+def _specifier_error(text: str) -> str | None:
+    if text == "latest":
+        return None
+    try:
+        # SpecifierSet quietly skips empty clauses (">=2.0,,"); a typo there should not pass.
+        for clause in text.split(","):
+            Specifier(clause.strip())
+    except InvalidSpecifier:
+        hint = f" (did you mean '=={text}'?)" if _is_version(text) else ""
+        return f"{text!r} is not a valid version specifier{hint}"
+    return None
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _requirement_error(text: str) -> str | None:
+    try:
+        Requirement(text)
+    except InvalidRequirement as e:
+        return f"{text!r} is not a valid PEP 508 requirement: {str(e).splitlines()[0]}"
+    return None
+
+
+def _abi_error(value: str) -> str | None:
+    return None if value in ABI_KINDS else f"unknown abi {value!r} (one of: {', '.join(ABI_KINDS)})"
+
+
+def _handle_error(handle: str) -> str | None:
+    return None if GITHUB_HANDLE.fullmatch(handle) else f"{handle!r} is not a valid GitHub handle"
+
+
+def _skip_error(reason: str) -> str | None:
+    return None if reason.strip() else "must say why the package is skipped"
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (2020-12) of packages.yaml, for editors; see packages.schema.json."""
+
+    def strings(items: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "items": {"type": "string", **items},
+            "description": description,
+            **extra,
+        }
+
+    requirements = strings({"minLength": 1}, 'PEP 508 requirements, e.g. "cython>=3".')
+    package = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": _NAME_PATTERN,
+                "description": "The project's name on PyPI.",
+            },
+            "versions": {
+                "type": "string",
+                "minLength": 1,
+                "default": "latest",
+                "description": '"latest", or a PEP 440 version specifier such as ">=2.0,<4".',
+            },
+            "prereleases": {
+                "type": "boolean",
+                "default": False,
+                "description": "Build pre-releases too.",
+            },
+            "platforms": strings(
+                {"enum": list(PLATFORMS)}, "Platforms to build for; default: all.", minItems=1
+            ),
+            "python": strings(
+                {"enum": list(SUPPORTED_PYTHONS)},
+                "Python versions to build for; default: all.",
+                minItems=1,
+            ),
+            "build": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "How to build the wheel.",
+                "properties": {
+                    "requires": requirements,
+                    "env": {
+                        "type": "object",
+                        "propertyNames": {"pattern": f"^{ENV_NAME.pattern}$"},
+                        "additionalProperties": {"type": "string"},
+                        "description": "Environment variables for the build.",
+                    },
+                },
+            },
+            "test": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "How to test the wheel; default: import it.",
+                "properties": {
+                    "requires": requirements,
+                    "command": strings(
+                        {}, "The test command as a list of arguments (no shell).", minItems=1
+                    ),
+                },
+            },
+            "depends": strings(
+                {"pattern": _NAME_PATTERN}, "Registry packages this one builds or runs against."
+            ),
+            "abi": {"enum": list(ABI_KINDS), "description": "Which version change breaks the ABI."},
+            "maintainers": strings({"pattern": f"^{GITHUB_HANDLE.pattern}$"}, "GitHub handles."),
+            "skip": {
+                "type": "string",
+                "pattern": r"\S",
+                "description": "Why the package is not built.",
+            },
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:wheelfarm:packages.schema.json",
+        "title": "wheelfarm package registry (packages.yaml)",
+        "description": "Generated by `python -m wheelfarm.registry`; do not edit by hand.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["schema", "packages"],
+        "properties": {
+            "schema": {"const": SCHEMA_VERSION, "description": "Format version of this file."},
+            "packages": {
+                "type": "array",
+                "items": package,
+                "description": "The packages to build.",
+            },
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,89 @@
+"""The master's own settings: where things live, ports, database.
+
+They come from `wheelfarm.json` in the master's basedir (written by
+`wheelfarm up`, or by an operator), then from WHEELFARM_* environment
+variables, which win. Everything has a default, so a bare basedir works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_FILE = "wheelfarm.json"
+
+
+@dataclass
+class Settings:
+    basedir: Path
+    registry: Path = REPO_ROOT / "packages.yaml"
+    # worker registries: the repo's volunteers, plus e.g. a local farm's own worker
+    workers_files: list[Path] = field(
+        default_factory=lambda: [REPO_ROOT / "workers" / "workers.yaml"]
+    )
+    secrets_dir: Path | None = None  # worker passwords: one file per secret, outside the repo
+    db_url: str = "sqlite:///state.sqlite"  # relative to basedir; PostgreSQL for production
+    www_port: int = 8010
+    www_interface: str = "127.0.0.1"
+    worker_port: int = 9989
+    worker_interface: str = ""  # volunteers connect from elsewhere: all interfaces by default
+    buildbot_url: str = ""  # public URL of the UI; derived from the port when empty
+    index_dir: Path | None = None  # the farm's package index; default basedir/index
+    pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
+    title: str = "wheelfarm"
+
+    def __post_init__(self) -> None:
+        self.basedir = Path(self.basedir)
+        if self.index_dir is None:
+            self.index_dir = self.basedir / "index"
+        if not self.buildbot_url:
+            self.buildbot_url = f"http://127.0.0.1:{self.www_port}/"
+
+    @classmethod
+    def load(cls, basedir: str | Path, environ: dict[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        basedir = Path(basedir).resolve()
+        raw: dict = {}
+        path = basedir / SETTINGS_FILE
+        if path.exists():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        for f in fields(cls):
+            env = environ.get(f"WHEELFARM_{f.name.upper()}")
+            if env is not None:
+                raw[f.name] = env.split(os.pathsep) if f.name == "workers_files" else env
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+        raw.pop("basedir", None)
+        return cls(basedir=basedir, **{k: _coerce(known[k].type, v) for k, v in raw.items()})
+
+    def save(self) -> Path:
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "basedir":
+                continue
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, list):
+                value = [str(v) for v in value]
+            data[f.name] = value
+        path = self.basedir / SETTINGS_FILE
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def _coerce(annotation: str, value):
+    if value is None:
+        return None
+    if "list[Path]" in annotation:
+        return [Path(v) for v in value]
+    if "Path" in annotation:
+        return Path(value)
+    if annotation == "int":
+        return int(value)
+    return value

@@ -1,0 +1,86 @@
+"""Shared fixtures: real farms (master + workers) on free loopback ports."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from wheelfarm.localfarm import LocalFarm
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_registry(path: Path, body: str) -> Path:
+    path.write_text("schema: 1\npackages:\n" + body, encoding="utf-8")
+    return path
+
+
+def wait_builds(farm: LocalFarm, brids: list[int], timeout: float = 600) -> list[dict]:
+    """Wait until every request has a finished build; return those builds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        builds = farm.api("builds", complete="true", order="-buildid", limit=500, property="*")[
+            "builds"
+        ]
+        mine = {b["buildrequestid"]: b for b in builds if b["buildrequestid"] in brids}
+        if len(mine) == len(brids):
+            return [mine[b] for b in brids]
+        time.sleep(1)
+    raise TimeoutError(f"builds for requests {brids} did not finish in {timeout} s")
+
+
+def make_farm(tmp: Path, registry: Path, db_url: str = "sqlite:///state.sqlite", **kw) -> LocalFarm:
+    return LocalFarm(
+        home=tmp / "farm",
+        www_port=free_port(),
+        worker_port=free_port(),
+        db_url=db_url,
+        registry=registry,
+        **kw,
+    )
+
+
+@pytest.fixture
+def farm_factory(tmp_path: Path, request) -> Iterator:
+    """Start farms for a test; always stop them, keeping their logs as artifacts."""
+    started: list[LocalFarm] = []
+
+    def start(registry: Path, **kw) -> LocalFarm:
+        farm = make_farm(tmp_path, registry, **kw)
+        started.append(farm)
+        farm.create()
+        farm.start()
+        return farm
+
+    yield start
+    for farm in started:
+        farm.stop()
+        log = farm.master_dir / "twistd.log"
+        if log.exists():
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / f"{request.node.name}-master.log").write_bytes(log.read_bytes())
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    name = f"wheelfarm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield PG_URL + name
+        finally:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

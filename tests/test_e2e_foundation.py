@@ -1,0 +1,93 @@
+"""A real master and worker on loopback, driven through the REST API."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import requests
+
+from conftest import wait_builds, write_registry
+
+pytestmark = pytest.mark.e2e
+
+SIX = """\
+  - name: six
+    versions: "<2"
+    platforms: [linux-x86_64]
+    python: ["3.11"]
+    abi: none
+"""
+IDNA = """\
+  - name: idna
+    platforms: [linux-x86_64]
+    python: ["3.11"]
+    abi: none
+"""
+
+
+def force_and_check_six(farm) -> None:
+    brids = farm.force("six", reason="e2e")
+    assert len(brids) == 1
+    (build,) = wait_builds(farm, brids, timeout=300)
+    assert build["results"] == 0, build["state_string"]
+
+    # the build shows under the package's own (virtual) builder, tagged
+    builder = farm.api(f"builders/{build['builderid']}")["builders"][0]
+    assert builder["name"] == "six · linux-x86_64"
+    assert {"six", "linux-x86_64"} <= set(builder["tags"])
+    props = {k: v[0] for k, v in build["properties"].items()}
+    assert props["package"] == "six" and props["python"] == "3.11"
+    assert props["version"].startswith("1.")
+
+    # the wheel is in the farm's index folder, named for that version
+    wheels = [w.name for w in (farm.settings().index_dir / "six").glob("*.whl")]
+    assert wheels == [f"six-{props['version']}-py2.py3-none-any.whl"]
+
+    # the UI is served
+    page = requests.get(farm.url, timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_force_build_sqlite(farm_factory, tmp_path):
+    farm = farm_factory(write_registry(tmp_path / "packages.yaml", SIX))
+    assert farm.db_url.startswith("sqlite")
+    force_and_check_six(farm)
+
+
+@pytest.mark.postgres
+def test_force_build_postgresql(pg_url, farm_factory, tmp_path):  # pg_url outlives the farm
+    farm = farm_factory(write_registry(tmp_path / "packages.yaml", SIX), db_url=pg_url)
+    force_and_check_six(farm)
+    # the builds really are in PostgreSQL
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT name FROM builders WHERE name = %s", ("six · linux-x86_64",))
+        assert row.fetchone() == ("six · linux-x86_64",)
+
+
+def test_force_refuses_unknown_package(farm_factory, tmp_path):
+    farm = farm_factory(write_registry(tmp_path / "packages.yaml", SIX))
+    with pytest.raises(RuntimeError, match="not a package of the registry"):
+        farm.force("no-such-package")
+
+
+def test_bad_registry_keeps_last_good_config(farm_factory, tmp_path):
+    registry = write_registry(tmp_path / "packages.yaml", SIX)
+    farm = farm_factory(registry)
+    builders_before = sorted(b["name"] for b in farm.api("builders")["builders"])
+
+    # a broken registry (adds idna with a bad specifier) is refused, with file, line and field
+    write_registry(registry, SIX + IDNA + '    versions: ">=2.0,,"\n')
+    ok, log = farm.reconfig()
+    assert not ok
+    assert "packages.yaml:12: packages[1].versions" in log
+    # ... and the master goes on with the old registry and builders
+    assert sorted(b["name"] for b in farm.api("builders")["builders"]) == builders_before
+    with pytest.raises(RuntimeError, match="not a package of the registry"):
+        farm.force("idna")
+
+    # a good registry is taken, and its new package builds
+    write_registry(registry, SIX + IDNA)
+    ok, log = farm.reconfig()
+    assert ok, log
+    (build,) = wait_builds(farm, farm.force("idna"), timeout=300)
+    assert build["results"] == 0, build["state_string"]
