@@ -61,7 +61,7 @@ def make_registry(names: list[str], seed: int = 1) -> str:
 def make_workers(path: Path) -> None:
     entries = [
         {
-            "name": f"bench-{p}",
+            "name": f"bench-{p.replace('_', '-')}",
             "owner": "bench <bench@localhost.localdomain>",
             "platform": p,
             "python": list(SUPPORTED_PYTHONS),
@@ -75,9 +75,9 @@ def make_workers(path: Path) -> None:
 
 def timed(argv: list) -> float:
     t = time.perf_counter()
-    subprocess.run(
-        [str(a) for a in argv], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{argv} failed: {done.stdout}{done.stderr}")
     return time.perf_counter() - t
 
 
@@ -101,7 +101,7 @@ def measure(n: int, tmp: Path, port: int) -> dict:
         extra_workers_files=[workers],
     )
     row: dict = {"packages": n}
-    row["check"] = timed([BIN / "wheelfarm", "check", registry, "--workers", work / "none"])
+    row["check"] = timed([BIN / "wheelfarm", "check", registry, "--workers", work])
     farm.create()
     row["checkconfig"] = timed([BIN / "buildbot", "checkconfig", farm.master_dir])
 

@@ -40,7 +40,7 @@ def force_and_check_six(farm) -> None:
     assert props["version"].startswith("1.")
 
     # the wheel is in the farm's index folder, named for that version
-    wheels = [w.name for w in (farm.settings().index_dir / "six").glob("*.whl")]
+    wheels = [w.name for w in (farm.settings().index_path / "six").glob("*.whl")]
     assert wheels == [f"six-{props['version']}-py2.py3-none-any.whl"]
 
     # the UI is served

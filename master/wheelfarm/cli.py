@@ -79,7 +79,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _in_index(farm: LocalFarm, package: str, python: str) -> bool:
-    folder = farm.settings().index_dir / package
+    folder = farm.settings().index_path / package
     tag = "cp" + python.replace(".", "")
     return any(tag in w.name or "-py3-" in w.name for w in folder.glob("*.whl"))
 

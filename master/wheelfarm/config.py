@@ -36,8 +36,8 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     builders = _builders(registry, entries, settings)
     return {
         "title": settings.title,
-        "titleURL": settings.buildbot_url,
-        "buildbotURL": settings.buildbot_url,
+        "titleURL": settings.public_url,
+        "buildbotURL": settings.public_url,
         "buildbotNetUsageData": None,
         "db": {"db_url": settings.db_url},
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
@@ -98,7 +98,7 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
 
 def _builders(registry: Registry, entries: list[WorkerEntry], settings: Settings) -> list:
     """One real builder per platform that has workers; packages are properties."""
-    factory = build_factory(settings.pypi_url, settings.index_dir)
+    factory = build_factory(settings.pypi_url, settings.index_path)
     offers = {e.name: set(e.pythons) for e in entries}
 
     def worker_offers_python(builder, wfb, request) -> bool:

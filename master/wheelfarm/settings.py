@@ -37,10 +37,15 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
-        if self.index_dir is None:
-            self.index_dir = self.basedir / "index"
-        if not self.buildbot_url:
-            self.buildbot_url = f"http://127.0.0.1:{self.www_port}/"
+
+    # Derived when not set, and not saved, so that changing the port moves them too.
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir) if self.index_dir else self.basedir / "index"
+
+    @property
+    def public_url(self) -> str:
+        return self.buildbot_url or f"http://127.0.0.1:{self.www_port}/"
 
     @classmethod
     def load(cls, basedir: str | Path, environ: dict[str, str] | None = None) -> Settings:

@@ -1,0 +1,107 @@
+"""The Buildbot configuration built from the files (no running master)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from buildbot.config.errors import ConfigErrors
+from twisted.python import log
+
+from conftest import write_registry
+from wheelfarm.config import build_config
+from wheelfarm.localfarm import MASTER_CFG
+from wheelfarm.settings import Settings
+
+BIN = Path(sys.executable).parent
+REGISTRY = """\
+  - name: six
+    platforms: [linux-x86_64, windows-amd64]
+  - name: MarkupSafe
+    platforms: [linux-x86_64]
+"""
+WORKERS = """\
+schema: 1
+workers:
+  - name: alice-linux
+    owner: Alice <alice@example.org>
+    platform: linux-x86_64
+    python: ["3.11", "3.12"]
+    max_builds: 2
+  - name: bob-mac
+    owner: Bob <bob@example.org>
+    platform: macos-arm64
+    python: ["3.12"]
+"""
+
+
+@pytest.fixture
+def basedir(tmp_path: Path) -> Path:
+    workers = tmp_path / "workers.yaml"
+    workers.write_text(WORKERS, encoding="utf-8")
+    Settings(
+        basedir=tmp_path,
+        registry=write_registry(tmp_path / "packages.yaml", REGISTRY),
+        workers_files=[workers],
+        secrets_dir=tmp_path / "secrets",
+    ).save()
+    return tmp_path
+
+
+def test_one_builder_per_platform_with_workers(basedir):
+    config = build_config(basedir)
+    builders = {b.name: b for b in config["builders"]}
+    # platforms with a worker get a builder; packages are not builders
+    assert sorted(builders) == ["build-linux-x86_64", "build-macos-arm64"]
+    assert builders["build-linux-x86_64"].workernames == ["alice-linux"]
+    assert builders["build-linux-x86_64"].properties == {"platform": "linux-x86_64"}
+    names = sorted(s.name for s in config["schedulers"])
+    assert names == ["force", "trigger-linux-x86_64", "trigger-macos-arm64"]
+    workers = {w.name: w for w in config["workers"]}
+    assert workers["alice-linux"].max_builds == 2
+
+
+def test_config_loads_without_secrets_and_warns(basedir):
+    messages: list[str] = []
+    log.addObserver(lambda event: messages.append(" ".join(map(str, event.get("message", ())))))
+    config = build_config(basedir)
+    # no secret: a random password, so that worker cannot log in, and a warning
+    passwords = {w.name: w.password for w in config["workers"]}
+    assert passwords["alice-linux"] != passwords["bob-mac"]
+    assert all(isinstance(p, str) and len(p) >= 32 for p in passwords.values())
+    assert any("worker 'alice-linux' cannot log in" in m for m in messages)
+
+
+def test_secret_used_when_present(basedir):
+    secrets = basedir / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "worker-alice-linux").write_text("s3cret\n")
+    (secrets / "worker-alice-linux").chmod(0o600)
+    config = build_config(basedir)
+    alice = next(w for w in config["workers"] if w.name == "alice-linux")
+    assert "secret" in repr(alice.password).lower()  # a Secret renderable, not the text
+    assert "s3cret" not in repr(alice.password)
+
+
+def test_buildbot_checkconfig_accepts_it(basedir):
+    (basedir / "master.cfg").write_text(MASTER_CFG.read_text())
+    done = subprocess.run(
+        [BIN / "buildbot", "checkconfig", basedir], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Config file is good!" in done.stdout
+
+
+def test_bad_registry_is_a_config_error_per_problem(basedir):
+    write_registry(basedir / "packages.yaml", "  - name: six\n    platforms: [amiga]\n")
+    with pytest.raises(ConfigErrors) as info:
+        build_config(basedir)
+    assert [e for e in info.value.errors if "packages.yaml:4: packages[0].platforms[0]" in e]
+
+
+def test_environment_overrides_settings(basedir):
+    settings = Settings.load(basedir, {"WHEELFARM_WWW_PORT": "8123", "WHEELFARM_DB_URL": "x://"})
+    assert settings.www_port == 8123 and settings.db_url == "x://"
+    assert settings.public_url == "http://127.0.0.1:8123/"
