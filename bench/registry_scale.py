@@ -14,6 +14,7 @@ GET /api/v2/builders <= 100 ms.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -45,7 +46,7 @@ def make_registry(names: list[str], seed: int = 1) -> str:
     rnd = random.Random(seed)
     out = ["schema: 1", "packages:"]
     for i, name in enumerate(names):
-        out.append(f"  - name: {name}")
+        out.append(f'  - name: "{name}"')
         if i == 0:
             continue
         deps = set()
@@ -54,7 +55,7 @@ def make_registry(names: list[str], seed: int = 1) -> str:
         for _ in range(rnd.choice([0, 0, 1, 1, 2, 3, 4])):
             deps.add(names[rnd.randrange(i)])
         if deps:
-            out.append(f"    depends: [{', '.join(sorted(deps))}]")
+            out.append(f"    depends: {json.dumps(sorted(deps))}")
     return "\n".join(out) + "\n"
 
 

@@ -32,6 +32,7 @@ packages:
     test:
       requires: [pytest]
       command: [python, -m, pytest, --pyargs, markupsafe]
+      skip_imports: [markupsafe._windows]
     depends: [Six]
     abi: minor
     maintainers: [octocat, a-b]
@@ -69,13 +70,14 @@ def test_full_entry_and_defaults(tmp_path):
         build_env=(("CFLAGS", "-O2"),),
         test_requires=("pytest",),
         test_command=("python", "-m", "pytest", "--pyargs", "markupsafe"),
+        skip_imports=("markupsafe._windows",),
         depends=("six",),
         abi="minor",
         maintainers=("octocat", "a-b"),
         skip=None,
         line=3,
     )
-    assert (six.versions, six.prereleases, six.line) == (None, False, 17)
+    assert (six.versions, six.prereleases, six.line) == (None, False, 18)
     assert six.platforms == tuple(PLATFORMS)
     assert six.pythons == SUPPORTED_PYTHONS
     assert (six.build_requires, six.build_env, six.test_command, six.depends) == ((), (), (), ())
@@ -532,3 +534,17 @@ def test_json_schema_accepts_a_valid_registry_and_refuses_mistakes():
     ):
         assert not validator.is_valid({"schema": 1, "packages": [bad]}), bad
     assert not validator.is_valid({"schema": 2, "packages": []})
+
+
+def test_skip_imports_must_be_module_names(tmp_path):
+    path, found = problems(
+        tmp_path,
+        """\
+        - name: a
+          test:
+            skip_imports: [a.ok, "a/b.py"]
+        """,
+    )
+    assert found == [
+        f"{path}:5: packages[0].test.skip_imports[1]: 'a/b.py' is not a dotted module name"
+    ]

@@ -58,9 +58,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     for package in registry.for_platform(platform.name):
         if python not in package.pythons:
             continue
-        if not args.rebuild and _in_index(farm, package.name, python):
-            print(f"  = {package.name}: already in the index")
-            continue
         for brid in farm.force(
             package.name,
             platforms=[platform.name],
@@ -78,16 +75,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _in_index(farm: LocalFarm, package: str, python: str) -> bool:
-    folder = farm.settings().index_path / package
-    tag = "cp" + python.replace(".", "")
-    return any(tag in w.name or "-py3-" in w.name for w in folder.glob("*.whl"))
-
-
 def _follow(farm: LocalFarm, wanted: dict[int, str]) -> int:
     """Print a line per finished build until all of `wanted` have finished."""
     done: set[int] = set()
-    failed = 0
+    failed = skipped = 0
     try:
         while len(done) < len(wanted):
             builds = farm.api(
@@ -106,6 +97,7 @@ def _follow(farm: LocalFarm, wanted: dict[int, str]) -> int:
                 took = (b["complete_at"] or 0) - (b["started_at"] or 0)
                 status = RESULTS.get(b["results"], str(b["results"]))
                 failed += b["results"] not in (0, 1, 3)
+                skipped += b["results"] == 3
                 print(
                     f"  [{len(done)}/{len(wanted)}] {status:>8}  {props.get('package')} "
                     f"{props.get('version', '?')} py{props.get('python')} "
@@ -117,7 +109,8 @@ def _follow(farm: LocalFarm, wanted: dict[int, str]) -> int:
                 time.sleep(2)
     except KeyboardInterrupt:
         print("\nwheelfarm: stopped following; the farm keeps running")
-    print(f"wheelfarm: {len(done) - failed} built, {failed} failed")
+    built = len(done) - failed - skipped
+    print(f"wheelfarm: {built} built, {skipped} already built, {failed} failed")
     return failed
 
 
@@ -132,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "check":
         return check.main(argv[1:])
+    if argv and argv[0] == "plan":
+        from . import plan  # only this subcommand needs the graph code
+
+        return plan.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="wheelfarm", description="a community build farm for PyPI"
     )

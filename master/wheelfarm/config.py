@@ -14,6 +14,7 @@ from buildbot.config.errors import ConfigErrors
 from buildbot.plugins import secrets, util, worker
 from twisted.python import log
 
+from .index import Index, IndexService
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .registry import Registry, load_registry
@@ -52,7 +53,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             "port": _endpoint(settings.www_port, settings.www_interface),
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
         },
-        "services": [],
+        "services": [IndexService(name="wheelfarm-index", index_dir=str(settings.index_path))],
     }
 
 
@@ -92,13 +93,22 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
         entry.name,
         password,
         max_builds=entry.max_builds,
-        properties={"platform": entry.platform, "pythons": list(entry.pythons)},
+        properties=_worker_properties(entry),
     )
+
+
+def _worker_properties(entry: WorkerEntry) -> dict:
+    props = {"platform": entry.platform, "pythons": list(entry.pythons)}
+    if entry.container:
+        props["container_engine"] = entry.container  # build and repair in manylinux images
+    return props
 
 
 def _builders(registry: Registry, entries: list[WorkerEntry], settings: Settings) -> list:
     """One real builder per platform that has workers; packages are properties."""
-    factory = build_factory(settings.pypi_url, settings.index_path)
+    factory = build_factory(
+        settings.pypi_url, Index(settings.index_path), f"{settings.public_url}simple/"
+    )
     offers = {e.name: set(e.pythons) for e in entries}
 
     def worker_offers_python(builder, wfb, request) -> bool:

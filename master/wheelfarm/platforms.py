@@ -25,9 +25,17 @@ class Platform:
     repair: str | None  # repair tool: auditwheel, delocate, delvewheel
     python_launcher: tuple[str, ...]  # argv prefix that starts Python {py}
     manylinux_image: str | None = None  # container used where an engine exists
+    # The farm's toolchain generation here: wheels from an older one are rebuilt
+    # (a toolchain rollout bumps it).
+    toolchain: str = "2026.11"
 
     def python_argv(self, version: str) -> list[str]:
         return [part.format(py=version) for part in self.python_launcher]
+
+    @property
+    def toolchain_key(self) -> str:
+        """Wheels with the same key are interchangeable: no need to build twice."""
+        return f"{self.policy}/{self.toolchain}"
 
     @property
     def builder_name(self) -> str:

@@ -55,7 +55,7 @@ KEYS = (
     "skip",
 )
 BUILD_KEYS = ("requires", "env")
-TEST_KEYS = ("requires", "command")
+TEST_KEYS = ("requires", "command", "skip_imports")
 ABI_KINDS = ("major", "minor", "every-release", "none")
 # Names end up in paths, URLs and build commands; refuse anything a shell would interpret.
 SHELL_METACHARACTERS = frozenset(" \t\n;&|$`<>()[]{}*?!~#'\"\\")
@@ -77,6 +77,7 @@ class Package:
     build_env: tuple[tuple[str, str], ...]
     test_requires: tuple[str, ...]
     test_command: tuple[str, ...]  # empty: only check that the package imports
+    skip_imports: tuple[str, ...]  # modules (or packages) the import check leaves out
     depends: tuple[str, ...]  # normalised names
     abi: str | None
     maintainers: tuple[str, ...]
@@ -169,6 +170,7 @@ def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) 
         build_env=build_key("env", _read_env, (), fields=fields),
         test_requires=test_key("requires", strings, (), check=_requirement_error),
         test_command=test_key("command", _read_command, (), fields=fields),
+        skip_imports=test_key("skip_imports", strings, (), check=_module_error),
         depends=tuple(canonicalize_name(d) for d in depends),
         abi=key("abi", string, None, check=_abi_error),
         maintainers=key("maintainers", strings, (), check=_handle_error),
@@ -240,6 +242,12 @@ def _requirement_error(text: str) -> str | None:
     except InvalidRequirement as e:
         return f"{text!r} is not a valid PEP 508 requirement: {str(e).splitlines()[0]}"
     return None
+
+
+def _module_error(name: str) -> str | None:
+    if all(part.isidentifier() for part in name.split(".")):
+        return None
+    return f"{name!r} is not a dotted module name"
 
 
 def _abi_error(value: str) -> str | None:
@@ -317,6 +325,11 @@ def json_schema() -> dict[str, Any]:
                     "requires": requirements,
                     "command": strings(
                         {}, "The test command as a list of arguments (no shell).", minItems=1
+                    ),
+                    "skip_imports": strings(
+                        {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"},
+                        "Modules (or packages) the import check leaves out, e.g. other"
+                        " platforms' modules.",
                     ),
                 },
             },

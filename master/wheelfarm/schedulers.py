@@ -15,6 +15,7 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from packaging.utils import canonicalize_name
 from twisted.internet import defer
 
+from .platforms import PLATFORMS
 from .registry import Package, Registry
 
 # Requests are the same work only when all of these match (see collapse_same_target).
@@ -42,6 +43,8 @@ def request_properties(
         "build_env": dict(package.build_env),
         "test_requires": list(package.test_requires),
         "test_command": list(package.test_command),
+        "skip_imports": list(package.skip_imports),
+        "toolchain_key": PLATFORMS[platform].toolchain_key,
         "cause": cause,
         "rebuild": rebuild,
     }

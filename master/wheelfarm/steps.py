@@ -1,31 +1,39 @@
 """The build of one (package, version, platform, Python), as Buildbot steps.
 
 Every builder of the farm runs the same factory; what it builds comes from the
-build's properties (package, version_spec, python, platform), so the registry
-can grow without adding builders. Worker-side steps run `farmtool.py` (copied
-into each build) with argument lists, never a shell line.
+build's properties (package, version_spec, python, platform, ...), so the
+registry can grow without adding builders. Worker-side steps run `farmtool.py`
+(copied into each build) with argument lists, never a shell line.
+
+    resolve (master) -> fetch -> build -> repair -> check -> test -> upload
+    -> metadata (master) -> publish (master)
+
+A build whose wheel is already in the index (same sdist sha256 and toolchain
+key) stops after `resolve` and shows as skipped; `rebuild` forces it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from buildbot.plugins import steps, util
 from buildbot.process import build, buildstep, logobserver
-from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from twisted.internet import defer, threads
 
+from .index import Index, IndexConflict, InvalidWheel, read_metadata
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
 
 FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
-DIST_DIR = "dist"
+BUILT_DIR = "dist/built"
+REPAIRED_DIR = "dist/repaired"
 
 
 class PackageBuild(build.Build):
@@ -51,38 +59,90 @@ def python_argv(props) -> list[str]:
     return PLATFORMS[props.getProperty("platform")].python_argv(props.getProperty("python"))
 
 
-class FarmCommand(steps.ShellCommand):
-    """A farmtool command whose failure summary is its last `error: ...` line."""
+def _repeat(option: str, prop: str):
+    """`--option value` for each value of a list property."""
+
+    @util.renderer
+    def render(props) -> list[str]:
+        return [arg for value in props.getProperty(prop) or [] for arg in (option, value)]
+
+    return render
+
+
+@util.renderer
+def _container_args(props) -> list[str]:
+    engine = props.getProperty("container_engine")
+    image = PLATFORMS[props.getProperty("platform")].manylinux_image
+    return ["--container-engine", engine, "--image", image] if engine and image else []
+
+
+@util.renderer
+def _platform_args(props) -> list[str]:
+    platform = PLATFORMS[props.getProperty("platform")]
+    return ["--tool", platform.repair or "none", "--policy", platform.policy]
+
+
+@util.renderer
+def _test_command(props) -> list[str]:
+    command = props.getProperty("test_command") or []
+    return ["--", *command] if command else []
+
+
+def not_already_built(step) -> bool:
+    return not step.getProperty("already_built")
+
+
+class OneLineReason:
+    """Steps whose failure summary is one precise line (the build's summary too)."""
+
+    reason: str | None = None
+
+    def getResultSummary(self):
+        if self.results not in (SUCCESS, SKIPPED) and self.reason:
+            return {"step": self.reason, "build": self.reason}
+        return super().getResultSummary()
+
+
+class FarmCommand(OneLineReason, steps.ShellCommand):
+    """A farmtool subcommand on the worker; its last `error: ...` line is the reason."""
 
     def __init__(self, subcommand: str, args: list, **kwargs):
         kwargs.setdefault("name", subcommand)
         kwargs.setdefault("haltOnFailure", True)
+        kwargs.setdefault("doStepIf", not_already_built)
+        kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
         super().__init__(command=[python_argv, "farmtool.py", subcommand, *args], **kwargs)
-        self.error_line: str | None = None
         self.addLogObserver("stdio", logobserver.LineConsumerLogObserver(self._lines))
 
     def _lines(self):
         while True:
             _, line = yield
             if line.startswith("error: "):
-                self.error_line = line[len("error: ") :].strip()
-
-    def getResultSummary(self):
-        if self.results != SUCCESS and self.error_line:
-            return {"step": self.error_line, "build": self.error_line}
-        return super().getResultSummary()
+                self.reason = line[len("error: ") :].strip()
+            elif line.startswith("toolchain: "):
+                self.setProperty("toolchain", json.loads(line[len("toolchain: ") :]), "farmtool")
 
 
-class ResolveSdist(buildstep.BuildStep):
-    """On the master: pick the newest sdist the version spec admits, with PyPI's sha256."""
+class MasterStep(OneLineReason, buildstep.BuildStep):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    def fail(self, reason: str) -> int:
+        self.reason = reason
+        return FAILURE
+
+
+class ResolveSdist(MasterStep):
+    """Pick the newest sdist the version spec admits, with the sha256 PyPI publishes,
+    and stop here if the index already has that wheel."""
 
     name = "resolve"
 
-    def __init__(self, index_url: str, **kwargs):
-        kwargs.setdefault("haltOnFailure", True)
+    def __init__(self, pypi_url: str, index: Index, **kwargs):
         super().__init__(**kwargs)
-        self.index_url = index_url
-        self.reason: str | None = None
+        self.pypi_url = pypi_url
+        self.index = index
 
     @defer.inlineCallbacks
     def run(self):
@@ -91,32 +151,41 @@ class ResolveSdist(buildstep.BuildStep):
         try:
             spec = _version_spec(raw_spec)
         except InvalidSpecifier:
-            return self._fail(f"version {raw_spec!r} is neither a version nor a specifier")
+            return self.fail(f"version {raw_spec!r} is neither a version nor a specifier")
         try:
             sdist = yield threads.deferToThread(
-                resolve_sdist,
-                self.index_url,
-                package,
-                spec,
-                bool(self.getProperty("prereleases")),
+                resolve_sdist, self.pypi_url, package, spec, bool(self.getProperty("prereleases"))
             )
         except ResolveError as e:
-            return self._fail(str(e))
+            return self.fail(str(e))
         for key in ("version", "filename", "url", "sha256"):
             prop = key if key == "version" else f"sdist_{key}"
             self.setProperty(prop, getattr(sdist, key), "resolve")
         log = yield self.addLog("resolved")
         yield log.addStdout(json.dumps(sdist.__dict__, indent=2) + "\n")
         self.descriptionDone = [f"{package} {sdist.version}"]
-        return SUCCESS
-
-    def _fail(self, reason: str):
-        self.reason = reason
-        return FAILURE
+        if self.getProperty("rebuild"):
+            return SUCCESS
+        built = yield threads.deferToThread(
+            self.index.find,
+            package,
+            version=sdist.version,
+            python=self.getProperty("python"),
+            platform=self.getProperty("platform"),
+            sdist_sha256=sdist.sha256,
+            toolchain_key=self.getProperty("toolchain_key"),
+        )
+        if not built:
+            return SUCCESS
+        # Nothing to do: the rest of the build is skipped, and so is the build.
+        self.setProperty("already_built", built[0]["filename"], "resolve")
+        self.descriptionDone = [f"already built: {built[0]['filename']}"]
+        self.build.results = SKIPPED
+        return SKIPPED
 
     def getResultSummary(self):
-        if self.reason:
-            return {"step": self.reason, "build": self.reason}
+        if self.results == SKIPPED:
+            return {"step": self.descriptionDone[0], "build": self.descriptionDone[0]}
         return super().getResultSummary()
 
 
@@ -130,114 +199,162 @@ def _version_spec(raw: str) -> SpecifierSet | None:
     return SpecifierSet(raw)
 
 
-class PublishWheels(buildstep.BuildStep):
-    """On the master: move the uploaded wheels into the farm's index.
+def incoming_dir(props, index: Index) -> str:
+    """Where this build's upload lands before it is checked: unique per build."""
+    return str(index.root / ".incoming" / str(props.getBuild().buildid))
 
-    Names are checked (no path separators, must parse as a wheel of this
-    package); a file already in the index is never replaced by other bytes.
-    """
 
-    name = "publish"
+def _incoming_wheels(step, index: Index) -> list[Path]:
+    folder = Path(incoming_dir(step.build.getProperties(), index))
+    return sorted(folder.glob("*.whl")) if folder.is_dir() else []
 
-    def __init__(self, index_dir: Path, **kwargs):
-        kwargs.setdefault("haltOnFailure", True)
+
+class CheckMetadata(MasterStep):
+    """The wheel's metadata parses with `packaging`, and names the sdist's project and version."""
+
+    name = "metadata"
+
+    def __init__(self, index: Index, **kwargs):
+        kwargs.setdefault("doStepIf", not_already_built)
         super().__init__(**kwargs)
-        self.index_dir = Path(index_dir)
-        self.reason: str | None = None
+        self.index = index
 
     @defer.inlineCallbacks
     def run(self):
-        incoming = Path(incoming_dir(self.build.getProperties(), self.index_dir))
-        package = canonicalize_name(self.getProperty("package"))
+        wheels = _incoming_wheels(self, self.index)
+        if len(wheels) != 1:
+            return self.fail(f"metadata check failed: expected one wheel, got {len(wheels)}")
         try:
-            published = yield threads.deferToThread(self._publish, incoming, package)
-        finally:
-            yield threads.deferToThread(shutil.rmtree, incoming, True)
-        if self.reason:
-            return FAILURE
-        log = yield self.addLog("published")
-        yield log.addStdout("".join(f"{name}\n" for name in published))
-        self.descriptionDone = [f"published {len(published)} wheel(s)"]
+            _, meta = yield threads.deferToThread(read_metadata, wheels[0])
+        except InvalidWheel as e:
+            return self.fail(f"metadata check failed: {e}")
+        want_name = canonicalize_name(self.getProperty("package"))
+        want_version = Version(self.getProperty("version"))
+        if canonicalize_name(meta.name) != want_name or meta.version != want_version:
+            return self.fail(
+                f"metadata check failed: wheel says {meta.name} {meta.version}, "
+                f"sdist is {want_name} {want_version}"
+            )
+        self.descriptionDone = [f"metadata: {meta.name} {meta.version}"]
         return SUCCESS
 
-    def _publish(self, incoming: Path, package: str) -> list[str]:
-        names = sorted(p.name for p in incoming.iterdir()) if incoming.is_dir() else []
-        wheels = [n for n in names if n.endswith(".whl")]
-        if not wheels:
-            self.reason = "publish failed: the build uploaded no wheel"
-            return []
-        for name in wheels:
-            try:
-                wheel_name = parse_wheel_filename(name)[0]
-            except InvalidWheelFilename:
-                self.reason = f"publish refused: {name!r} is not a valid wheel file name"
-                return []
-            if os.sep in name or wheel_name != package:
-                self.reason = f"publish refused: {name!r} is not a wheel of {package}"
-                return []
-        target = self.index_dir / package
-        target.mkdir(parents=True, exist_ok=True)
-        for name in wheels:
-            dest = target / name
-            if dest.exists():
-                if dest.read_bytes() != (incoming / name).read_bytes():
-                    self.reason = (
-                        f"publish refused: {name} is already in the index with other bytes"
-                    )
-                    return []
-                continue
-            # same filesystem: the rename is atomic, so the index never holds half a file
-            os.replace(incoming / name, dest)
-        return wheels
 
-    def getResultSummary(self):
-        if self.reason:
-            return {"step": self.reason, "build": self.reason}
-        return super().getResultSummary()
+class PublishWheel(MasterStep):
+    """Add the checked wheel to the farm's index, with its build record."""
 
+    name = "publish"
 
-def incoming_dir(props, index_dir: Path) -> str:
-    """Where this build's upload lands before it is checked: unique per build."""
-    return str(Path(index_dir) / ".incoming" / str(props.getBuild().buildid))
+    def __init__(self, index: Index, **kwargs):
+        kwargs.setdefault("doStepIf", not_already_built)
+        super().__init__(**kwargs)
+        self.index = index
+
+    @defer.inlineCallbacks
+    def run(self):
+        wheels = _incoming_wheels(self, self.index)
+        url = yield self.build.getUrl()
+        record = {
+            "sdist_sha256": self.getProperty("sdist_sha256"),
+            "sdist_filename": self.getProperty("sdist_filename"),
+            "worker": self.build.workername,
+            "platform": self.getProperty("platform"),
+            "python": self.getProperty("python"),
+            "toolchain": self.getProperty("toolchain") or {},
+            "toolchain_key": self.getProperty("toolchain_key"),
+            "build_url": url,
+            "cause": self.getProperty("cause"),
+        }
+        try:
+            if len(wheels) != 1:
+                return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
+            result = yield threads.deferToThread(self.index.add, wheels[0], record)
+        except (IndexConflict, ValueError) as e:
+            return self.fail(f"publish refused: {e}")
+        self.setProperty("wheel", wheels[0].name, "publish")
+        log = yield self.addLog("record")
+        yield log.addStdout(json.dumps(record, indent=2) + "\n")
+        self.descriptionDone = [f"published {wheels[0].name} ({result})"]
+        return SUCCESS
 
 
-def build_factory(index_url: str, index_dir: Path) -> util.BuildFactory:
+class RemoveIncoming(buildstep.BuildStep):
+    """Whatever happened, the build's upload folder goes: half-made files never stay."""
+
+    name = "cleanup"
+    alwaysRun = True
+    hideStepIf = True
+
+    def __init__(self, index: Index, **kwargs):
+        # a no-op build uploaded nothing, and must stay "skipped"
+        kwargs.setdefault("doStepIf", not_already_built)
+        super().__init__(**kwargs)
+        self.index = index
+
+    @defer.inlineCallbacks
+    def run(self):
+        folder = incoming_dir(self.build.getProperties(), self.index)
+        yield threads.deferToThread(shutil.rmtree, folder, True)
+        return SUCCESS
+
+
+def build_factory(pypi_url: str, index: Index, farm_index_url: str) -> util.BuildFactory:
+    pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
     factory.buildClass = PackageBuild
     factory.addSteps(
         [
-            ResolveSdist(index_url=index_url),
+            ResolveSdist(pypi_url=pypi_url, index=index),
             steps.FileDownload(
                 name="farmtool",
                 mastersrc=str(FARMTOOL),
                 workerdest="farmtool.py",
-                hideStepIf=lambda results, step: results == SUCCESS,
+                doStepIf=not_already_built,
+                hideStepIf=lambda results, step: True,
             ),
             FarmCommand(
                 "fetch",
                 [
-                    "--url",
-                    util.Property("sdist_url"),
-                    "--sha256",
-                    util.Property("sdist_sha256"),
-                    "--filename",
-                    util.Property("sdist_filename"),
-                    "--dest",
-                    SDIST_DIR,
+                    *("--url", util.Property("sdist_url")),
+                    *("--sha256", util.Property("sdist_sha256")),
+                    *("--filename", util.Property("sdist_filename")),
+                    *("--dest", SDIST_DIR),
                 ],
             ),
             FarmCommand(
                 "build",
-                ["--sdist-dir", SDIST_DIR, "--out", DIST_DIR],
+                [
+                    *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
+                    _repeat("--requires", "build_requires"),
+                    _container_args,
+                ],
                 env=util.Property("build_env", default={}),
+            ),
+            FarmCommand(
+                "repair",
+                [_platform_args, "--in", BUILT_DIR, "--out", REPAIRED_DIR, _container_args],
+            ),
+            FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, _platform_args]),
+            FarmCommand(
+                "test",
+                [
+                    *("--wheel-dir", REPAIRED_DIR),
+                    *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
+                    _repeat("--requires", "test_requires"),
+                    _repeat("--skip-import", "skip_imports"),
+                    _test_command,
+                ],
             ),
             steps.DirectoryUpload(
                 name="upload",
-                workersrc=DIST_DIR,
-                masterdest=util.renderer(lambda props: incoming_dir(props, index_dir)),
+                workersrc=REPAIRED_DIR,
+                masterdest=util.renderer(lambda props: incoming_dir(props, index)),
                 haltOnFailure=True,
+                doStepIf=not_already_built,
+                hideStepIf=lambda results, step: results == SKIPPED,
             ),
-            PublishWheels(index_dir=index_dir),
+            CheckMetadata(index=index),
+            PublishWheel(index=index),
+            RemoveIncoming(index=index),
         ]
     )
     return factory

@@ -17,7 +17,9 @@ from . import safeyaml
 from .fields import Fields, unknown_platform, unsupported_python
 from .problems import FieldPath
 
-KEYS = ("name", "owner", "platform", "python", "max_builds", "tags")
+KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container")
+# Linux workers with one of these build in the platform's manylinux image.
+CONTAINER_ENGINES = ("docker", "podman")
 # The name is also a secret name and a directory name, so keep it plain.
 WORKER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
@@ -33,6 +35,7 @@ class WorkerEntry:
     max_builds: int
     tags: tuple[str, ...]
     line: int  # of the entry in the file
+    container: str | None = None  # docker or podman: build inside manylinux images
 
 
 def password_secret_name(name: str) -> str:
@@ -73,6 +76,7 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         max_builds=key("max_builds", _read_max_builds, 1, fields=fields),
         tags=key("tags", fields.strings, (), check=_tag_error),
         line=fields.doc.line(path),
+        container=key("container", string, None, check=_container_error),
     )
     return worker if worker.name else None
 
@@ -96,6 +100,12 @@ def _name_error(name: str) -> str | None:
 
 def _owner_error(owner: str) -> str | None:
     return None if EMAIL.search(owner) else f"{owner!r} has no email address to contact"
+
+
+def _container_error(engine: str) -> str | None:
+    if engine in CONTAINER_ENGINES:
+        return None
+    return f"unknown container engine {engine!r} (one of: {', '.join(CONTAINER_ENGINES)})"
 
 
 def _tag_error(tag: str) -> str | None:

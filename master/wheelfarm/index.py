@@ -1,0 +1,656 @@
+"""The farm's own package index: wheels on disk, served as a PEP 503/691 simple index.
+
+On disk, under the index root::
+
+    <project>/<wheel>              the wheel (project: the normalised name)
+    <project>/<wheel>.metadata     its *.dist-info/METADATA (PEP 658/714)
+    <project>/<wheel>.json         its build record
+    .staging/  .lock               (dot names are never projects)
+
+A wheel is only ever added, never replaced: the same bytes again are a no-op,
+other bytes under the same name are refused. A wheel appears last, after its
+metadata and record, so a reader never sees one without the other two.
+
+Served by the master's web server (same port as the UI), see `IndexService`::
+
+    /simple/                            projects (HTML or JSON, PEP 691 negotiation)
+    /simple/<project>/                  its files; other spellings redirect here (301)
+    /simple/<project>/<wheel>           the wheel; also <wheel>.metadata and <wheel>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import hashlib
+import html
+import json
+import os
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+from urllib.parse import quote
+
+from buildbot import config
+from buildbot.util.service import BuildbotService
+from packaging.metadata import Metadata
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import (
+    NormalizedName,
+    canonicalize_name,
+    is_normalized_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+from twisted.internet import defer
+from twisted.python import log
+from twisted.web import resource, server, static
+
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock alone (one master process per index)
+    fcntl = None  # type: ignore[assignment]
+
+MAX_METADATA = 16 << 20  # a METADATA bigger than this is a zip bomb, not a package
+CHUNK = 1 << 20
+PUBLIC = 0o644  # mkstemp makes files private; a package index is public
+
+
+class IndexConflict(Exception):
+    """A different file already has this name in the index."""
+
+
+class InvalidWheel(ValueError):
+    """The file is not a wheel the index accepts (name, zip or metadata)."""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    status: Literal["added", "exists"]
+    record: dict[str, Any]
+
+    def __str__(self) -> str:
+        return self.status
+
+
+class Index:
+    """Wheels, their metadata and build records in a folder; safe to share between threads."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._add_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        # project -> (its wheel names, their records): files are never replaced, so
+        # the listing alone says whether the cache is current (mtimes are too coarse)
+        self._cache: dict[str, tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
+
+    # -- reading
+
+    def projects(self) -> list[str]:
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(e.name for e in entries if is_normalized_name(e.name) and e.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def has_project(self, project: str) -> bool:
+        return self.wheel_names(project) is not None
+
+    def wheel_names(self, project: str) -> tuple[str, ...] | None:
+        """The project's wheel files, or None for a project the index does not have."""
+        name = canonicalize_name(project)
+        if not is_normalized_name(name):  # e.g. "..": never a path
+            return None
+        try:
+            with os.scandir(self.root / name) as entries:
+                return tuple(
+                    sorted(e.name for e in entries if e.name.endswith(".whl") and e.name[0] != ".")
+                )
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def records(self, project: str) -> list[dict[str, Any]]:
+        """Build records of the project's wheels, oldest version first (copies)."""
+        return copy.deepcopy(self.cached_records(project))
+
+    def cached_records(self, project: str) -> list[dict[str, Any]]:
+        """Like `records`, but shared with the cache: read, never change."""
+        name = canonicalize_name(project)
+        names = self.wheel_names(name)
+        if not names:
+            return []
+        with self._cache_lock:
+            cached = self._cache.get(name)
+        if cached and cached[0] == names:
+            return cached[1]
+        found = [r for r in (self._read_record(name, n) for n in names) if r is not None]
+        found.sort(key=lambda r: (Version(r["version"]), r["filename"]))
+        with self._cache_lock:
+            self._cache[name] = (names, found)
+        return found
+
+    def _read_record(self, project: str, filename: str) -> dict[str, Any] | None:
+        # A wheel without a readable record was not put there by `add`: not served.
+        try:
+            record = json.loads((self.root / project / f"{filename}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("filename") == filename else None
+
+    def find(
+        self,
+        project: str,
+        version: str | None = None,
+        python: str | None = None,
+        platform: str | None = None,
+        sdist_sha256: str | None = None,
+        toolchain_key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Records of wheels that match every filter given (None: any).
+
+        python "X.Y": the wheel's tags install on CPython X.Y. platform: the farm
+        platform in the record; a wheel tagged for `any` platform matches every one.
+        """
+        want = Version(version) if version is not None else None
+        found = []
+        for record in self.records(project):
+            tags = parse_wheel_filename(record["filename"])[3]
+            if want is not None and Version(record["version"]) != want:
+                continue
+            if sdist_sha256 is not None and record.get("sdist_sha256") != sdist_sha256:
+                continue
+            if toolchain_key is not None and record.get("toolchain_key") != toolchain_key:
+                continue
+            if platform is not None and record.get("platform") != platform:
+                if any(t.platform != "any" for t in tags):
+                    continue
+            if python is not None and not installable_on(tags, python):
+                continue
+            found.append(record)
+        return found
+
+    # -- adding
+
+    def add(self, wheel_path: Path, record: dict[str, Any]) -> AddResult:
+        """Add a wheel with its build record; raises InvalidWheel or IndexConflict."""
+        wheel_path = Path(wheel_path)
+        filename = wheel_path.name
+        name, version, build, tags = parse_filename(filename)
+        staging = self.root / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        # Checked and hashed from our own copy, so what we store is what we checked.
+        fd, tmp = tempfile.mkstemp(dir=staging, suffix=".whl")
+        os.chmod(tmp, PUBLIC)
+        staged = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as out, wheel_path.open("rb") as src:
+                digest, size = _copy_hashing(src, out)
+                out.flush()
+                os.fsync(out.fileno())
+            metadata_bytes, meta = read_metadata(staged, filename)
+            if canonicalize_name(meta.name) != name or meta.version != version:
+                raise InvalidWheel(
+                    f"{filename}: METADATA says {meta.name} {meta.version}, "
+                    f"the file name says {name} {version}"
+                )
+            full = {
+                **record,
+                "filename": filename,
+                "project": name,
+                "version": str(version),
+                "sha256": digest,
+                "size": size,
+                "requires_python": str(meta.requires_python) if meta.requires_python else None,
+                "metadata_sha256": hashlib.sha256(metadata_bytes).hexdigest(),
+                "added_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
+            with self._locked():
+                return self._publish(staged, full, metadata_bytes, (version, build, tags))
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _publish(
+        self, staged: Path, record: dict[str, Any], metadata: bytes, key: tuple
+    ) -> AddResult:
+        filename, project = record["filename"], record["project"]
+        folder = self.root / project
+        dest = folder / filename
+        if dest.exists():
+            return self._same_or_conflict(dest, record["sha256"])
+        for other in self.cached_records(project):  # same wheel, other spelling of its name
+            if parse_filename(other["filename"])[1:] == key:
+                raise IndexConflict(
+                    f"{filename}: the index has this wheel already as {other['filename']}"
+                )
+        if not folder.is_dir():
+            folder.mkdir()
+            _fsync_dir(self.root)
+        # metadata and record first: the wheel's appearance publishes all three
+        staging = staged.parent
+        _write_atomic(folder / f"{filename}.metadata", metadata, staging)
+        # default=str: a property of an odd type must not fail the publish
+        body = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+        _write_atomic(folder / f"{filename}.json", body.encode(), staging)
+        try:
+            os.link(staged, dest)  # unlike rename, never replaces an existing file
+        except FileExistsError:
+            return self._same_or_conflict(dest, record["sha256"])
+        _fsync_dir(folder)
+        return AddResult("added", json.loads(body))  # as `records` will read it
+
+    def _same_or_conflict(self, dest: Path, digest: str) -> AddResult:
+        with dest.open("rb") as f:
+            have = hashlib.file_digest(f, "sha256").hexdigest()
+        if have != digest:
+            raise IndexConflict(
+                f"{dest.name} is in the index with sha256 {have}; refusing other bytes "
+                f"with sha256 {digest}: a published file is never replaced"
+            )
+        record = self._read_record(dest.parent.name, dest.name) or {}
+        return AddResult("exists", record)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # threads of this process, then other processes (a CLI next to the master)
+        with self._add_lock, (self.root / ".lock").open("a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version, tuple, frozenset[Tag]]:
+    """A wheel file name's parts; InvalidWheel for anything that is not one."""
+    if "/" in filename or "\\" in filename or "\0" in filename or filename.startswith("."):
+        raise InvalidWheel(f"{filename!r} is not a file name")
+    try:
+        return parse_wheel_filename(filename)
+    except ValueError as e:  # InvalidWheelFilename and InvalidVersion are ValueErrors
+        raise InvalidWheel(f"{filename!r} is not a wheel file name: {e}") from e
+
+
+def read_metadata(wheel: Path, filename: str | None = None) -> tuple[bytes, Metadata]:
+    """The wheel's METADATA bytes, parsed and validated by `packaging`."""
+    filename = filename or wheel.name
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            found = [
+                i
+                for i in zf.infolist()
+                if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/METADATA")
+            ]
+            if len(found) != 1:
+                raise InvalidWheel(f"{filename}: {len(found)} *.dist-info/METADATA files")
+            if found[0].file_size > MAX_METADATA:
+                raise InvalidWheel(f"{filename}: METADATA is {found[0].file_size} bytes")
+            data = zf.read(found[0])
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise InvalidWheel(f"{filename}: not a readable zip file: {e}") from e
+    try:
+        return data, Metadata.from_email(data, validate=True)
+    except ExceptionGroup as e:
+        problems = [str(x) for x in e.exceptions]
+        # Older setuptools wrote License-File under Metadata-Version 2.1
+        # (pypa/setuptools#4759): a field newer than the declared version is
+        # harmless to installers, so such a wheel is accepted; anything else is not.
+        if all("introduced in metadata version" in p for p in problems):
+            return data, Metadata.from_email(data, validate=False)
+        raise InvalidWheel(f"{filename}: invalid METADATA: {'; '.join(problems)}") from e
+    except ValueError as e:
+        raise InvalidWheel(f"{filename}: invalid METADATA: {e}") from e
+
+
+def installable_on(tags: Iterable[Tag], python: str) -> bool:
+    """Whether a wheel with these tags installs on CPython `python` ("3.11"), any platform."""
+    tags = frozenset(tags)
+    major, minor = Version(python).release[:2]
+    interpreter = f"cp{major}{minor}"
+    platforms = {t.platform for t in tags}
+    accepted = set(cpython_tags((major, minor), abis=[interpreter], platforms=platforms))
+    accepted.update(compatible_tags((major, minor), interpreter, platforms=platforms))
+    return not accepted.isdisjoint(tags)
+
+
+def _copy_hashing(src: BinaryIO, out: BinaryIO) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := src.read(CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _write_atomic(path: Path, data: bytes, tmpdir: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=tmpdir)
+    os.chmod(tmp, PUBLIC)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not on every platform
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- serving (PEP 503, 629, 658, 691, 700, 714)
+
+JSON = "application/vnd.pypi.simple.v1+json"
+V1_HTML = "application/vnd.pypi.simple.v1+html"
+TEXT_HTML = "text/html"
+API_VERSION = "1.1"
+# Tie order: the most widely understood first, so `*/*` (curl, browsers) gets text/html.
+OFFERS = (TEXT_HTML, V1_HTML, JSON)
+ALIASES = {
+    "application/vnd.pypi.simple.latest+json": JSON,
+    "application/vnd.pypi.simple.latest+html": V1_HTML,
+}
+SIDE_FILES = {".metadata": "text/plain; charset=utf-8", ".json": "application/json"}
+CONTENT_TYPES = {
+    JSON: JSON,
+    V1_HTML: f"{V1_HTML}; charset=utf-8",
+    TEXT_HTML: "text/html; charset=utf-8",
+}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The format to answer with (PEP 691), or None when nothing acceptable is on offer.
+
+    An offer's quality comes from the most specific range that matches it (RFC 9110);
+    the best quality wins, then the more specific match, then the earlier range.
+    """
+    if accept is None or not accept.strip():
+        return TEXT_HTML
+    ranges = []
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        ranges.append((ALIASES.get(media, media), quality, position))
+    best, best_key = None, None
+    for rank, offer in enumerate(OFFERS):
+        specificity_of = {offer: 2, f"{offer.split('/')[0]}/*": 1, "*/*": 0}
+        matches = [(specificity_of[m], q, pos) for m, q, pos in ranges if m in specificity_of]
+        if not matches:
+            continue
+        specificity, quality, position = max(matches, key=lambda m: (m[0], -m[2]))
+        key = (quality, specificity, -position, -rank)
+        if quality > 0 and (best_key is None or key > best_key):
+            best, best_key = offer, key
+    return best
+
+
+class SimpleIndexResource(resource.Resource):
+    """/simple/ and everything under it, for an `Index`; read-only (GET and HEAD)."""
+
+    isLeaf = True
+
+    def __init__(self, index: Index) -> None:
+        super().__init__()
+        self.index = index
+        self._listing: tuple[tuple[str, ...], dict[str, bytes]] = ((), {})
+
+    def render_GET(self, request: server.Request) -> bytes | int:
+        try:
+            path = [p.decode("utf-8") for p in request.postpath]
+        except UnicodeDecodeError:
+            return _not_found(request)
+        base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath) + "/"
+        if not path:
+            return _redirect(request, base)
+        if path == [""]:
+            return self._project_list(request)
+        project = canonicalize_name(path[0])
+        if not self.index.has_project(project):
+            return _not_found(request)
+        if len(path) == 1 or (path[1] == "" and path[0] != project):
+            return _redirect(request, f"{base}{project}/")
+        if len(path) == 2 and path[1] == "":
+            return self._project_page(request, project)
+        if len(path) == 2 and path[0] == project:
+            return self._file(request, project, path[1])
+        return _not_found(request)
+
+    def _negotiated(self, request: server.Request) -> str | None:
+        request.setHeader(b"vary", b"Accept")
+        accept = request.getHeader(b"accept")
+        chosen = negotiate(accept.decode("latin-1") if accept is not None else None)
+        if chosen is None:
+            request.setResponseCode(406)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        else:
+            request.setHeader(b"content-type", CONTENT_TYPES[chosen].encode())
+            # pages change with every build; files never do
+            request.setHeader(b"cache-control", b"no-cache")
+        return chosen
+
+    def _project_list(self, request: server.Request) -> bytes:
+        chosen = self._negotiated(request)
+        if chosen is None:
+            return _not_acceptable()
+        names = tuple(self.index.projects())
+        listing, pages = self._listing
+        if listing != names:  # 15,000 projects: render each format once per change
+            pages = {}
+            self._listing = (names, pages)
+        if chosen not in pages:
+            if chosen == JSON:
+                body = {
+                    "meta": {"api-version": API_VERSION},
+                    "projects": [{"name": n} for n in names],
+                }
+                pages[chosen] = _json(body)
+            else:
+                links = [f'<a href="{quote(n)}/">{html.escape(n)}</a>' for n in names]
+                pages[chosen] = _html("Simple index", links)
+        return pages[chosen]
+
+    def _project_page(self, request: server.Request, project: str) -> bytes:
+        chosen = self._negotiated(request)
+        if chosen is None:
+            return _not_acceptable()
+        records = self.index.cached_records(project)
+        if chosen == JSON:
+            return _json(
+                {
+                    "meta": {"api-version": API_VERSION},
+                    "name": project,
+                    "versions": sorted({r["version"] for r in records}, key=Version),
+                    "files": [_json_file(r) for r in records],
+                }
+            )
+        return _html(f"Links for {project}", [_html_link(r) for r in records])
+
+    def _file(self, request: server.Request, project: str, name: str) -> bytes | int:
+        wheel, kind = name, "application/octet-stream"
+        for suffix, content_type in SIDE_FILES.items():
+            if name.endswith(suffix):
+                wheel, kind = name[: -len(suffix)], content_type
+                break
+        # Only wheels the index published (with a record) are served: nothing the
+        # request spells becomes a path unless it is one of those names.
+        if wheel not in {r["filename"] for r in self.index.cached_records(project)}:
+            return _not_found(request)
+        path = self.index.root / project / name
+        if not path.is_file() or not path.resolve().is_relative_to(self.index.root.resolve()):
+            return _not_found(request)
+        request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
+        # static.File streams with a producer (and does Range and HEAD)
+        return static.File(str(path), defaultType=kind).render(request)
+
+
+def _json_file(record: dict[str, Any]) -> dict[str, Any]:
+    metadata = {"sha256": record["metadata_sha256"]}
+    entry = {
+        "filename": record["filename"],
+        "url": quote(record["filename"]),
+        "hashes": {"sha256": record["sha256"]},
+        "core-metadata": metadata,
+        "dist-info-metadata": metadata,  # the PEP 658 name, for clients before PEP 714
+        "size": record["size"],
+        "upload-time": record["added_at"],
+        "yanked": False,
+    }
+    if record.get("requires_python"):
+        entry["requires-python"] = record["requires_python"]
+    return entry
+
+
+def _html_link(record: dict[str, Any]) -> str:
+    attrs = {"href": f"{quote(record['filename'])}#sha256={record['sha256']}"}
+    if record.get("requires_python"):
+        attrs["data-requires-python"] = record["requires_python"]
+    attrs["data-dist-info-metadata"] = attrs["data-core-metadata"] = (
+        f"sha256={record['metadata_sha256']}"
+    )
+    shown = " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+    return f"<a {shown}>{html.escape(record['filename'])}</a>"
+
+
+def _html(title: str, links: list[str]) -> bytes:
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "<head>",
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">',
+        f"<title>{html.escape(title)}</title>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *(f"{link}<br>" for link in links),
+        "</body>",
+        "</html>",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _redirect(request: server.Request, location: str) -> bytes:
+    request.setResponseCode(301)
+    request.setHeader(b"location", quote(location).encode())
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return f"moved to {location}\n".encode()
+
+
+def _not_found(request: server.Request) -> bytes:
+    request.setResponseCode(404)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"not found\n"
+
+
+def _not_acceptable() -> bytes:
+    return f"acceptable: {', '.join(OFFERS)}\n".encode()
+
+
+# -- in the master
+
+
+class IndexService(BuildbotService):
+    """Serves the index at /simple/ on the master's web server (the UI's port).
+
+    c['services'] is reconfigured before the www service (priority 1000 against
+    128), so on the first start the site does not exist yet. Its root will be the
+    base UI plugin's resource, which exists from the start and stays the root
+    across reconfigs: the child is put there in either case.
+    """
+
+    CHILD = b"simple"
+    _resource: SimpleIndexResource | None = None
+
+    def checkConfig(self, index_dir: str | Path = "") -> None:
+        if not index_dir:
+            config.error("IndexService: index_dir is required")
+
+    def reconfigService(self, index_dir: str | Path = "") -> None:
+        self._detach()
+        self._resource = SimpleIndexResource(Index(Path(index_dir)))
+        self._attach()
+        log.msg(f"wheelfarm: the index in {index_dir} is served at /simple/")
+
+    @defer.inlineCallbacks
+    def startService(self):
+        yield super().startService()
+        self._attach()
+
+    def stopService(self):
+        self._detach()
+        return super().stopService()
+
+    def _www_root(self) -> resource.Resource | None:
+        www = getattr(getattr(self, "master", None), "www", None)
+        if www is None:
+            return None
+        root = getattr(www, "root", None)
+        if root is None:
+            try:
+                root = www.apps.get(www.base_plugin_name).resource
+            except Exception:  # no UI plugin installed: the master serves no web at all
+                return None
+        return root
+
+    def _attach(self) -> None:
+        root = self._www_root()
+        if root is not None and self._resource is not None:
+            root.putChild(self.CHILD, self._resource)
+
+    def _detach(self) -> None:
+        root = self._www_root()
+        if root is None or self._resource is None:
+            return
+        if root.children.get(self.CHILD) is self._resource:
+            root.delEntity(self.CHILD)
+
+
+# -- on its own
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m wheelfarm.index ROOT`: serve an index folder without a master."""
+    from twisted.internet import endpoints, reactor
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--interface", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    top = resource.Resource()
+    top.putChild(IndexService.CHILD, SimpleIndexResource(Index(args.root)))
+    endpoint = endpoints.TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+
+    def listening(port) -> None:
+        print(f"http://{args.interface}:{port.getHost().port}/simple/", flush=True)
+
+    def failed(failure) -> None:
+        failure.printTraceback()
+        reactor.stop()
+
+    endpoint.listen(server.Site(top)).addCallbacks(listening, failed)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
