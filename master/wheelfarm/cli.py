@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", default=REPO_ROOT / "packages.yaml")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="validate packages.yaml and workers/ (see `wheelfarm check -h`)")
+    sub.add_parser("plan", help="print the cascade a new ABI of a package causes (`plan -h`)")
     up = sub.add_parser("up", help="start a local farm and build the registry for this machine")
     up.add_argument("--python", help="Python version to build for (default: this one)")
     up.add_argument("--rebuild", action="store_true", help="rebuild what is already built")

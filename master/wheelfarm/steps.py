@@ -8,8 +8,9 @@ registry can grow without adding builders. Worker-side steps run `farmtool.py`
     resolve (master) -> fetch -> build -> repair -> check -> test -> upload
     -> metadata (master) -> publish (master)
 
-A build whose wheel is already in the index (same sdist sha256 and toolchain
-key) stops after `resolve` and shows as skipped; `rebuild` forces it.
+`resolve` adds the other steps only when there is work: a build whose wheel is
+already in the index (same sdist sha256 and toolchain key) ends there and
+shows as skipped; `rebuild` forces it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def _container_args(props) -> list[str]:
 
 
 @util.renderer
+def _pass_env(props) -> list[str]:
+    # names only: a container build gets the registry's build variables by name
+    return [arg for name in props.getProperty("build_env") or {} for arg in ("--pass-env", name)]
+
+
+@util.renderer
 def _platform_args(props) -> list[str]:
     platform = PLATFORMS[props.getProperty("platform")]
     return ["--tool", platform.repair or "none", "--policy", platform.policy]
@@ -86,10 +93,6 @@ def _platform_args(props) -> list[str]:
 def _test_command(props) -> list[str]:
     command = props.getProperty("test_command") or []
     return ["--", *command] if command else []
-
-
-def not_already_built(step) -> bool:
-    return not step.getProperty("already_built")
 
 
 class OneLineReason:
@@ -109,8 +112,6 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
     def __init__(self, subcommand: str, args: list, **kwargs):
         kwargs.setdefault("name", subcommand)
         kwargs.setdefault("haltOnFailure", True)
-        kwargs.setdefault("doStepIf", not_already_built)
-        kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
         super().__init__(command=[python_argv, "farmtool.py", subcommand, *args], **kwargs)
         self.addLogObserver("stdio", logobserver.LineConsumerLogObserver(self._lines))
 
@@ -124,9 +125,12 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
 
 
 class MasterStep(OneLineReason, buildstep.BuildStep):
-    def __init__(self, **kwargs):
+    """A step that runs on the master, next to the farm's index."""
+
+    def __init__(self, index: Index, **kwargs):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
+        self.index = index
 
     def fail(self, reason: str) -> int:
         self.reason = reason
@@ -139,10 +143,10 @@ class ResolveSdist(MasterStep):
 
     name = "resolve"
 
-    def __init__(self, pypi_url: str, index: Index, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pypi_url: str, index: Index, pipeline: list, **kwargs):
+        super().__init__(index, **kwargs)
         self.pypi_url = pypi_url
-        self.index = index
+        self.pipeline = pipeline  # the steps that run only when there is work to do
 
     @defer.inlineCallbacks
     def run(self):
@@ -164,20 +168,21 @@ class ResolveSdist(MasterStep):
         log = yield self.addLog("resolved")
         yield log.addStdout(json.dumps(sdist.__dict__, indent=2) + "\n")
         self.descriptionDone = [f"{package} {sdist.version}"]
-        if self.getProperty("rebuild"):
-            return SUCCESS
-        built = yield threads.deferToThread(
-            self.index.find,
-            package,
-            version=sdist.version,
-            python=self.getProperty("python"),
-            platform=self.getProperty("platform"),
-            sdist_sha256=sdist.sha256,
-            toolchain_key=self.getProperty("toolchain_key"),
-        )
+        built = []
+        if not self.getProperty("rebuild"):
+            built = yield threads.deferToThread(
+                self.index.find,
+                package,
+                version=sdist.version,
+                python=self.getProperty("python"),
+                platform=self.getProperty("platform"),
+                sdist_sha256=sdist.sha256,
+                toolchain_key=self.getProperty("toolchain_key"),
+            )
         if not built:
+            self.build.addStepsAfterCurrentStep(self.pipeline)
             return SUCCESS
-        # Nothing to do: the rest of the build is skipped, and so is the build.
+        # Nothing to do: no other step runs, and the build shows as skipped.
         self.setProperty("already_built", built[0]["filename"], "resolve")
         self.descriptionDone = [f"already built: {built[0]['filename']}"]
         self.build.results = SKIPPED
@@ -215,9 +220,7 @@ class CheckMetadata(MasterStep):
     name = "metadata"
 
     def __init__(self, index: Index, **kwargs):
-        kwargs.setdefault("doStepIf", not_already_built)
-        super().__init__(**kwargs)
-        self.index = index
+        super().__init__(index, **kwargs)
 
     @defer.inlineCallbacks
     def run(self):
@@ -245,9 +248,7 @@ class PublishWheel(MasterStep):
     name = "publish"
 
     def __init__(self, index: Index, **kwargs):
-        kwargs.setdefault("doStepIf", not_already_built)
-        super().__init__(**kwargs)
-        self.index = index
+        super().__init__(index, **kwargs)
 
     @defer.inlineCallbacks
     def run(self):
@@ -285,8 +286,6 @@ class RemoveIncoming(buildstep.BuildStep):
     hideStepIf = True
 
     def __init__(self, index: Index, **kwargs):
-        # a no-op build uploaded nothing, and must stay "skipped"
-        kwargs.setdefault("doStepIf", not_already_built)
         super().__init__(**kwargs)
         self.index = index
 
@@ -301,60 +300,56 @@ def build_factory(pypi_url: str, index: Index, farm_index_url: str) -> util.Buil
     pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
     factory.buildClass = PackageBuild
-    factory.addSteps(
-        [
-            ResolveSdist(pypi_url=pypi_url, index=index),
-            steps.FileDownload(
-                name="farmtool",
-                mastersrc=str(FARMTOOL),
-                workerdest="farmtool.py",
-                doStepIf=not_already_built,
-                hideStepIf=lambda results, step: True,
-            ),
-            FarmCommand(
-                "fetch",
-                [
-                    *("--url", util.Property("sdist_url")),
-                    *("--sha256", util.Property("sdist_sha256")),
-                    *("--filename", util.Property("sdist_filename")),
-                    *("--dest", SDIST_DIR),
-                ],
-            ),
-            FarmCommand(
-                "build",
-                [
-                    *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
-                    _repeat("--requires", "build_requires"),
-                    _container_args,
-                ],
-                env=util.Property("build_env", default={}),
-            ),
-            FarmCommand(
-                "repair",
-                [_platform_args, "--in", BUILT_DIR, "--out", REPAIRED_DIR, _container_args],
-            ),
-            FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, _platform_args]),
-            FarmCommand(
-                "test",
-                [
-                    *("--wheel-dir", REPAIRED_DIR),
-                    *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
-                    _repeat("--requires", "test_requires"),
-                    _repeat("--skip-import", "skip_imports"),
-                    _test_command,
-                ],
-            ),
-            steps.DirectoryUpload(
-                name="upload",
-                workersrc=REPAIRED_DIR,
-                masterdest=util.renderer(lambda props: incoming_dir(props, index)),
-                haltOnFailure=True,
-                doStepIf=not_already_built,
-                hideStepIf=lambda results, step: results == SKIPPED,
-            ),
-            CheckMetadata(index=index),
-            PublishWheel(index=index),
-            RemoveIncoming(index=index),
-        ]
-    )
+    pipeline = [
+        steps.FileDownload(
+            name="farmtool",
+            mastersrc=str(FARMTOOL),
+            workerdest="farmtool.py",
+            hideStepIf=lambda results, step: results == SUCCESS,
+        ),
+        FarmCommand(
+            "fetch",
+            [
+                *("--url", util.Property("sdist_url")),
+                *("--sha256", util.Property("sdist_sha256")),
+                *("--filename", util.Property("sdist_filename")),
+                *("--dest", SDIST_DIR),
+            ],
+        ),
+        FarmCommand(
+            "build",
+            [
+                *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
+                _repeat("--requires", "build_requires"),
+                _pass_env,
+                _container_args,
+            ],
+            env=util.Property("build_env", default={}),
+        ),
+        FarmCommand(
+            "repair",
+            [_platform_args, "--in", BUILT_DIR, "--out", REPAIRED_DIR, _container_args],
+        ),
+        FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, _platform_args]),
+        FarmCommand(
+            "test",
+            [
+                *("--wheel-dir", REPAIRED_DIR),
+                *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
+                _repeat("--requires", "test_requires"),
+                _repeat("--skip-import", "skip_imports"),
+                _test_command,
+            ],
+        ),
+        steps.DirectoryUpload(
+            name="upload",
+            workersrc=REPAIRED_DIR,
+            masterdest=util.renderer(lambda props: incoming_dir(props, index)),
+            haltOnFailure=True,
+        ),
+        CheckMetadata(index=index),
+        PublishWheel(index=index),
+        RemoveIncoming(index=index),
+    ]
+    factory.addStep(ResolveSdist(pypi_url=pypi_url, index=index, pipeline=pipeline))
     return factory
