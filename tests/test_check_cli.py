@@ -50,7 +50,10 @@ def test_ok(tmp_path):
     farm(tmp_path)
     result = run(tmp_path, "packages.yaml", "--workers", "workers")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == "packages.yaml: 2 packages OK; workers/workers.yaml: 0 workers OK\n"
+    assert (
+        result.stdout
+        == "packages.yaml: 2 packages OK; workers/workers.yaml: 0 workers OK; 0 rollouts OK\n"
+    )
 
 
 def test_errors_in_both_files(tmp_path):
@@ -91,7 +94,10 @@ def test_idle_worker_and_unserved_platform_warn_but_pass(tmp_path):
         "warning: workers/workers.yaml: workers: "
         "no worker serves 'macos-arm64' (packages to build there: 1)",
     ]
-    assert result.stdout == "packages.yaml: 2 packages OK; workers/workers.yaml: 1 workers OK\n"
+    assert (
+        result.stdout
+        == "packages.yaml: 2 packages OK; workers/workers.yaml: 1 workers OK; 0 rollouts OK\n"
+    )
 
 
 def test_no_unserved_platform_warning_without_workers(tmp_path):
@@ -108,7 +114,7 @@ def test_served_platforms_do_not_warn(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     assert check.run_check(registry, workers_dir, out, err) == 0
     assert err.getvalue() == ""
-    assert out.getvalue().endswith("2 workers OK\n")
+    assert out.getvalue().endswith("2 workers OK; 0 rollouts OK\n")
 
 
 def test_skipped_packages_do_not_count_as_targets(tmp_path):
@@ -137,7 +143,7 @@ def test_defaults_fall_back_to_the_current_directory(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     assert check.main([]) == 0
     assert capsys.readouterr().out == (
-        "packages.yaml: 2 packages OK; workers/workers.yaml: 0 workers OK\n"
+        "packages.yaml: 2 packages OK; workers/workers.yaml: 0 workers OK; 0 rollouts OK\n"
     )
 
 
@@ -155,3 +161,24 @@ def test_the_repository_files_pass():
     result = run(check.REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("packages.yaml: ")
+
+
+def test_rollouts_next_to_the_registry_are_checked(tmp_path):
+    registry = tmp_path / "packages.yaml"
+    registry.write_text("schema: 1\npackages:\n  - name: six\n")
+    (tmp_path / "workers").mkdir()
+    (tmp_path / "workers" / "workers.yaml").write_text("schema: 1\nworkers: []\n")
+    (tmp_path / "rollouts.yaml").write_text(
+        "schema: 1\nrollouts:\n  - name: py313\n    packages: [six, numpy]\n    python: ['2.7']\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert check.run_check(registry, tmp_path / "workers", out, err) == 1
+    lines = err.getvalue().splitlines()
+    assert (
+        f"{tmp_path / 'rollouts.yaml'}:4: rollouts[0].packages[1]: 'numpy' is not in the registry"
+        in lines
+    )
+    assert any(
+        line.startswith(f"{tmp_path / 'rollouts.yaml'}:5: rollouts[0].python[0]: ")
+        for line in lines
+    )

@@ -54,11 +54,14 @@ def test_one_builder_per_platform_with_workers(basedir):
     config = build_config(basedir)
     builders = {b.name: b for b in config["builders"]}
     # platforms with a worker get a builder; packages are not builders
-    assert sorted(builders) == ["build-linux-x86_64", "build-macos-arm64"]
+    assert sorted(builders) == ["build-linux-x86_64", "build-macos-arm64", "orchestrate"]
+    # campaigns run on the master's own worker, never on a volunteer's slot
+    assert builders["orchestrate"].workernames == ["orchestrator"]
     assert builders["build-linux-x86_64"].workernames == ["alice-linux"]
     assert builders["build-linux-x86_64"].properties == {"platform": "linux-x86_64"}
     names = sorted(s.name for s in config["schedulers"])
-    assert names == ["force", "trigger-linux-x86_64", "trigger-macos-arm64"]
+    platforms = ["trigger-linux-x86_64", "trigger-macos-arm64"]
+    assert names == ["force", "orchestrate", "rollout", *platforms]
     workers = {w.name: w for w in config["workers"]}
     assert workers["alice-linux"].max_builds == 2
 
@@ -68,7 +71,7 @@ def test_config_loads_without_secrets_and_warns(basedir):
     log.addObserver(lambda event: messages.append(" ".join(map(str, event.get("message", ())))))
     config = build_config(basedir)
     # no secret: a random password, so that worker cannot log in, and a warning
-    passwords = {w.name: w.password for w in config["workers"]}
+    passwords = {w.name: w.password for w in config["workers"] if w.name != "orchestrator"}
     assert passwords["alice-linux"] != passwords["bob-mac"]
     assert all(isinstance(p, str) and len(p) >= 32 for p in passwords.values())
     assert any("worker 'alice-linux' cannot log in" in m for m in messages)

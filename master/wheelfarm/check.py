@@ -14,6 +14,7 @@ from typing import TextIO
 from .platforms import PLATFORMS
 from .problems import Problem, ValidationError
 from .registry import Registry, load_registry
+from .rollouts import Rollout, load_rollouts
 from .workers import WorkerEntry, load_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,16 +38,24 @@ def run_check(
         workers = load_workers(workers_path)
     except ValidationError as e:
         problems += e.problems
+    # rollouts.yaml lives next to the registry, and names its packages
+    rollouts_path = Path(registry_path).with_name("rollouts.yaml")
+    rollouts: list[Rollout] = []
+    if registry is not None:
+        try:
+            rollouts = load_rollouts(rollouts_path, set(registry.packages))
+        except ValidationError as e:
+            problems += e.problems
     if registry is not None and workers is not None:
         problems += _coverage_warnings(registry, workers, str(workers_path))
     for problem in problems:
         prefix = "warning: " if problem.severity == "warning" else ""
         print(f"{prefix}{problem}", file=err)
-    if registry is None or workers is None:
+    if registry is None or workers is None or any(p.severity != "warning" for p in problems):
         return 1
     print(
         f"{registry_path}: {len(registry.packages)} packages OK; "
-        f"{workers_path}: {len(workers)} workers OK",
+        f"{workers_path}: {len(workers)} workers OK; {len(rollouts)} rollouts OK",
         file=out,
     )
     return 0

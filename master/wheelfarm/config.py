@@ -12,15 +12,19 @@ from pathlib import Path
 
 from buildbot.config.errors import ConfigErrors
 from buildbot.plugins import secrets, util, worker
+from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
+from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .registry import Registry, load_registry
-from .schedulers import collapse_same_target, make_schedulers
+from .rollouts import Rollout, load_rollouts
+from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
 from .steps import build_factory
+from .web import FarmPages
 from .workers import WorkerEntry, load_workers, password_secret_name
 
 
@@ -29,12 +33,17 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     try:
         registry = load_registry(settings.registry)
         entries = [w for path in settings.workers_files for w in load_workers(path)]
+        rollouts = load_rollouts(settings.rollouts, set(registry.packages))
     except ValidationError as e:
         # one line per problem in the master's log; Buildbot keeps the old config
         raise ConfigErrors([str(p) for p in e.problems]) from e
     _refuse_duplicate_workers(entries)
 
-    builders = _builders(registry, entries, settings)
+    store = CampaignStore(settings.basedir / "campaigns")
+    builders = _builders(registry, entries, settings, store)
+    platforms = {b.properties["platform"]: b.name for b in builders}
+    if builders:
+        builders.append(_orchestrator(registry, store, platforms, rollouts))
     return {
         "title": settings.title,
         "titleURL": settings.public_url,
@@ -43,17 +52,19 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "db": {"db_url": settings.db_url},
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
         "secretsProviders": _secret_providers(settings),
-        "workers": [_worker(e, settings) for e in entries],
+        "workers": [_worker(e, settings) for e in entries]
+        + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
         "builders": builders,
-        "schedulers": make_schedulers(
-            {b.properties["platform"]: b.name for b in builders}, registry
-        ),
+        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts]),
         "collapseRequests": collapse_same_target,
         "www": {
             "port": _endpoint(settings.www_port, settings.www_interface),
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
         },
-        "services": [IndexService(name="wheelfarm-index", index_dir=str(settings.index_path))],
+        "services": [
+            IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
+            FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
+        ],
     }
 
 
@@ -104,10 +115,27 @@ def _worker_properties(entry: WorkerEntry) -> dict:
     return props
 
 
-def _builders(registry: Registry, entries: list[WorkerEntry], settings: Settings) -> list:
+def _orchestrator(
+    registry: Registry, store: CampaignStore, platforms: dict[str, str], rollouts: list[Rollout]
+):
+    """The builder that runs campaigns, on the master's own worker."""
+    triggers = {platform: triggerable_name(platform) for platform in platforms}
+    return util.BuilderConfig(
+        name=ORCHESTRATE,
+        workernames=[ORCHESTRATOR],
+        factory=orchestrator_factory(registry, store, triggers, rollouts),
+        collapseRequests=False,
+        tags=["campaigns"],
+        description="cascades and rollouts: rebuilds in dependency order",
+    )
+
+
+def _builders(
+    registry: Registry, entries: list[WorkerEntry], settings: Settings, store: CampaignStore
+) -> list:
     """One real builder per platform that has workers; packages are properties."""
     factory = build_factory(
-        settings.pypi_url, Index(settings.index_path), f"{settings.public_url}simple/"
+        settings.pypi_url, Index(settings.index_path), f"{settings.public_url}simple/", store
     )
     offers = {e.name: set(e.pythons) for e in entries}
 

@@ -38,7 +38,6 @@ from typing import Any, BinaryIO, Literal
 from urllib.parse import quote
 
 from buildbot import config
-from buildbot.util.service import BuildbotService
 from packaging.metadata import Metadata
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import (
@@ -48,9 +47,9 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
-from twisted.internet import defer
-from twisted.python import log
 from twisted.web import resource, server, static
+
+from .web import WwwChild
 
 try:
     import fcntl
@@ -569,60 +568,17 @@ def _not_acceptable() -> bytes:
 # -- in the master
 
 
-class IndexService(BuildbotService):
-    """Serves the index at /simple/ on the master's web server (the UI's port).
+class IndexService(WwwChild):
+    """Serves the index at /simple/ on the master's web server (the UI's port)."""
 
-    c['services'] is reconfigured before the www service (priority 1000 against
-    128), so on the first start the site does not exist yet. Its root will be the
-    base UI plugin's resource, which exists from the start and stays the root
-    across reconfigs: the child is put there in either case.
-    """
-
-    CHILD = b"simple"
-    _resource: SimpleIndexResource | None = None
+    child = b"simple"
 
     def checkConfig(self, index_dir: str | Path = "") -> None:
         if not index_dir:
             config.error("IndexService: index_dir is required")
 
-    def reconfigService(self, index_dir: str | Path = "") -> None:
-        self._detach()
-        self._resource = SimpleIndexResource(Index(Path(index_dir)))
-        self._attach()
-        log.msg(f"wheelfarm: the index in {index_dir} is served at /simple/")
-
-    @defer.inlineCallbacks
-    def startService(self):
-        yield super().startService()
-        self._attach()
-
-    def stopService(self):
-        self._detach()
-        return super().stopService()
-
-    def _www_root(self) -> resource.Resource | None:
-        www = getattr(getattr(self, "master", None), "www", None)
-        if www is None:
-            return None
-        root = getattr(www, "root", None)
-        if root is None:
-            try:
-                root = www.apps.get(www.base_plugin_name).resource
-            except Exception:  # no UI plugin installed: the master serves no web at all
-                return None
-        return root
-
-    def _attach(self) -> None:
-        root = self._www_root()
-        if root is not None and self._resource is not None:
-            root.putChild(self.CHILD, self._resource)
-
-    def _detach(self) -> None:
-        root = self._www_root()
-        if root is None or self._resource is None:
-            return
-        if root.children.get(self.CHILD) is self._resource:
-            root.delEntity(self.CHILD)
+    def make_resource(self, index_dir: str | Path = "") -> resource.Resource:
+        return SimpleIndexResource(Index(Path(index_dir)))
 
 
 # -- on its own
@@ -638,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interface", default="127.0.0.1")
     args = parser.parse_args(argv)
     top = resource.Resource()
-    top.putChild(IndexService.CHILD, SimpleIndexResource(Index(args.root)))
+    top.putChild(IndexService.child, SimpleIndexResource(Index(args.root)))
     endpoint = endpoints.TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
 
     def listening(port) -> None:

@@ -31,8 +31,16 @@ LOCAL_WORKER = "local"
 
 
 def local_pythons() -> list[str]:
-    """The supported Python versions this machine can start."""
-    return [v for v in SUPPORTED_PYTHONS if shutil.which(f"python{v}")]
+    """The supported Python versions this machine can start.
+
+    Found on PATH is not enough: a pyenv shim exists for versions it will not run.
+    """
+    return [
+        v
+        for v in SUPPORTED_PYTHONS
+        if shutil.which(f"python{v}")
+        and subprocess.run([f"python{v}", "-c", ""], capture_output=True).returncode == 0
+    ]
 
 
 @dataclass
@@ -42,6 +50,7 @@ class LocalFarm:
     worker_port: int = 9989
     db_url: str = "sqlite:///state.sqlite"
     registry: Path = REPO_ROOT / "packages.yaml"
+    rollouts: Path = REPO_ROOT / "rollouts.yaml"
     pypi_url: str = "https://pypi.org"
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
@@ -77,6 +86,7 @@ class LocalFarm:
         return Settings(
             basedir=self.master_dir,
             registry=self.registry,
+            rollouts=self.rollouts,
             workers_files=[
                 REPO_ROOT / "workers" / "workers.yaml",
                 self.workers_file,

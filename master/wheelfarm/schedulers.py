@@ -45,6 +45,7 @@ def request_properties(
         "test_command": list(package.test_command),
         "skip_imports": list(package.skip_imports),
         "toolchain_key": PLATFORMS[platform].toolchain_key,
+        "abi": package.abi,
         "cause": cause,
         "rebuild": rebuild,
     }
@@ -208,7 +209,7 @@ def triggerable_name(platform: str) -> str:
     return f"trigger-{platform}"
 
 
-def make_schedulers(builders: dict[str, str], registry: Registry) -> list:
+def make_schedulers(builders: dict[str, str], registry: Registry, rollouts: list[str]) -> list:
     """builders: platform name -> the real builder that builds it."""
     if not builders:
         return []
@@ -217,4 +218,23 @@ def make_schedulers(builders: dict[str, str], registry: Registry) -> list:
         schedulers.Triggerable(name=triggerable_name(platform), builderNames=[builder])
         for platform, builder in builders.items()
     ]
+    result.append(schedulers.Triggerable(name="orchestrate", builderNames=["orchestrate"]))
+    if rollouts:
+        result.append(
+            schedulers.ForceScheduler(
+                name="rollout",
+                buttonName="Start a rollout",
+                builderNames=["orchestrate"],
+                codebases=[_hidden_codebase()],
+                properties=[
+                    util.ChoiceStringParameter(
+                        name="rollout",
+                        label="Rollout (rollouts.yaml)",
+                        choices=rollouts,
+                        default=rollouts[0],
+                    ),
+                    util.FixedParameter(name="campaign_action", default="rollout"),
+                ],
+            )
+        )
     return result

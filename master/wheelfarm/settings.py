@@ -20,6 +20,7 @@ SETTINGS_FILE = "wheelfarm.json"
 class Settings:
     basedir: Path
     registry: Path = REPO_ROOT / "packages.yaml"
+    rollouts: Path = REPO_ROOT / "rollouts.yaml"
     # worker registries: the repo's volunteers, plus e.g. a local farm's own worker
     workers_files: list[Path] = field(
         default_factory=lambda: [REPO_ROOT / "workers" / "workers.yaml"]

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from buildbot.plugins import steps, util
 from buildbot.process import build, buildstep, logobserver
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from twisted.internet import defer, threads
 
+from .campaigns import ORCHESTRATE, CampaignStore, cascade_action
 from .index import Index, IndexConflict, InvalidWheel, read_metadata
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
@@ -219,9 +222,6 @@ class CheckMetadata(MasterStep):
 
     name = "metadata"
 
-    def __init__(self, index: Index, **kwargs):
-        super().__init__(index, **kwargs)
-
     @defer.inlineCallbacks
     def run(self):
         wheels = _incoming_wheels(self, self.index)
@@ -247,9 +247,6 @@ class PublishWheel(MasterStep):
 
     name = "publish"
 
-    def __init__(self, index: Index, **kwargs):
-        super().__init__(index, **kwargs)
-
     @defer.inlineCallbacks
     def run(self):
         wheels = _incoming_wheels(self, self.index)
@@ -265,16 +262,69 @@ class PublishWheel(MasterStep):
             "build_url": url,
             "cause": self.getProperty("cause"),
         }
+        if len(wheels) != 1:
+            return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
+        wheel = wheels[0]
         try:
-            if len(wheels) != 1:
-                return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
-            result = yield threads.deferToThread(self.index.add, wheels[0], record)
-        except (IndexConflict, ValueError) as e:
+            result = yield threads.deferToThread(self.index.add, wheel, record)
+        except IndexConflict as e:
+            if not (self.getProperty("rebuild") or self.getProperty("campaign")):
+                return self.fail(f"publish refused: {e}")
+            # A rebuild (e.g. against a dependency's new ABI) made other bytes: it
+            # is published under the next build number, never over the old file.
+            wheel = yield threads.deferToThread(retag, wheel, self.index)
+            result = yield threads.deferToThread(self.index.add, wheel, record)
+        except ValueError as e:
             return self.fail(f"publish refused: {e}")
-        self.setProperty("wheel", wheels[0].name, "publish")
+        self.setProperty("wheel", wheel.name, "publish")
+        self.setProperty("published", result.record, "publish")
         log = yield self.addLog("record")
-        yield log.addStdout(json.dumps(record, indent=2) + "\n")
-        self.descriptionDone = [f"published {wheels[0].name} ({result})"]
+        yield log.addStdout(json.dumps(result.record, indent=2) + "\n")
+        self.descriptionDone = [f"published {wheel.name} ({result})"]
+        return SUCCESS
+
+
+def retag(wheel: Path, index: Index) -> Path:
+    """The same wheel with the next free build number (PEP 427 build tag)."""
+    name, version, _, tags = parse_wheel_filename(wheel.name)
+    taken = [
+        parse_wheel_filename(other)[2]
+        for other in index.wheel_names(name) or ()
+        if parse_wheel_filename(other)[1::2] == (version, tags)
+    ]
+    number = max((b[0] for b in taken if b), default=0) + 1
+    done = subprocess.run(
+        [sys.executable, "-m", "wheel", "tags", "--remove", "--build", str(number), wheel],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=wheel.parent,
+    )
+    return wheel.parent / done.stdout.strip().splitlines()[-1]
+
+
+class CascadeCheck(MasterStep):
+    """Does the new wheel start a cascade downstream, or resume one it held up?"""
+
+    name = "cascade"
+
+    def __init__(self, index: Index, store: CampaignStore, **kwargs):
+        kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
+        super().__init__(index, **kwargs)
+        self.store = store
+
+    @defer.inlineCallbacks
+    def run(self):
+        published = self.getProperty("published")
+        records = yield threads.deferToThread(self.index.records, published["project"])
+        action = yield threads.deferToThread(
+            cascade_action, records, published, self.getProperty("abi"), self.store
+        )
+        if action is None:
+            self.descriptionDone = ["no ABI change downstream"]
+            return SKIPPED
+        self.setProperty("campaign_action", action, "cascade")
+        self.descriptionDone = [f"{action} downstream"]
         return SUCCESS
 
 
@@ -296,7 +346,9 @@ class RemoveIncoming(buildstep.BuildStep):
         return SUCCESS
 
 
-def build_factory(pypi_url: str, index: Index, farm_index_url: str) -> util.BuildFactory:
+def build_factory(
+    pypi_url: str, index: Index, farm_index_url: str, store: CampaignStore
+) -> util.BuildFactory:
     pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
     factory.buildClass = PackageBuild
@@ -349,6 +401,21 @@ def build_factory(pypi_url: str, index: Index, farm_index_url: str) -> util.Buil
         ),
         CheckMetadata(index=index),
         PublishWheel(index=index),
+        CascadeCheck(index=index, store=store),
+        steps.Trigger(
+            name="start campaign",
+            schedulerNames=[ORCHESTRATE],
+            waitForFinish=False,  # the campaign runs on the master's own worker
+            doStepIf=lambda step: bool(step.getProperty("campaign_action")),
+            hideStepIf=lambda results, step: results == SKIPPED,
+            set_properties={
+                "campaign_action": util.Property("campaign_action"),
+                "root": util.Property("package"),
+                "version": util.Property("version"),
+                "platform": util.Property("platform"),
+                "python": util.Property("python"),
+            },
+        ),
         RemoveIncoming(index=index),
     ]
     factory.addStep(ResolveSdist(pypi_url=pypi_url, index=index, pipeline=pipeline))

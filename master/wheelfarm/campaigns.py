@@ -1,0 +1,387 @@
+"""Cascades and rollouts: rebuilding many packages in dependency order.
+
+A campaign is a set of nodes, one per (package, platform, Python), each waiting
+for its parents (the registry packages it depends on, on the same platform and
+Python) to finish. An orchestrating build on the master's own worker (not a
+volunteer's slot) starts each node through the platform's Triggerable as soon
+as its parents are done, at most `max_in_flight` at a time; a failed node blocks
+what is downstream of it. Campaign records are JSON files the progress pages read.
+
+    cascade: a package published a wheel whose ABI key differs from the previous
+             one -> its descendants are rebuilt.
+    resume:  a package that failed in a campaign was built again -> the part it
+             blocked goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from buildbot.plugins import util
+from buildbot.process import buildstep
+from buildbot.process.properties import Properties
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from packaging.version import Version
+from twisted.internet import defer, threads
+
+from .graph import Graph
+from .platforms import PLATFORMS
+from .registry import Registry
+from .rollouts import Rollout
+from .schedulers import request_properties
+
+DONE, FAILED, BLOCKED, WAITING, BUILDING = "done", "failed", "blocked", "waiting", "building"
+ORCHESTRATOR = "orchestrator"  # the master's own worker: campaigns hold no volunteer's slot
+ORCHESTRATE = "orchestrate"  # its builder and Triggerable
+
+
+def abi_key(mode: str | None, version: str, pure: bool) -> str | None:
+    """What must change for dependents to need a rebuild; None: never.
+
+    mode is the registry's `abi`; unset, pure wheels have none and others `minor`.
+    """
+    mode = mode or ("none" if pure else "minor")
+    v = Version(version)
+    return {
+        "none": None,
+        "major": f"{v.major}",
+        "minor": f"{v.major}.{v.minor}",
+        "every-release": str(v),
+    }[mode]
+
+
+def node_key(package: str, platform: str, python: str) -> str:
+    return f"{package}|{platform}|{python}"
+
+
+@dataclass
+class Node:
+    package: str
+    platform: str
+    python: str
+    parents: list[str]  # node keys
+    state: str = WAITING
+    blocked_by: str | None = None
+    build_url: str | None = None
+    reason: str | None = None  # a failed build's one-line summary
+
+
+@dataclass
+class Campaign:
+    id: str
+    kind: str  # cascade or rollout
+    title: str
+    cause: str
+    max_in_flight: int
+    nodes: dict[str, Node]
+    rebuild: bool = False  # build even what the index has (a cascade: new ABI upstream)
+    toolchain: str | None = None  # a rollout's toolchain generation
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys((DONE, BUILDING, WAITING, BLOCKED, FAILED), 0)
+        for node in self.nodes.values():
+            counts[node.state] += 1
+        return counts
+
+    def ready(self) -> list[str]:
+        return [
+            key
+            for key, node in self.nodes.items()
+            if node.state == WAITING and all(self.nodes[p].state == DONE for p in node.parents)
+        ]
+
+    def block_downstream(self, failed: str) -> None:
+        """Every node that (transitively) waits for `failed` is blocked by it."""
+        children: dict[str, list[str]] = {}
+        for key, node in self.nodes.items():
+            for parent in node.parents:
+                children.setdefault(parent, []).append(key)
+        todo = list(children.get(failed, []))
+        while todo:
+            key = todo.pop()
+            node = self.nodes[key]
+            if node.state in (WAITING, BLOCKED):
+                node.state, node.blocked_by = BLOCKED, self.nodes[failed].package
+                todo.extend(children.get(key, []))
+
+    def unblock(self, package: str, platform: str, python: str) -> bool:
+        """`package` was built again: its failed node is done, what it blocked waits again."""
+        key = node_key(package, platform, python)
+        if key not in self.nodes or self.nodes[key].state != FAILED:
+            return False
+        self.nodes[key].state = DONE
+        for node in self.nodes.values():
+            if node.state == BLOCKED and node.blocked_by == package:
+                node.state, node.blocked_by = WAITING, None
+        self.finished_at = None
+        return True
+
+
+class CampaignStore:
+    """Campaign records, one JSON file each, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def save(self, campaign: Campaign) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(asdict(campaign), indent=1).encode()
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, self.root / f"{campaign.id}.json")
+
+    def load(self, campaign_id: str) -> Campaign | None:
+        path = self.root / f"{campaign_id}.json"
+        if "/" in campaign_id or not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        data["nodes"] = {k: Node(**v) for k, v in data["nodes"].items()}
+        return Campaign(**data)
+
+    def all(self) -> list[Campaign]:
+        if not self.root.is_dir():
+            return []
+        found = (self.load(p.stem) for p in sorted(self.root.glob("*.json")))
+        return sorted((c for c in found if c), key=lambda c: -c.created_at)
+
+
+def cascade_campaign(
+    registry: Registry,
+    graph: Graph,
+    root: str,
+    version: str,
+    platform: str,
+    python: str,
+    max_in_flight: int,
+) -> Campaign:
+    """The descendants of `root` that build on this platform and Python."""
+    names = {
+        n
+        for n in graph.descendants([root])
+        if (p := registry.packages[n]).skip is None
+        and platform in p.platforms
+        and python in p.pythons
+    }
+    parents = graph.subgraph_parents(names)
+    nodes = {
+        node_key(n, platform, python): Node(
+            n, platform, python, sorted(node_key(d, platform, python) for d in parents[n])
+        )
+        for n in sorted(names)
+    }
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    return Campaign(
+        id=f"cascade-{root}-{version}-{platform}-py{python}-{stamp}",
+        kind="cascade",
+        title=f"new ABI of {root} {version} on {platform}, Python {python}",
+        cause=f"cascade from {root} {version}",
+        max_in_flight=max_in_flight,
+        nodes=nodes,
+        rebuild=True,
+    )
+
+
+def rollout_campaign(
+    registry: Registry, graph: Graph, rollout: Rollout, platforms: Iterable[str]
+) -> Campaign:
+    """Every (package, platform, Python) the rollout covers, waiting for its dependencies."""
+    chosen = set(rollout.packages) if rollout.packages else set(registry.packages)
+    platforms = set(platforms) & set(rollout.platforms or PLATFORMS)
+    nodes: dict[str, Node] = {}
+    parents = graph.subgraph_parents(chosen)
+    for name in sorted(chosen):
+        package = registry.packages[name]
+        if package.skip:
+            continue
+        pythons = [py for py in rollout.pythons or package.pythons if py in package.pythons]
+        for platform in sorted(platforms & set(package.platforms)):
+            for python in pythons:
+                deps = [node_key(d, platform, python) for d in sorted(parents[name])]
+                nodes[node_key(name, platform, python)] = Node(name, platform, python, deps)
+    for node in nodes.values():  # a dependency the rollout does not build is not waited for
+        node.parents = [p for p in node.parents if p in nodes]
+    return Campaign(
+        id=f"rollout-{rollout.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        kind="rollout",
+        title=rollout.description or f"rollout {rollout.name}",
+        cause=f"rollout {rollout.name}",
+        max_in_flight=rollout.max_in_flight,
+        nodes=nodes,
+        toolchain=rollout.toolchain,
+    )
+
+
+class RunCampaign(buildstep.BuildStep):
+    """The orchestrating build: start each node when its parents are done."""
+
+    name = "campaign"
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: CampaignStore,
+        triggers: dict[str, str],
+        rollouts: list[Rollout],
+        max_in_flight: int = 20,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.registry = registry
+        self.graph = Graph.from_registry(registry)
+        self.store = store
+        self.triggers = triggers  # platform -> Triggerable name
+        self.rollouts = {r.name: r for r in rollouts}
+        self.max_in_flight = max_in_flight
+
+    @defer.inlineCallbacks
+    def run(self):
+        action = self.getProperty("campaign_action")
+        package, platform, python = (self.getProperty(k) for k in ("root", "platform", "python"))
+        if action == "cascade":
+            campaign = cascade_campaign(
+                self.registry,
+                self.graph,
+                package,
+                self.getProperty("version"),
+                platform,
+                python,
+                self.max_in_flight,
+            )
+            campaigns = [campaign] if campaign.nodes else []
+        elif action == "rollout":
+            rollout = self.rollouts[self.getProperty("rollout")]
+            campaigns = [rollout_campaign(self.registry, self.graph, rollout, self.triggers)]
+        else:  # resume every campaign this package's failure held up
+            campaigns = yield threads.deferToThread(self.store.all)
+            campaigns = [c for c in campaigns if c.unblock(package, platform, python)]
+        if not campaigns:
+            self.descriptionDone = ["nothing to rebuild"]
+            return SKIPPED
+        results = yield defer.gatherResults([self._drive(c) for c in campaigns], consumeErrors=True)
+        self.descriptionDone = [", ".join(results)]
+        return SUCCESS if all(c.counts()[FAILED] == 0 for c in campaigns) else WARNINGS
+
+    @defer.inlineCallbacks
+    def _drive(self, campaign: Campaign):
+        log = yield self.addLog(campaign.id[:60])
+        yield log.addStdout(f"{campaign.title}: {len(campaign.nodes)} builds\n")
+        running: set[str] = set()
+        finished: list[tuple[str, int]] = []
+        wake: list[defer.Deferred] = []
+
+        def on_finish(key: str, result: int) -> None:
+            finished.append((key, result))
+            while wake:
+                wake.pop().callback(None)
+
+        while True:
+            for key in campaign.ready()[: max(0, campaign.max_in_flight - len(running))]:
+                campaign.nodes[key].state = BUILDING
+                running.add(key)
+                self._start(campaign, key, on_finish)
+            if not running:
+                break
+            yield threads.deferToThread(self.store.save, campaign)
+            if not finished:
+                wake.append(defer.Deferred())
+                yield wake[-1]
+            while finished:
+                key, result = finished.pop(0)
+                running.discard(key)
+                node = campaign.nodes[key]
+                if result in (SUCCESS, WARNINGS, SKIPPED):
+                    node.state = DONE
+                else:
+                    node.state = FAILED
+                    campaign.block_downstream(key)
+                yield log.addStdout(f"{node.state:>8} {key}\n")
+        campaign.finished_at = time.time()
+        yield threads.deferToThread(self.store.save, campaign)
+        counts = campaign.counts()
+        return (
+            f"{campaign.title}: {counts[DONE]} done, {counts[FAILED]} failed, "
+            f"{counts[BLOCKED]} blocked"
+        )
+
+    def _start(self, campaign: Campaign, key: str, on_finish) -> None:
+        """Request the node's build through its platform's Triggerable."""
+        node = campaign.nodes[key]
+        request = request_properties(
+            self.registry.packages[node.package],
+            node.platform,
+            node.python,
+            campaign.cause,
+            rebuild=campaign.rebuild,
+        )
+        request.update(campaign=campaign.id, reason=campaign.cause)
+        if campaign.toolchain:
+            request["toolchain_key"] = f"{PLATFORMS[node.platform].policy}/{campaign.toolchain}"
+        props = Properties()
+        props.update(request, "campaign")
+        scheduler = self.master.scheduler_manager.namedServices[self.triggers[node.platform]]
+        ids, results = scheduler.trigger(
+            waited_for=True,
+            sourcestamps=[],
+            set_props=props,
+            parent_buildid=self.build.buildid,
+            parent_relationship="campaign",
+        )
+        base = self.master.config.buildbotURL
+
+        def link(result) -> None:
+            _, brids = result
+            node.build_url = f"{base}#/buildrequests/{next(iter(brids.values()))}"
+
+        ids.addCallback(link)
+        results.addCallbacks(
+            lambda outcome: on_finish(key, outcome[0]), lambda _: on_finish(key, FAILURE)
+        )
+
+
+def cascade_action(
+    index_records: list[dict], published: dict, abi: str | None, store: CampaignStore
+) -> str | None:
+    """What a newly published wheel means downstream: "cascade", "resume" or nothing.
+
+    A cascade needs a new release (no other wheel of this version for this
+    platform and Python) whose ABI key differs from the last one published.
+    """
+    platform, python = published["platform"], published["python"]
+    mine = [
+        r
+        for r in index_records
+        if r.get("platform") == platform
+        and r.get("python") == python
+        and r["filename"] != published["filename"]
+    ]
+    pure = published["filename"].endswith("-any.whl")
+    new_key = abi_key(abi, published["version"], pure)
+    same_version = [r for r in mine if Version(r["version"]) == Version(published["version"])]
+    older = sorted(
+        (r for r in mine if Version(r["version"]) != Version(published["version"])),
+        key=lambda r: r.get("added_at", ""),
+    )
+    if new_key is not None and not same_version and older:
+        if abi_key(abi, older[-1]["version"], pure) != new_key:
+            return "cascade"
+    key = node_key(published["project"], platform, python)
+    if any(c.nodes.get(key) and c.nodes[key].state == FAILED for c in store.all()):
+        return "resume"
+    return None
+
+
+def orchestrator_factory(
+    registry: Registry, store: CampaignStore, triggers: dict[str, str], rollouts: list[Rollout]
+):
+    factory = util.BuildFactory()
+    factory.addStep(RunCampaign(registry, store, triggers, rollouts))
+    return factory

@@ -1,0 +1,197 @@
+"""The farm's own pages on the master's web server, next to Buildbot's UI.
+
+/farm/campaigns/       every cascade and rollout, with how far it has come
+/farm/campaigns/ID     one campaign: counts, percentages and a row per build
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from buildbot.util.service import BuildbotService
+from twisted.internet import defer
+from twisted.python import log
+from twisted.web import resource, server
+
+from .campaigns import BLOCKED, BUILDING, DONE, FAILED, WAITING, Campaign, CampaignStore
+
+STATES = (DONE, BUILDING, WAITING, BLOCKED, FAILED)
+LABELS = {
+    DONE: "done",
+    BUILDING: "building",
+    WAITING: "waiting for parents",
+    BLOCKED: "blocked",
+    FAILED: "failed",
+}
+COLOURS = {
+    DONE: "#2e7d32",
+    BUILDING: "#f9a825",
+    WAITING: "#9e9e9e",
+    BLOCKED: "#6d4c41",
+    FAILED: "#c62828",
+}
+STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}.bar{display:flex;height:1em;
+width:40em;border:1px solid #999}.bar div{height:100%}"""
+
+
+def progress(campaign: Campaign) -> float:
+    total = len(campaign.nodes)
+    return 100.0 * campaign.counts()[DONE] / total if total else 100.0
+
+
+def _page(title: str, body: str) -> bytes:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><p><a href='../../#/'>Buildbot UI</a> · "
+        f"<a href='./'>campaigns</a></p><h1>{html.escape(title)}</h1>{body}</body></html>"
+    ).encode()
+
+
+def _bar(campaign: Campaign) -> str:
+    counts, total = campaign.counts(), max(1, len(campaign.nodes))
+    cells = "".join(
+        f"<div title='{LABELS[s]}' style='width:{100 * counts[s] / total:.2f}%;"
+        f"background:{COLOURS[s]}'></div>"
+        for s in STATES
+    )
+    return f"<div class='bar'>{cells}</div>"
+
+
+def _counts(campaign: Campaign) -> str:
+    counts, total = campaign.counts(), max(1, len(campaign.nodes))
+    return ", ".join(f"{LABELS[s]}: {counts[s]} ({100 * counts[s] / total:.0f}%)" for s in STATES)
+
+
+def list_page(campaigns: list[Campaign]) -> bytes:
+    rows = "".join(
+        f"<tr><td><a href='{html.escape(c.id)}'>{html.escape(c.title)}</a></td><td>{c.kind}</td>"
+        f"<td>{progress(c):.0f}%</td><td>{_bar(c)}</td><td>{_counts(c)}</td>"
+        f"<td>{'finished' if c.finished_at else 'running'}</td></tr>"
+        for c in campaigns
+    )
+    body = (
+        "<table><tr><th>campaign</th><th>kind</th><th>progress</th><th></th><th>builds</th>"
+        f"<th></th></tr>{rows}</table>"
+        if campaigns
+        else "<p>No cascade or rollout has run yet.</p>"
+    )
+    return _page("Cascades and rollouts", body)
+
+
+def campaign_page(c: Campaign) -> bytes:
+    rows = "".join(
+        f"<tr><td>{html.escape(n.package)}</td><td>{n.platform}</td><td>{n.python}</td>"
+        f"<td style='color:{COLOURS[n.state]}'>{LABELS[n.state]}"
+        f"{' by ' + html.escape(n.blocked_by) if n.blocked_by else ''}</td>"
+        f"<td>{f'<a href={html.escape(n.build_url, quote=True)}>build</a>' if n.build_url else ''}"
+        "</td></tr>"
+        for n in sorted(c.nodes.values(), key=lambda n: (STATES.index(n.state), n.package))
+    )
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.created_at))
+    body = (
+        f"<p>{html.escape(c.cause)} · started {started} UTC · "
+        f"{'finished' if c.finished_at else 'running'}</p>"
+        f"<p class='progress'><b>{progress(c):.0f}% done</b> of {len(c.nodes)} builds</p>"
+        f"{_bar(c)}<p>{_counts(c)}</p>"
+        "<table><tr><th>package</th><th>platform</th><th>Python</th><th>state</th><th></th></tr>"
+        f"{rows}</table>"
+    )
+    return _page(c.title, body)
+
+
+class CampaignPages(resource.Resource):
+    def __init__(self, store: CampaignStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
+        return self if path in (b"", b"campaigns") else CampaignDetail(self.store, path.decode())
+
+    def render_GET(self, request: server.Request) -> bytes:
+        if not request.path.endswith(b"/"):
+            request.redirect(request.path + b"/")
+            return b""
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return list_page(self.store.all())
+
+
+class CampaignDetail(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, store: CampaignStore, campaign_id: str) -> None:
+        super().__init__()
+        self.store, self.campaign_id = store, campaign_id
+
+    def render_GET(self, request: server.Request) -> bytes:
+        campaign = self.store.load(self.campaign_id)
+        if campaign is None:
+            request.setResponseCode(404)
+            return b"no such campaign"
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return campaign_page(campaign)
+
+
+class WwwChild(BuildbotService):
+    """Puts a resource at /NAME/ of the master's web server.
+
+    c['services'] is reconfigured before the www service, so on the first start
+    the site does not exist yet; its root will be the base UI plugin's resource,
+    which exists from the start and stays the root across reconfigs.
+    """
+
+    child: bytes = b""
+    _resource: resource.Resource | None = None
+
+    def make_resource(self, **kwargs) -> resource.Resource:
+        raise NotImplementedError
+
+    def reconfigService(self, **kwargs):
+        self._detach()
+        self._resource = self.make_resource(**kwargs)
+        self._attach()
+        log.msg(f"wheelfarm: serving /{self.child.decode()}/")
+
+    @defer.inlineCallbacks
+    def startService(self):
+        yield super().startService()
+        self._attach()
+
+    def stopService(self):
+        self._detach()
+        return super().stopService()
+
+    def _www_root(self) -> resource.Resource | None:
+        www = getattr(getattr(self, "master", None), "www", None)
+        if www is None:
+            return None
+        root = getattr(www, "root", None)
+        if root is None:
+            try:
+                root = www.apps.get(www.base_plugin_name).resource
+            except Exception:  # no UI plugin installed: the master serves no web at all
+                return None
+        return root
+
+    def _attach(self) -> None:
+        root = self._www_root()
+        if root is not None and self._resource is not None:
+            root.putChild(self.child, self._resource)
+
+    def _detach(self) -> None:
+        root = self._www_root()
+        if root is None or self._resource is None:
+            return
+        if root.children.get(self.child) is self._resource:
+            root.delEntity(self.child)
+
+
+class FarmPages(WwwChild):
+    child = b"farm"
+
+    def make_resource(self, campaigns_dir: str = "") -> resource.Resource:
+        farm = resource.Resource()
+        farm.putChild(b"campaigns", CampaignPages(CampaignStore(Path(campaigns_dir))))
+        return farm
