@@ -145,6 +145,9 @@ NEGATIVE = """\
   - name: notonpypi
     platforms: [linux-x86_64]
     python: ["3.11"]
+  - name: needsgood
+    platforms: [linux-x86_64]
+    python: ["3.11"]
 """
 # calls a glibc 2.34 function: too new for manylinux_2_28
 TOO_NEW = c_extension(
@@ -187,6 +190,11 @@ def fake_pypi(tmp_path):
             ext_modules={"toonew._native": ["toonew/_native.c"]},
         )
     )
+    pypi.publish(
+        make_sdist(
+            sdists, "needsgood", "1.0", {"needsgood/__init__.py": ""}, dependencies=["goodpkg"]
+        )
+    )
     url = pypi.start()
     yield pypi, url
     pypi.stop()
@@ -196,11 +204,17 @@ def test_each_failure_has_one_reason_and_publishes_nothing(farm_factory, tmp_pat
     _, url = fake_pypi
     registry = write_registry(tmp_path / "packages.yaml", NEGATIVE)
     farm = farm_factory(registry, pypi_url=url, max_builds=2)
-    names = ["goodpkg", "hashbad", "badimport", "undeclared", "toonew", "notonpypi"]
+    names = ["goodpkg", "hashbad", "badimport", "undeclared", "toonew", "notonpypi", "needsgood"]
     brids = [brid for name in names for brid in farm.force(name)]
     builds = dict(zip(names, wait_builds(farm, brids, timeout=600), strict=True))
 
     assert builds["goodpkg"]["results"] == 0, builds["goodpkg"]["state_string"]
+    # a Requires-Dist on a registry package missing from `depends` warns, and publishes
+    assert builds["needsgood"]["results"] == 1, builds["needsgood"]["state_string"]
+    assert (
+        "requires goodpkg: in the registry but not in needsgood's depends"
+        in (builds["needsgood"]["state_string"])
+    )
     expected = {
         "hashbad": ("fetch", "hash mismatch for hashbad-1.0.tar.gz: expected sha256 " + "0" * 64),
         "badimport": ("test", "import failed: badimport.bad: RuntimeError: boom"),
@@ -216,7 +230,8 @@ def test_each_failure_has_one_reason_and_publishes_nothing(farm_factory, tmp_pat
         assert failed == [step], (name, failed)
     assert "wheelfarm_undeclared_helper" in builds["undeclared"]["state_string"]
 
-    # only the good package reached the index; no upload was left behind
+    # only the good packages reached the index; no upload was left behind
     index = farm.settings().index_path
-    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == ["goodpkg"]
+    published = sorted(p.name for p in index.iterdir() if not p.name.startswith("."))
+    assert published == ["goodpkg", "needsgood"]
     assert not any((index / ".incoming").glob("*/*"))

@@ -135,7 +135,11 @@ def _builders(
 ) -> list:
     """One real builder per platform that has workers; packages are properties."""
     factory = build_factory(
-        settings.pypi_url, Index(settings.index_path), f"{settings.public_url}simple/", store
+        settings.pypi_url,
+        Index(settings.index_path),
+        f"{settings.public_url}simple/",
+        store,
+        registry,
     )
     offers = {e.name: set(e.pythons) for e in entries}
 

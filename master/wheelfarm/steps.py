@@ -23,16 +23,18 @@ from pathlib import Path
 
 from buildbot.plugins import steps, util
 from buildbot.process import build, buildstep, logobserver
-from buildbot.process.results import FAILURE, SKIPPED, SUCCESS
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from twisted.internet import defer, threads
 
 from .campaigns import ORCHESTRATE, CampaignStore, cascade_action
+from .graph import undeclared_dependencies
 from .index import Index, IndexConflict, InvalidWheel, read_metadata
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
+from .registry import Registry
 
 FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
@@ -218,9 +220,18 @@ def _incoming_wheels(step, index: Index) -> list[Path]:
 
 
 class CheckMetadata(MasterStep):
-    """The wheel's metadata parses with `packaging`, and names the sdist's project and version."""
+    """The wheel's metadata parses with `packaging`, and names the sdist's project and version.
+
+    It warns when the wheel requires a registry package its entry does not list
+    in `depends`.
+    """
 
     name = "metadata"
+    warnOnWarnings = True
+
+    def __init__(self, index: Index, registry: Registry | None = None, **kwargs):
+        super().__init__(index, **kwargs)
+        self.registry = registry
 
     @defer.inlineCallbacks
     def run(self):
@@ -239,7 +250,21 @@ class CheckMetadata(MasterStep):
                 f"sdist is {want_name} {want_version}"
             )
         self.descriptionDone = [f"metadata: {meta.name} {meta.version}"]
-        return SUCCESS
+        if self.registry is None or want_name not in self.registry.packages:
+            return SUCCESS
+        missing = undeclared_dependencies(
+            self.registry,
+            want_name,
+            [str(r) for r in meta.requires_dist or []],
+            self.getProperty("python"),
+        )
+        if not missing:
+            return SUCCESS
+        # a warning, not a failure: cascades would miss this edge until `depends` has it
+        self.reason = (
+            f"requires {', '.join(missing)}: in the registry but not in {want_name}'s depends"
+        )
+        return WARNINGS
 
 
 class PublishWheel(MasterStep):
@@ -347,7 +372,11 @@ class RemoveIncoming(buildstep.BuildStep):
 
 
 def build_factory(
-    pypi_url: str, index: Index, farm_index_url: str, store: CampaignStore
+    pypi_url: str,
+    index: Index,
+    farm_index_url: str,
+    store: CampaignStore,
+    registry: Registry | None = None,
 ) -> util.BuildFactory:
     pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
@@ -399,7 +428,7 @@ def build_factory(
             masterdest=util.renderer(lambda props: incoming_dir(props, index)),
             haltOnFailure=True,
         ),
-        CheckMetadata(index=index),
+        CheckMetadata(index=index, registry=registry),
         PublishWheel(index=index),
         CascadeCheck(index=index, store=store),
         steps.Trigger(
