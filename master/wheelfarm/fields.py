@@ -128,6 +128,14 @@ class Fields:
     def integer(self, path: FieldPath, value: Any) -> int | None:
         return value if self._expect(path, value, int, "an integer") else None
 
+    def positive(self, path: FieldPath, value: Any) -> int | None:
+        """An integer of at least 1 (a count of builds)."""
+        number = self.integer(path, value)
+        if number is not None and number < 1:
+            self.error(path, f"must be at least 1, not {number}")
+            return None
+        return number
+
     def top_level(self, data: Any, list_key: str) -> list[Any]:
         """The `schema: 1` + `<list_key>: [...]` frame both files share; its list, or []."""
         top = self.mapping((), data, ("schema", list_key), required=("schema", list_key))

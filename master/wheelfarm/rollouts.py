@@ -79,7 +79,7 @@ def _read(fields: Fields, path: FieldPath, value: Any, known: set[str]) -> Rollo
         platforms=key("platforms", fields.strings, None, check=unknown_platform, nonempty=True),
         packages=tuple(canonicalize_name(p) for p in packages) if packages else None,
         toolchain=key("toolchain", fields.string, None),
-        max_in_flight=key("max_in_flight", _read_positive, 50, fields=fields),
+        max_in_flight=key("max_in_flight", fields.positive, 50),
     )
 
 
@@ -87,14 +87,6 @@ def _read_packages(path: FieldPath, value: Any, fields: Fields, check) -> tuple 
     if value == "all":
         return None
     return fields.strings(path, value, check=check, nonempty=True)
-
-
-def _read_positive(path: FieldPath, value: Any, fields: Fields) -> int | None:
-    number = fields.integer(path, value)
-    if number is not None and number < 1:
-        fields.error(path, f"must be at least 1, not {number}")
-        return None
-    return number
 
 
 def _name_error(name: str) -> str | None:

@@ -73,20 +73,12 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         owner=key("owner", string, "", check=_owner_error),
         platform=key("platform", string, "", check=unknown_platform),
         pythons=key("python", fields.strings, (), check=unsupported_python, nonempty=True),
-        max_builds=key("max_builds", _read_max_builds, 1, fields=fields),
+        max_builds=key("max_builds", fields.positive, 1),
         tags=key("tags", fields.strings, (), check=_tag_error),
         line=fields.doc.line(path),
         container=key("container", string, None, check=_container_error),
     )
     return worker if worker.name else None
-
-
-def _read_max_builds(path: FieldPath, value: Any, fields: Fields) -> int | None:
-    number = fields.integer(path, value)
-    if number is not None and number < 1:
-        fields.error(path, f"must be at least 1, not {number}")
-        return None
-    return number
 
 
 def _name_error(name: str) -> str | None:

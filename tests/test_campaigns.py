@@ -1,0 +1,119 @@
+"""Campaign bookkeeping: which nodes are ready, blocked, resumed; ABI keys; records."""
+
+from __future__ import annotations
+
+from conftest import write_registry
+from wheelfarm.campaigns import (
+    BLOCKED,
+    DONE,
+    FAILED,
+    WAITING,
+    CampaignStore,
+    abi_key,
+    cascade_action,
+    cascade_campaign,
+    node_key,
+    rollout_campaign,
+)
+from wheelfarm.graph import Graph
+from wheelfarm.registry import load_registry
+from wheelfarm.rollouts import Rollout
+
+DIAMOND = """\
+  - name: base
+    abi: major
+  - name: left
+    depends: [base]
+  - name: right
+    depends: [base]
+  - name: joint
+    depends: [left, right]
+    platforms: [linux-x86_64]
+  - name: top
+    depends: [joint]
+"""
+
+
+def diamond(tmp_path):
+    registry = load_registry(write_registry(tmp_path / "packages.yaml", DIAMOND))
+    return registry, Graph.from_registry(registry)
+
+
+def key(name: str) -> str:
+    return node_key(name, "linux-x86_64", "3.12")
+
+
+def test_abi_keys():
+    assert abi_key("major", "2.1.3", pure=False) == "2"
+    assert abi_key("minor", "2.1.3", pure=False) == "2.1"
+    assert abi_key("every-release", "2.1.3", pure=False) == "2.1.3"
+    assert abi_key(None, "2.1.3", pure=True) is None  # pure: no ABI
+    assert abi_key(None, "2.1.3", pure=False) == "2.1"
+
+
+def test_cascade_waits_for_parents_blocks_and_resumes(tmp_path):
+    registry, graph = diamond(tmp_path)
+    campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)
+    assert sorted(campaign.nodes) == sorted(key(n) for n in ("left", "right", "joint", "top"))
+    assert campaign.ready() == [key("left"), key("right")]
+    campaign.nodes[key("left")].state = DONE
+    assert campaign.ready() == [key("right")]  # joint still waits for right
+    campaign.nodes[key("right")].state = FAILED
+    campaign.block_downstream(key("right"))
+    assert campaign.nodes[key("joint")].state == campaign.nodes[key("top")].state == BLOCKED
+    assert campaign.nodes[key("top")].blocked_by == "right"
+    assert campaign.ready() == []
+
+    assert not campaign.unblock("left", "linux-x86_64", "3.12")  # not failed: nothing to do
+    assert campaign.unblock("right", "linux-x86_64", "3.12")
+    assert campaign.nodes[key("joint")].state == WAITING
+    assert campaign.ready() == [key("joint")]
+
+
+def test_cascade_only_covers_what_builds_on_that_platform(tmp_path):
+    registry, graph = diamond(tmp_path)
+    campaign = cascade_campaign(registry, graph, "base", "2.0", "macos-arm64", "3.12", 10)
+    names = sorted(n.package for n in campaign.nodes.values())
+    assert names == ["left", "right", "top"]  # joint is linux only
+    top = campaign.nodes[node_key("top", "macos-arm64", "3.12")]
+    assert top.parents == []  # its parent does not build here: nothing to wait for
+
+
+def test_rollout_nodes_and_records_round_trip(tmp_path):
+    registry, graph = diamond(tmp_path)
+    rollout = Rollout("py", "", ("3.12",), ("linux-x86_64",), None, "2099.1", 3)
+    campaign = rollout_campaign(registry, graph, rollout, ["linux-x86_64", "macos-arm64"])
+    assert len(campaign.nodes) == 5 and campaign.toolchain == "2099.1"
+    assert campaign.nodes[key("joint")].parents == [key("left"), key("right")]
+    store = CampaignStore(tmp_path / "campaigns")
+    store.save(campaign)
+    assert store.load(campaign.id) == campaign
+    assert store.load("../etc") is None
+
+
+def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
+    store = CampaignStore(tmp_path / "campaigns")
+
+    def record(version: str, at: str) -> dict:
+        return {
+            "project": "base",
+            "version": version,
+            "platform": "linux-x86_64",
+            "python": "3.12",
+            "filename": f"base-{version}-cp312-cp312-linux_x86_64.whl",
+            "added_at": at,
+        }
+
+    old, keeps, breaks = record("1.0", "1"), record("1.1", "2"), record("2.0", "2")
+    assert cascade_action([old], keeps, "major", store) is None
+    assert cascade_action([old], breaks, "major", store) == "cascade"
+    assert cascade_action([], breaks, "major", store) is None  # a first release
+    rebuilt = dict(breaks, filename="base-2.0-1-cp312-cp312-linux_x86_64.whl")
+    assert cascade_action([old, breaks], rebuilt, "major", store) is None  # not a new release
+
+    registry, graph = diamond(tmp_path)
+    campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)
+    campaign.nodes[key("right")].state = FAILED
+    store.save(campaign)
+    fixed = {**record("1.2", "3"), "project": "right", "filename": "right-1.2-py3-none-any.whl"}
+    assert cascade_action([], fixed, None, store) == "resume"
