@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from .schedulers import request_properties
 DONE, FAILED, BLOCKED, WAITING, BUILDING = "done", "failed", "blocked", "waiting", "building"
 ORCHESTRATOR = "orchestrator"  # the master's own worker: campaigns hold no volunteer's slot
 ORCHESTRATE = "orchestrate"  # its builder and Triggerable
+SAVE_EVERY = 1.0  # seconds between writes of a running campaign's record
 
 
 def abi_key(mode: str | None, version: str, pure: bool) -> str | None:
@@ -98,12 +100,16 @@ class Campaign:
             if node.state == WAITING and all(self.nodes[p].state == DONE for p in node.parents)
         ]
 
-    def block_downstream(self, failed: str) -> None:
-        """Every node that (transitively) waits for `failed` is blocked by it."""
-        children: dict[str, list[str]] = {}
+    def children(self) -> dict[str, list[str]]:
+        children: dict[str, list[str]] = {key: [] for key in self.nodes}
         for key, node in self.nodes.items():
             for parent in node.parents:
-                children.setdefault(parent, []).append(key)
+                children[parent].append(key)
+        return children
+
+    def block_downstream(self, failed: str, children: dict[str, list[str]] | None = None) -> None:
+        """Every node that (transitively) waits for `failed` is blocked by it."""
+        children = children if children is not None else self.children()
         todo = list(children.get(failed, []))
         while todo:
             key = todo.pop()
@@ -277,6 +283,14 @@ class RunCampaign(buildstep.BuildStep):
         running: set[str] = set()
         finished: list[tuple[str, int]] = []
         wake: list[defer.Deferred] = []
+        # Counters, not rescans: a rollout over the registry has tens of thousands of nodes.
+        children = campaign.children()
+        missing = {
+            k: sum(campaign.nodes[p].state != DONE for p in n.parents)
+            for k, n in campaign.nodes.items()
+        }
+        ready = deque(k for k, n in campaign.nodes.items() if n.state == WAITING and not missing[k])
+        saved = 0.0
 
         def on_finish(key: str, result: int) -> None:
             finished.append((key, result))
@@ -284,13 +298,16 @@ class RunCampaign(buildstep.BuildStep):
                 wake.pop().callback(None)
 
         while True:
-            for key in campaign.ready()[: max(0, campaign.max_in_flight - len(running))]:
+            while ready and len(running) < campaign.max_in_flight:
+                key = ready.popleft()
                 campaign.nodes[key].state = BUILDING
                 running.add(key)
                 self._start(campaign, key, on_finish)
             if not running:
                 break
-            yield threads.deferToThread(self.store.save, campaign)
+            if time.monotonic() - saved > SAVE_EVERY:  # the record is for people: a second is fresh
+                yield threads.deferToThread(self.store.save, campaign)
+                saved = time.monotonic()
             if not finished:
                 wake.append(defer.Deferred())
                 yield wake[-1]
@@ -300,9 +317,13 @@ class RunCampaign(buildstep.BuildStep):
                 node = campaign.nodes[key]
                 if result in (SUCCESS, WARNINGS, SKIPPED):
                     node.state = DONE
+                    for child in children[key]:
+                        missing[child] -= 1
+                        if not missing[child] and campaign.nodes[child].state == WAITING:
+                            ready.append(child)
                 else:
                     node.state = FAILED
-                    campaign.block_downstream(key)
+                    campaign.block_downstream(key, children)
                 yield log.addStdout(f"{node.state:>8} {key}\n")
         campaign.finished_at = time.time()
         yield threads.deferToThread(self.store.save, campaign)
