@@ -19,7 +19,7 @@ from .platforms import PLATFORMS
 from .registry import Package, Registry
 
 # Requests are the same work only when all of these match (see collapse_same_target).
-TARGET_PROPERTIES = ("package", "version_spec", "platform", "python", "rebuild")
+TARGET_PROPERTIES = ("package", "version_spec", "platform", "python", "rebuild", "publish")
 
 
 def request_properties(

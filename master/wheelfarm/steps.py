@@ -371,6 +371,11 @@ class RemoveIncoming(buildstep.BuildStep):
         return SUCCESS
 
 
+def publishing(step) -> bool:
+    """Test builds (a registry pull request's) check everything but publish nothing."""
+    return step.getProperty("publish") is not False
+
+
 def build_factory(
     pypi_url: str,
     index: Index,
@@ -429,8 +434,8 @@ def build_factory(
             haltOnFailure=True,
         ),
         CheckMetadata(index=index, registry=registry),
-        PublishWheel(index=index),
-        CascadeCheck(index=index, store=store),
+        PublishWheel(index=index, doStepIf=publishing),
+        CascadeCheck(index=index, store=store, doStepIf=publishing),
         steps.Trigger(
             name="start campaign",
             schedulerNames=[ORCHESTRATE],
