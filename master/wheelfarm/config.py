@@ -15,6 +15,7 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
+from . import registryrepo
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
 from .platforms import PLATFORMS
@@ -30,6 +31,7 @@ from .workers import WorkerEntry, load_workers, password_secret_name
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load(basedir)
+    registryrepo.ensure_checkout(settings)
     try:
         registry = load_registry(settings.registry)
         entries = [w for path in settings.workers_files for w in load_workers(path)]
@@ -44,6 +46,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     platforms = {b.properties["platform"]: b.name for b in builders}
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
+    builders += registryrepo.make_builders(settings, registry, list(platforms), ORCHESTRATOR)
     return {
         "title": settings.title,
         "titleURL": settings.public_url,
@@ -55,15 +58,19 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "workers": [_worker(e, settings) for e in entries]
         + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
         "builders": builders,
-        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts]),
+        "change_source": registryrepo.change_sources(settings),
+        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts])
+        + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,
         "www": {
             "port": _endpoint(settings.www_port, settings.www_interface),
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
+            "change_hook_dialects": registryrepo.www_hooks(settings),
         },
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
+            *registryrepo.make_reporters(settings),
         ],
     }
 
@@ -159,7 +166,8 @@ def _builders(
                 properties={"platform": platform.name},
                 tags=["platform", platform.name],
                 canStartBuild=worker_offers_python,
-                description=f"wheels for {platform.name} ({platform.policy})",
+                description=f"wheels for {platform.name} ({platform.policy}): "
+                f"{len(registry.for_platform(platform.name))} packages",
             )
         )
     return result

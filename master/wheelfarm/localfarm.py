@@ -55,6 +55,7 @@ class LocalFarm:
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
+    settings_overrides: dict = field(default_factory=dict)  # any other Settings field
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -98,6 +99,7 @@ class LocalFarm:
             worker_port=self.worker_port,
             worker_interface="127.0.0.1",
             pypi_url=self.pypi_url,
+            **self.settings_overrides,
         )
 
     # -- creating ---------------------------------------------------------

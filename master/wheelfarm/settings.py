@@ -14,17 +14,18 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = "wheelfarm.json"
+DEFAULT_REGISTRY = REPO_ROOT / "packages.yaml"
+DEFAULT_ROLLOUTS = REPO_ROOT / "rollouts.yaml"
+DEFAULT_WORKERS = REPO_ROOT / "workers" / "workers.yaml"
 
 
 @dataclass
 class Settings:
     basedir: Path
-    registry: Path = REPO_ROOT / "packages.yaml"
-    rollouts: Path = REPO_ROOT / "rollouts.yaml"
+    registry: Path = DEFAULT_REGISTRY
+    rollouts: Path = DEFAULT_ROLLOUTS
     # worker registries: the repo's volunteers, plus e.g. a local farm's own worker
-    workers_files: list[Path] = field(
-        default_factory=lambda: [REPO_ROOT / "workers" / "workers.yaml"]
-    )
+    workers_files: list[Path] = field(default_factory=lambda: [DEFAULT_WORKERS])
     secrets_dir: Path | None = None  # worker passwords: one file per secret, outside the repo
     db_url: str = "sqlite:///state.sqlite"  # relative to basedir; PostgreSQL for production
     www_port: int = 8010
@@ -35,9 +36,32 @@ class Settings:
     index_dir: Path | None = None  # the farm's package index; default basedir/index
     pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
     title: str = "wheelfarm"
+    # The registry as a git repository (URL or path): the master keeps a checkout
+    # of its branch, reads packages.yaml, rollouts.yaml and workers/ from there,
+    # and follows the branch (polling, or GitHub's push hook) and pull requests.
+    registry_repo: str = ""
+    registry_branch: str = "main"
+    registry_poll_interval: int = 60  # seconds; 0: only GitHub's webhook
+    registry_checkout: Path | None = None  # default basedir/registry
+    github_api_url: str = "https://api.github.com"  # tests point it at a fake
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
+        if self.registry_repo:
+            # the repo's files come from the checkout unless set on their own
+            checkout = self.checkout_path
+            if self.registry == DEFAULT_REGISTRY:
+                self.registry = checkout / "packages.yaml"
+            if self.rollouts == DEFAULT_ROLLOUTS:
+                self.rollouts = checkout / "rollouts.yaml"
+            self.workers_files = [
+                checkout / "workers" / "workers.yaml" if Path(f) == DEFAULT_WORKERS else Path(f)
+                for f in self.workers_files
+            ]
+
+    @property
+    def checkout_path(self) -> Path:
+        return Path(self.registry_checkout or self.basedir / "registry")
 
     # Derived when not set, and not saved, so that changing the port moves them too.
     @property
