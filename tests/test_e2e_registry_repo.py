@@ -140,6 +140,21 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
     (alpha,) = farm.force("alpha")  # and it goes on building
     assert wait_for(lambda: [b for b in package_builds(farm, "alpha") if b["complete"]])
 
+    # a merged rollout starts by itself
+    (upstream / "rollouts.yaml").write_text(
+        "schema: 1\nrollouts:\n  - name: toolchain-next\n    toolchain: next\n"
+    )
+    commit(upstream, entry("alpha") + entry("beta"), "Roll out the next toolchain")
+    update = wait_for(lambda: finished_builds(farm, "registry-update")[2:])[0]
+    assert update["results"] == 0, update["state_string"]
+    steps = {s["name"]: s for s in farm.api(f"builds/{update['buildid']}/steps")["steps"]}
+    assert steps["request builds"]["state_string"] == "started rollouts toolchain-next"
+    orchestrate = builder_id(farm, "orchestrate")
+    rollout = wait_for(
+        lambda: farm.api(f"builders/{orchestrate}/builds", property="rollout")["builds"]
+    )
+    assert rollout[0]["properties"]["rollout"][0] == "toolchain-next"
+
 
 def open_pull_request(upstream: Path, number: int, packages: str) -> str:
     """A PR branch as GitHub keeps it: refs/pull/N/head in the base repository."""

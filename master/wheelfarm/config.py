@@ -46,7 +46,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     platforms = {b.properties["platform"]: b.name for b in builders}
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
-    builders += registryrepo.make_builders(settings, registry, list(platforms), ORCHESTRATOR)
+    builders += registryrepo.make_builders(
+        settings, registry, list(platforms), [r.name for r in rollouts], ORCHESTRATOR
+    )
     return {
         "title": settings.title,
         "titleURL": settings.public_url,

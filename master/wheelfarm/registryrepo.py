@@ -26,9 +26,11 @@ from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, Results, worst_s
 from buildbot.util import asyncSleep
 from twisted.internet import defer, threads
 
+from .campaigns import ORCHESTRATE
 from .problems import ValidationError
 from .registry import Registry, load_registry
 from .registrydiff import Target, added_targets, summary
+from .rollouts import load_rollouts
 from .schedulers import request_properties, triggerable_name
 from .settings import Settings
 from .workers import load_workers
@@ -161,7 +163,11 @@ def make_reporters(settings: Settings) -> list:
 
 
 def make_builders(
-    settings: Settings, live: Registry, live_platforms: list[str], worker: str
+    settings: Settings,
+    live: Registry,
+    live_platforms: list[str],
+    live_rollouts: list[str],
+    worker: str,
 ) -> list:
     if not settings.registry_repo:
         return []
@@ -192,7 +198,7 @@ def make_builders(
                 checkout, "stage", ["worktree", "add", "--force", "--detach", str(stage), revision]
             ),
             CheckRegistry(stage),
-            PlanChange(stage, live, live_platforms, other_workers, check=check),
+            PlanChange(stage, live, live_platforms, live_rollouts, other_workers, check=check),
         ]
 
     apply = ["checkout", "--quiet", "--detach", util.Property("staged_revision")]
@@ -275,15 +281,16 @@ class PlanChange(buildstep.BuildStep):
         stage: Path,
         live: Registry,
         live_platforms: list[str],
+        live_rollouts: list[str],
         other_workers: list[Path],
         check: bool,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.stage, self.live, self.live_platforms = stage, live, live_platforms
-        self.other_workers, self.check = other_workers, check
+        self.live_rollouts, self.other_workers, self.check = live_rollouts, other_workers, check
 
-    def _plan(self) -> tuple[str, list[Target]]:
+    def _plan(self) -> tuple[str, list[Target], list[str]]:
         revision = subprocess.run(
             ["git", "-C", str(self.stage), "rev-parse", "HEAD"],
             capture_output=True,
@@ -297,20 +304,24 @@ class PlanChange(buildstep.BuildStep):
         else:
             files = [self.stage / "workers" / "workers.yaml", *self.other_workers]
             platforms = sorted({w.platform for f in files if f.exists() for w in load_workers(f)})
-        return revision, added_targets(self.live, new, self.live_platforms, platforms)
+        rollouts = load_rollouts(self.stage / "rollouts.yaml", set(new.packages))
+        added = [r.name for r in rollouts if r.name not in self.live_rollouts]
+        return revision, added_targets(self.live, new, self.live_platforms, platforms), added
 
     @defer.inlineCallbacks
     def run(self):
         try:
-            revision, targets = yield threads.deferToThread(self._plan)
+            revision, targets, rollouts = yield threads.deferToThread(self._plan)
         except (ValidationError, subprocess.CalledProcessError) as e:
             self.descriptionDone = [f"cannot plan: {e}"]
             return FAILURE
         self.setProperty("staged_revision", revision, "plan")
         self.setProperty("registry_targets", [list(t.__dict__.values()) for t in targets], "plan")
+        self.setProperty("new_rollouts", rollouts, "plan")
         log = yield self.addLog("targets")
         yield log.addStdout(
             "".join(f"{t.package} {t.platform} {t.python}: {t.why}\n" for t in targets)
+            + "".join(f"new rollout {name}: starts once merged\n" for name in rollouts)
             or "nothing to build\n"
         )
         self.descriptionDone = [summary(targets)]
@@ -371,14 +382,15 @@ class RequestBuilds(buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         targets = [Target(*t) for t in self.getProperty("registry_targets") or []]
+        rollouts = (self.getProperty("new_rollouts") or []) if self.publish else []
+        for name in rollouts:  # a merged rollout starts, as from its force form
+            self._trigger(ORCHESTRATE, {"campaign_action": "rollout", "rollout": name})
         if not targets:
-            self.descriptionDone = ["nothing to build"]
+            self.descriptionDone = [
+                f"started rollouts {', '.join(rollouts)}" if rollouts else "nothing to build"
+            ]
             return SUCCESS
         registry = yield threads.deferToThread(load_registry, self.registry)
-        sourcestamps = [
-            {k: getattr(ss, k) for k in ("codebase", "repository", "branch", "revision", "project")}
-            for ss in self.build.getAllSourceStamps()
-        ]
         cause = self._cause()
         waits = []
         for t in targets:
@@ -390,27 +402,35 @@ class RequestBuilds(buildstep.BuildStep):
                 rebuild=not self.publish,  # a check builds even what the index has
             )
             props.update(publish=self.publish, reason=cause)
-            properties = Properties()
-            properties.update(props, "registry")
-            scheduler = self.master.scheduler_manager.namedServices.get(
-                triggerable_name(t.platform)
-            )
-            if scheduler is None:  # no worker for it (any more)
-                continue
-            _, finished = scheduler.trigger(
-                waited_for=not self.publish,
-                sourcestamps=sourcestamps,
-                set_props=properties,
-                parent_buildid=self.build.buildid,
-                parent_relationship="registry",
-            )
-            waits.append((t, finished))
+            finished = self._trigger(triggerable_name(t.platform), props)
+            if finished is not None:  # else no worker serves the platform (any more)
+                waits.append((t, finished))
         if self.publish:
-            for _, finished in waits:
-                finished.addErrback(lambda _: None)  # the builds report for themselves
             self.descriptionDone = [f"requested {len(waits)} builds"]
             return SUCCESS
         return (yield self._gather(waits))
+
+    def _trigger(self, scheduler_name: str, props: dict) -> defer.Deferred | None:
+        """A request through a Triggerable, with this build's source stamps (its change)."""
+        scheduler = self.master.scheduler_manager.namedServices.get(scheduler_name)
+        if scheduler is None:
+            return None
+        properties = Properties()
+        properties.update(props, "registry")
+        sourcestamps = [
+            {k: getattr(ss, k) for k in ("codebase", "repository", "branch", "revision", "project")}
+            for ss in self.build.getAllSourceStamps()
+        ]
+        _, finished = scheduler.trigger(
+            waited_for=not self.publish,
+            sourcestamps=sourcestamps,
+            set_props=properties,
+            parent_buildid=self.build.buildid,
+            parent_relationship="registry",
+        )
+        if self.publish:
+            finished.addErrback(lambda _: None)  # those builds report for themselves
+        return finished
 
     def _cause(self) -> str:
         revision = (self.getProperty("staged_revision") or "")[:10]
