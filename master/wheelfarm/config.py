@@ -19,6 +19,7 @@ from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_fa
 from .index import Index, IndexService
 from .platforms import PLATFORMS
 from .problems import ValidationError
+from .pypiwatch import release_watch
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
@@ -44,6 +45,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     platforms = {b.properties["platform"]: b.name for b in builders}
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
+    release_sources, release_schedulers = release_watch(settings, platforms, registry)
     return {
         "title": settings.title,
         "titleURL": settings.public_url,
@@ -55,7 +57,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "workers": [_worker(e, settings) for e in entries]
         + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
         "builders": builders,
-        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts]),
+        "change_source": release_sources,
+        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts])
+        + release_schedulers,
         "collapseRequests": collapse_same_target,
         "www": {
             "port": _endpoint(settings.www_port, settings.www_interface),
