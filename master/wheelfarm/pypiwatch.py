@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from .pypifeed import NewRelease, PyPIFeed, poll_cycle
+from .pypifeed import FeedError, NewRelease, PyPIFeed, poll_cycle
 from .registry import Registry
 from .schedulers import request_properties
 from .settings import Settings
@@ -75,15 +75,20 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
     @defer.inlineCallbacks
     def poll(self):
         serial = yield self.getState("last_serial", None)
-        if serial is None:
-            # First start: what is on PyPI now is built from the registry, not from here.
-            last = yield threads.deferToThread(self.feed.last_serial)
-            yield self.setState("last_serial", last)
-            log.msg(f"{self.name}: following {self.pypi_url} from serial {last}")
+        try:
+            if serial is None:
+                # First start: what is on PyPI now is built from the registry, not from here.
+                last = yield threads.deferToThread(self.feed.last_serial)
+                yield self.setState("last_serial", last)
+                log.msg(f"{self.name}: following {self.pypi_url} from serial {last}")
+                return
+            cycle, etags = yield threads.deferToThread(
+                poll_cycle, self.feed, self.followed, serial, dict(self.etags)
+            )
+        except FeedError as e:
+            # PyPI is down or odd: one line, and the next cycle starts from the same serial
+            log.msg(f"{self.name}: poll failed, will retry: {e}")
             return
-        cycle, etags = yield threads.deferToThread(
-            poll_cycle, self.feed, self.followed, serial, dict(self.etags)
-        )
         announced = 0
         for release in cycle.releases:
             announced += yield self._announce(release)
