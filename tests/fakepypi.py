@@ -26,10 +26,10 @@ class Release:
     path: Path
     sha256: str
     yanked: bool = False
+    version: str = ""  # from the file's name
 
-    @property
-    def version(self) -> str:
-        return str(parse_sdist_filename(self.path.name)[1])
+    def __post_init__(self) -> None:
+        self.version = self.version or str(parse_sdist_filename(self.path.name)[1])
 
 
 @dataclass

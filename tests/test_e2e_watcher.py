@@ -139,3 +139,45 @@ def test_each_new_release_builds_once_across_restarts(db_url, fake_pypi, farm_fa
         ("watched", "1.1"),
         ("watched", "1.4"),
     ]
+
+
+LATE = """\
+  - name: late
+    platforms: [linux-x86_64]
+    python: ["3.11"]
+"""
+
+
+def test_registry_changes_and_missed_changes_are_followed(fake_pypi, farm_factory, tmp_path):
+    pypi, url = fake_pypi
+    folder = tmp_path / "sdists"
+    for name in ("watched", "late"):
+        publish(pypi, folder, name, "1.0")
+    registry = write_registry(tmp_path / "packages.yaml", REGISTRY)
+    farm = farm_factory(registry, pypi_url=url, pypi_watch_interval=1)
+    wait_until("the watcher's first poll", lambda: watcher_at(farm, pypi.serial))
+
+    # a package added to the registry is followed after a reconfig, without a restart
+    write_registry(registry, REGISTRY + LATE)
+    ok, log = farm.reconfig()
+    assert ok, log
+    publish(pypi, folder, "late", "1.1")
+    (build,) = wait_until("a build of late 1.1", lambda: finished(farm, "late", "1.1"))
+    assert build["results"] == 0, build["state_string"]
+
+    # releases that arrive while the scheduler is disabled are built once it is enabled
+    (scheduler,) = [s for s in farm.api("schedulers")["schedulers"] if s["name"] == "pypi-releases"]
+    farm.rpc(f"schedulers/{scheduler['schedulerid']}", "enable", enabled=False)
+    publish(pypi, folder, "watched", "1.1")
+    wait_until(
+        "the change for watched 1.1",
+        lambda: farm.api("changes", project="watched", revision="1.1")["changes"],
+    )
+    # (a listening scheduler makes its buildset before the change is even visible here)
+    assert ("watched", "==1.1") not in release_builds(farm)
+    assert idle(farm)
+    farm.rpc(f"schedulers/{scheduler['schedulerid']}", "enable", enabled=True)
+    (build,) = wait_until("a build of watched 1.1", lambda: finished(farm, "watched", "1.1"))
+    assert build["results"] == 0, build["state_string"]
+    wait_until("no build left", lambda: idle(farm))
+    assert len(release_builds(farm)[("watched", "==1.1")]) == 1
