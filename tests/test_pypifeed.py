@@ -118,3 +118,14 @@ def test_a_long_changelog_is_read_page_by_page(packages, tmp_path):
         assert cycle.serial == pypi.serial and cycle.events == 9
     finally:
         pypi.stop()
+
+
+def test_an_index_whose_serial_went_back_is_followed_from_its_present(packages, tmp_path):
+    pypi = FakePyPI()
+    url = pypi.start()
+    try:
+        publish(pypi, tmp_path, "ranged", "2.0")
+        cycle, _ = poll_cycle(PyPIFeed(url), packages, 1000, {})
+        assert cycle.serial == pypi.serial and cycle.releases == []
+    finally:
+        pypi.stop()

@@ -185,6 +185,10 @@ def poll_cycle(
     would hide a release next time).
     """
     last = feed.last_serial()
+    if last < serial:
+        # PyPI's serial never goes back: this index was replaced or reset, so
+        # follow it from its present, as on a first start
+        return Cycle(serial=last), {}
     cycle = Cycle(serial=serial)
     touched: dict[str, dict[str, int]] = {}  # name -> version -> serial of its event
     while cycle.serial < last:

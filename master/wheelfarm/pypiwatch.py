@@ -74,12 +74,14 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
 
     @defer.inlineCallbacks
     def poll(self):
-        serial = yield self.getState("last_serial", None)
+        # per index: a farm pointed at another PyPI starts that one afresh
+        serial_key = f"last_serial {self.feed.base}"
+        serial = yield self.getState(serial_key, None)
         try:
             if serial is None:
                 # First start: what is on PyPI now is built from the registry, not from here.
                 last = yield threads.deferToThread(self.feed.last_serial)
-                yield self.setState("last_serial", last)
+                yield self.setState(serial_key, last)
                 log.msg(f"{self.name}: following {self.pypi_url} from serial {last}")
                 return
             cycle, etags = yield threads.deferToThread(
@@ -94,7 +96,7 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
             announced += yield self._announce(release)
         self.etags.update(etags)
         if cycle.serial != serial:
-            yield self.setState("last_serial", cycle.serial)
+            yield self.setState(serial_key, cycle.serial)
             log.msg(
                 f"{self.name}: serial {serial} -> {cycle.serial}: {cycle.events} events, "
                 f"{cycle.followed} registry packages looked at ({cycle.not_modified} unchanged), "
