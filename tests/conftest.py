@@ -43,6 +43,8 @@ def wait_builds(farm: LocalFarm, brids: list[int], timeout: float = 600) -> list
 
 
 def make_farm(tmp: Path, registry: Path, db_url: str = "sqlite:///state.sqlite", **kw) -> LocalFarm:
+    # the PyPI release watcher only where a test asks for it (with its fake PyPI)
+    kw.setdefault("pypi_watch_interval", 0)
     return LocalFarm(
         home=tmp / "farm",
         www_port=free_port(),

@@ -61,7 +61,7 @@ def test_one_builder_per_platform_with_workers(basedir):
     assert builders["build-linux-x86_64"].properties == {"platform": "linux-x86_64"}
     names = sorted(s.name for s in config["schedulers"])
     platforms = ["trigger-linux-x86_64", "trigger-macos-arm64"]
-    assert names == ["force", "orchestrate", "rollout", *platforms]
+    assert names == ["force", "orchestrate", "pypi-releases", "rollout", *platforms]
     workers = {w.name: w for w in config["workers"]}
     assert workers["alice-linux"].max_builds == 2
 

@@ -20,6 +20,7 @@ from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_fa
 from .index import Index, IndexService
 from .platforms import PLATFORMS
 from .problems import ValidationError
+from .pypiwatch import release_watch
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
@@ -49,6 +50,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     builders += registryrepo.make_builders(
         settings, registry, list(platforms), [r.name for r in rollouts], ORCHESTRATOR
     )
+    release_sources, release_schedulers = release_watch(settings, platforms, registry)
     return {
         "title": settings.title,
         "titleURL": settings.public_url,
@@ -60,8 +62,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "workers": [_worker(e, settings) for e in entries]
         + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
         "builders": builders,
-        "change_source": registryrepo.change_sources(settings),
+        "change_source": release_sources + registryrepo.change_sources(settings),
         "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts])
+        + release_schedulers
         + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,
         "www": {

@@ -52,6 +52,7 @@ class LocalFarm:
     registry: Path = REPO_ROOT / "packages.yaml"
     rollouts: Path = REPO_ROOT / "rollouts.yaml"
     pypi_url: str = "https://pypi.org"
+    pypi_watch_interval: int = 60  # follow new releases on PyPI; 0: off
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
@@ -99,6 +100,7 @@ class LocalFarm:
             worker_port=self.worker_port,
             worker_interface="127.0.0.1",
             pypi_url=self.pypi_url,
+            pypi_watch_interval=self.pypi_watch_interval,
             **self.settings_overrides,
         )
 

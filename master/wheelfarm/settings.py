@@ -35,6 +35,7 @@ class Settings:
     buildbot_url: str = ""  # public URL of the UI; derived from the port when empty
     index_dir: Path | None = None  # the farm's package index; default basedir/index
     pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
+    pypi_watch_interval: int = 60  # seconds between polls for new releases on PyPI; 0: off
     title: str = "wheelfarm"
     # The registry as a git repository (URL or path): the master keeps a checkout
     # of its branch, reads packages.yaml, rollouts.yaml and workers/ from there,
