@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,29 @@ def test_a_wrong_password_is_refused_and_logged(farm_factory, tmp_path):
         stop_worker(BIN / "buildbot-worker", basedir)
     # the worker saw the refusal too
     assert "unauthorized login" in (basedir / "twistd.log").read_text(encoding="utf-8").lower()
+
+
+def test_requests_wait_for_a_downtime_window_to_close(farm_factory, tmp_path, fake_pypi):
+    # the only worker rests from the last minute until two minutes from now (UTC)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = now - timedelta(minutes=1), now + timedelta(minutes=2)
+    window = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+    workers_file = declare(tmp_path / "volunteers.yaml", "sleepy", downtime=[window])
+    password = worker_password(tmp_path, "sleepy", workers_file)
+    registry = write_registry(tmp_path / "packages.yaml", REGISTRY)
+    farm = farm_factory(
+        registry, pypi_url=fake_pypi, worker_names=[], extra_workers_files=[workers_file]
+    )
+    basedir = tmp_path / "sleepy"
+    try:
+        start_worker(farm, basedir, "sleepy", password)
+        wait_connected(farm, "sleepy")
+        (brid,) = farm.force("alpha")
+        time.sleep(15)
+        if datetime.now(UTC) < end:  # still resting: nothing has started
+            assert not farm.api(f"buildrequests/{brid}")["buildrequests"][0]["claimed"]
+        (build,) = wait_builds(farm, [brid], timeout=600)
+        assert build["results"] == 0, build["state_string"]
+        assert build["started_at"] >= end.timestamp()
+    finally:
+        stop_worker(BIN / "buildbot-worker", basedir)
