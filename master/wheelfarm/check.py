@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .platforms import PLATFORMS
+from . import coverage
 from .problems import Problem, ValidationError
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
@@ -66,17 +66,16 @@ def _coverage_warnings(
 ) -> list[Problem]:
     """Workers that would sit idle, and (once there are workers) platforms nobody serves."""
     warnings = []
-    targeted = {p: len(registry.for_platform(p)) for p in PLATFORMS}
+    idle = {w.name for w in coverage.idle_workers(registry, workers)}
     for i, worker in enumerate(workers):
-        if not targeted[worker.platform]:
-            message = f"no package in {registry.path} builds for {worker.platform!r}"
+        if worker.name in idle:
+            message = coverage.idle_message(registry, worker)
             warnings.append(
                 Problem(workers_file, worker.line, f"workers[{i}].platform", message, "warning")
             )
-    served = {worker.platform for worker in workers}
-    for platform, count in targeted.items():
-        if workers and count and platform not in served:
-            message = f"no worker serves {platform!r} (packages to build there: {count})"
+    if workers:
+        for platform, count in coverage.unserved_platforms(registry, workers).items():
+            message = coverage.unserved_message(platform, count)
             warnings.append(Problem(workers_file, None, "workers", message, "warning"))
     return warnings
 

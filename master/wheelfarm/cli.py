@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "check":
         return check.main(argv[1:])
+    if argv and argv[0] == "worker-password":
+        from . import passwords
+
+        return passwords.main(argv[1:])
     if argv and argv[0] == "plan":
         from . import plan  # only this subcommand needs the graph code
 
@@ -153,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="validate packages.yaml and workers/ (see `wheelfarm check -h`)")
     sub.add_parser("plan", help="print the cascade a new ABI of a package causes (`plan -h`)")
+    sub.add_parser("worker-password", help="make a worker's password (`worker-password -h`)")
     up = sub.add_parser("up", help="start a local farm and build the registry for this machine")
     up.add_argument("--python", help="Python version to build for (default: this one)")
     up.add_argument("--rebuild", action="store_true", help="rebuild what is already built")

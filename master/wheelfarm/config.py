@@ -8,6 +8,7 @@ master keeps its last good one.
 from __future__ import annotations
 
 import secrets as _secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from buildbot.config.errors import ConfigErrors
@@ -18,6 +19,7 @@ from twisted.python import log
 from . import registryrepo
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
+from .matching import can_take
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .pypiwatch import release_watch
@@ -26,7 +28,7 @@ from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
 from .steps import build_factory
-from .web import FarmPages
+from .workerpage import worker_services
 from .workers import WorkerEntry, load_workers, password_secret_name
 
 
@@ -74,7 +76,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         },
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
-            FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
+            *worker_services(registry, entries, str(store.root)),  # with the /farm/ pages
             *registryrepo.make_reporters(settings),
         ],
     }
@@ -153,10 +155,12 @@ def _builders(
         store,
         registry,
     )
-    offers = {e.name: set(e.pythons) for e in entries}
+    by_name = {e.name: e for e in entries}
 
-    def worker_offers_python(builder, wfb, request) -> bool:
-        return request.properties.getProperty("python") in offers.get(wfb.worker.workername, ())
+    def worker_can_take(builder, wfb, request) -> bool:
+        entry = by_name.get(wfb.worker.workername)
+        python = request.properties.getProperty("python")
+        return entry is not None and can_take(entry, python, datetime.now(UTC))
 
     result = []
     for platform in PLATFORMS.values():
@@ -170,7 +174,7 @@ def _builders(
                 factory=factory,
                 properties={"platform": platform.name},
                 tags=["platform", platform.name],
-                canStartBuild=worker_offers_python,
+                canStartBuild=worker_can_take,
                 description=f"wheels for {platform.name} ({platform.policy}): "
                 f"{len(registry.for_platform(platform.name))} packages",
             )

@@ -14,16 +14,32 @@ from functools import partial
 from typing import Any
 
 from . import safeyaml
-from .fields import Fields, unknown_platform, unsupported_python
+from .fields import Fields, kind, unknown_platform, unsupported_python
 from .problems import FieldPath
 
-KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container")
+KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container", "downtime")
+DOWNTIME_KEYS = ("days", "start", "end")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 # Linux workers with one of these build in the platform's manylinux image.
 CONTAINER_ENGINES = ("docker", "podman")
 # The name is also a secret name and a directory name, so keep it plain.
 WORKER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """A weekly window, in UTC, in which a worker takes no new builds.
+
+    It opens at `start` on each of `days` and closes at `end`; an `end` at or before
+    `start` closes on the next day (an overnight window).
+    """
+
+    days: tuple[int, ...]  # weekdays it opens on, Monday = 0
+    start: int  # minutes after midnight UTC
+    end: int  # minutes after midnight UTC, up to 24 * 60
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,7 @@ class WorkerEntry:
     tags: tuple[str, ...]
     line: int  # of the entry in the file
     container: str | None = None  # docker or podman: build inside manylinux images
+    downtime: tuple[Downtime, ...] = ()
 
 
 def password_secret_name(name: str) -> str:
@@ -77,8 +94,51 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         tags=key("tags", fields.strings, (), check=_tag_error),
         line=fields.doc.line(path),
         container=key("container", string, None, check=_container_error),
+        downtime=tuple(_read_downtimes(fields, (*path, "downtime"), entry.get("downtime", []))),
     )
     return worker if worker.name else None
+
+
+def _read_downtimes(fields: Fields, path: FieldPath, value: Any) -> list[Downtime]:
+    if not isinstance(value, list):
+        fields.error(path, f"expected a list, got {kind(value)}")
+        return []
+    windows = (_read_downtime(fields, (*path, i), item) for i, item in enumerate(value))
+    return [w for w in windows if w is not None]
+
+
+def _read_downtime(fields: Fields, path: FieldPath, value: Any) -> Downtime | None:
+    """`{days: [sat, sun], start: "02:00", end: "06:00"}`; days default to every day."""
+    window = fields.mapping(path, value, DOWNTIME_KEYS, required=("start", "end"))
+    if window is None:
+        return None
+    key = partial(fields.get, window, path)
+    days = key("days", fields.strings, DAYS, check=_day_error, nonempty=True)
+    start = key("start", fields.string, None, check=_clock_error)
+    end = key("end", fields.string, None, check=_clock_error)
+    if start is None or end is None:
+        return None
+    if start == "24:00":
+        fields.error((*path, "start"), "a window starts at 23:59 at the latest")
+        return None
+    return Downtime(tuple(sorted({DAYS.index(d) for d in days})), _minutes(start), _minutes(end))
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _day_error(day: str) -> str | None:
+    if day in DAYS:
+        return None
+    return f"unknown day {day!r} (one of: {', '.join(DAYS)})"
+
+
+def _clock_error(clock: str) -> str | None:
+    if CLOCK.fullmatch(clock):
+        return None
+    return f'{clock!r} is not a time of day in UTC like "02:30" (00:00 to 24:00)'
 
 
 def _name_error(name: str) -> str | None:

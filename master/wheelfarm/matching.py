@@ -1,0 +1,67 @@
+"""Which worker may start which build: platform, Python version and downtime windows.
+
+Buildbot already sends a builder's requests only to that builder's workers (one builder
+per platform) and respects each worker's `max_builds`; `can_take` is the rest of the rule,
+asked by the builder's canStartBuild for each free worker. When it says no, Buildbot tries
+the builder's other workers, and the request waits if none can take it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from buildbot.util.service import BuildbotService
+from twisted.internet import task
+
+from .workers import Downtime, WorkerEntry
+
+DAY = 24 * 60  # minutes
+
+
+def in_window(window: Downtime, when: datetime) -> bool:
+    """Whether `when` (aware, any zone) falls inside the weekly UTC window."""
+    when = when.astimezone(UTC)
+    minute = when.hour * 60 + when.minute
+    # an overnight window that opened yesterday is still open this early today
+    yesterday = (when - timedelta(days=1)).weekday()
+    if window.end <= window.start:
+        if when.weekday() in window.days and minute >= window.start:
+            return True
+        return yesterday in window.days and minute < window.end
+    return when.weekday() in window.days and window.start <= minute < window.end
+
+
+def in_downtime(entry: WorkerEntry, when: datetime) -> bool:
+    return any(in_window(w, when) for w in entry.downtime)
+
+
+def can_take(entry: WorkerEntry, python: str | None, when: datetime) -> bool:
+    """Whether the worker may start a build for `python` at `when` (it is already free)."""
+    return python in entry.pythons and not in_downtime(entry, when)
+
+
+class DowntimeWatch(BuildbotService):
+    """Offers waiting requests to the workers again each minute.
+
+    Buildbot looks for a worker only when something happens (a request, a worker
+    connecting, a build ending); a downtime window closing is not such an event.
+    """
+
+    name = "wheelfarm-downtime-watch"
+    interval = 60.0
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._loop = task.LoopingCall(self._poke)
+
+    def startService(self):
+        self._loop.start(self.interval, now=False)
+        return super().startService()
+
+    def stopService(self):
+        if self._loop.running:
+            self._loop.stop()
+        return super().stopService()
+
+    def _poke(self) -> None:
+        self.master.botmaster.maybeStartBuildsForAllBuilders()

@@ -1,0 +1,122 @@
+"""/farm/workers: the farm's workers as declared, whether they are connected, and the
+coverage warnings (idle workers, platforms nobody builds on), next to the campaign pages.
+
+The page is one more child of the /farm/ resource that FarmPages builds, so both come
+from one service and one reconfig: separate services start in no fixed order.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from buildbot.util.service import BuildbotService
+from twisted.internet import defer
+from twisted.python import log
+from twisted.web import resource, server
+
+from .coverage import coverage_lines
+from .matching import DowntimeWatch, in_downtime
+from .registry import Registry
+from .web import STYLE, FarmPages
+from .workers import DAYS, Downtime, WorkerEntry
+
+
+def worker_services(
+    registry: Registry, entries: list[WorkerEntry], campaigns_dir: str
+) -> list[BuildbotService]:
+    """The /farm/ pages with the workers page, and the downtime watch; logs the warnings."""
+    warnings = coverage_lines(registry, entries)
+    for line in warnings:
+        log.msg(f"wheelfarm: WARNING: {line}")
+    return [
+        FarmAndWorkerPages(
+            name="wheelfarm-pages",
+            campaigns_dir=campaigns_dir,
+            workers=list(entries),
+            warnings=warnings,
+        ),
+        DowntimeWatch(name="wheelfarm-downtime-watch"),
+    ]
+
+
+class FarmAndWorkerPages(FarmPages):
+    def make_resource(
+        self,
+        campaigns_dir: str = "",
+        workers: list[WorkerEntry] | None = None,
+        warnings: list[str] | None = None,
+    ) -> resource.Resource:
+        farm = super().make_resource(campaigns_dir=campaigns_dir)
+        farm.putChild(b"workers", WorkersPage(self, workers or [], warnings or []))
+        return farm
+
+
+def clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def describe(window: Downtime) -> str:
+    days = "every day" if len(window.days) == len(DAYS) else ", ".join(DAYS[d] for d in window.days)
+    return f"{days} {clock(window.start)}-{clock(window.end)} UTC"
+
+
+def workers_page(
+    entries: list[WorkerEntry], connected: set[str], warnings: list[str], now: datetime
+) -> bytes:
+    def row(e: WorkerEntry) -> str:
+        state = "connected" if e.name in connected else "not connected"
+        if in_downtime(e, now):
+            state += ", in downtime: takes no new builds"
+        cells = (
+            e.name,
+            e.owner,
+            e.platform,
+            ", ".join(e.pythons),
+            str(e.max_builds),
+            "; ".join(describe(w) for w in e.downtime) or "none",
+            state,
+        )
+        return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("worker", "owner", "platform", "Python", "max builds", "downtime", "state")
+    )
+    rows = "".join(row(e) for e in sorted(entries, key=lambda e: (e.platform, e.name)))
+    table = f"<table><tr>{header}</tr>{rows}</table>" if entries else "<p>No workers declared.</p>"
+    notes = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    body = f"{table}<h2>Warnings</h2>" + (
+        f"<ul class='warnings'>{notes}</ul>" if notes else "<p>None.</p>"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Workers</title>"
+        f"<style>{STYLE}</style></head><body><p><a href='../../#/'>Buildbot UI</a> · "
+        f"<a href='../campaigns/'>campaigns</a></p><h1>Workers</h1>{body}</body></html>"
+    ).encode()
+
+
+class WorkersPage(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, service: BuildbotService, entries: list[WorkerEntry], warnings: list[str]):
+        super().__init__()
+        self.service, self.entries, self.warnings = service, entries, warnings
+
+    def render_GET(self, request: server.Request):
+        d = defer.ensureDeferred(self._render(request))
+        d.addErrback(self._failed, request)
+        return server.NOT_DONE_YET
+
+    async def _render(self, request: server.Request) -> None:
+        workers = await self.service.master.data.get(("workers",))
+        connected = {w["name"] for w in workers if w["connected_to"]}
+        page = workers_page(self.entries, connected, self.warnings, datetime.now(UTC))
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.write(page)
+        request.finish()
+
+    def _failed(self, failure, request: server.Request) -> None:
+        log.err(failure, "wheelfarm: /farm/workers")
+        request.setResponseCode(500)
+        request.finish()

@@ -1,0 +1,83 @@
+"""The join scripts in workers/: their pins follow the master's, and they refuse bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = ROOT / "workers"
+SCRIPTS = ("join-linux.sh", "join-macos.sh", "join-windows.ps1")
+
+
+def requirements(lines: list[str]) -> dict[str, Requirement]:
+    reqs = (Requirement(line) for line in lines if line.strip() and not line.startswith("#"))
+    return {r.name: r for r in reqs}
+
+
+def test_worker_requirements_match_the_masters_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    master = requirements(project["dependencies"])
+    worker = requirements((WORKERS / "requirements.txt").read_text().splitlines())
+    # the worker must speak the master's protocol: the same Buildbot release
+    assert worker["buildbot-worker"].specifier == master["buildbot"].specifier
+    for name, req in worker.items():
+        assert name in master, f"{name} is not a dependency in pyproject.toml"
+        assert req == master[name], f"{name}: {req} here, {master[name]} in pyproject.toml"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_installs_from_requirements_txt(script):
+    assert "requirements.txt" in (WORKERS / script).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("script", ["join-linux.sh", "join-macos.sh"])
+def test_shell_scripts_parse(script):
+    subprocess.run(["bash", "-n", WORKERS / script], check=True)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--name", "alice-1"], "give --master HOST:PORT (or set WHEELFARM_MASTER)"),
+        (["--master", "farm.example.org:9989"], "give --name NAME"),
+        (
+            ["--master", "http://farm.example.org", "--name", "alice-1"],
+            "--master must be HOST:PORT, not 'http://farm.example.org'",
+        ),
+        (
+            ["--master", "farm.example.org:9989", "--name", "Alice_1"],
+            "'Alice_1' is not a valid worker name",
+        ),
+        (["--colour", "red"], "unknown argument: --colour"),
+    ],
+)
+def test_linux_script_refuses_bad_arguments(tmp_path, args, message):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHEELFARM_")}
+    done = subprocess.run(
+        ["bash", WORKERS / "join-linux.sh", "--dir", tmp_path / "w", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert not (tmp_path / "w").exists()  # nothing was made
+
+
+def test_linux_script_needs_a_password_without_a_terminal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHEELFARM_")}
+    done = subprocess.run(
+        ["bash", WORKERS / "join-linux.sh", "--master", "h:1", "--name", "a", "--dir", tmp_path],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1
+    assert "no password: set WHEELFARM_WORKER_PASSWORD or give --password-file" in done.stderr
