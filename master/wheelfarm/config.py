@@ -15,6 +15,8 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
+from .access import www_access
+from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
 from .platforms import PLATFORMS
@@ -23,6 +25,7 @@ from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
+from .status import StatusService
 from .steps import build_factory
 from .web import FarmPages
 from .workers import WorkerEntry, load_workers, password_secret_name
@@ -42,6 +45,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
+    pages = {"registry": registry, "index_dir": str(settings.index_path)}
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
     return {
@@ -60,10 +64,13 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "www": {
             "port": _endpoint(settings.www_port, settings.www_interface),
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
+            **www_access(settings, registry),
         },
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
-            FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
+            FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root), **pages),
+            BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
+            StatusService(basedir=str(settings.basedir)),
         ],
     }
 

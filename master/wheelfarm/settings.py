@@ -35,6 +35,11 @@ class Settings:
     index_dir: Path | None = None  # the farm's package index; default basedir/index
     pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
     title: str = "wheelfarm"
+    # who may log in and act (access.py): a `user:password` file (default
+    # secrets_dir/web-users), or GitHub OAuth; admins are users or `org/team`s
+    users_file: Path | None = None
+    github_client_id: str = ""
+    admins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
@@ -59,7 +64,7 @@ class Settings:
         for f in fields(cls):
             env = environ.get(f"WHEELFARM_{f.name.upper()}")
             if env is not None:
-                raw[f.name] = env.split(os.pathsep) if f.name == "workers_files" else env
+                raw[f.name] = env.split(os.pathsep) if "list" in str(f.type) else env
         known = {f.name: f for f in fields(cls)}
         unknown = set(raw) - set(known)
         if unknown:
