@@ -322,7 +322,7 @@ def package_pages(
     """The pages of a www service; the status records are the status service's."""
 
     def records() -> StatusRecords:
-        status = service.master.namedServices.get(STATUS_SERVICE)
+        status = service.master.service_manager.namedServices.get(STATUS_SERVICE)
         return status.records if status is not None and status.records else StatusRecords()
 
     return PackagePages(
