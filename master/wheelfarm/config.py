@@ -45,7 +45,11 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
-    pages = {"registry": registry, "index_dir": str(settings.index_path)}
+    pages = {
+        "registry": registry,
+        "index_dir": str(settings.index_path),
+        "base_url": settings.public_url,
+    }
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
     return {

@@ -228,7 +228,11 @@ def _version_key(version: str):
 
 
 def package_page(
-    package: Package, records: StatusRecords, blocked: dict, index: Index | None
+    package: Package,
+    records: StatusRecords,
+    blocked: dict,
+    index: Index | None,
+    base_url: str = "",
 ) -> bytes:
     up = "../../"
     rows = records.rows(package.name)
@@ -260,8 +264,9 @@ def package_page(
         body += f"<h2>{_e(title)}</h2>{_matrix(package, by_version[version])}"
     if not rows:
         body += "<p>No build of this package has finished yet.</p>"
-    snippet = f"![wheelfarm]({badge})"
-    body += f"<h2>Badge</h2><p>For a README: <code>{_e(snippet)}</code> (use the full URL)</p>"
+    page = f"{base_url}farm/packages/{quote(package.name)}"
+    snippet = f"[![wheelfarm]({base_url}badges/{quote(package.name)}.svg)]({page})"
+    body += f"<h2>Badge</h2><p>For a README: <code>{_e(snippet)}</code></p>"
     return _page(package.display_name, body, up)
 
 
@@ -274,9 +279,11 @@ class PackagePages(resource.Resource):
         records: Callable[[], StatusRecords],
         store: CampaignStore,
         index: Index | None,
+        base_url: str = "",
     ) -> None:
         super().__init__()
         self.registry, self.records, self.store, self.index = registry, records, store, index
+        self.base_url = base_url  # the farm's public URL, for badge snippets
 
     def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
         if path == b"":
@@ -313,11 +320,16 @@ class PackageDetail(resource.Resource):
             return f"{self.name!r} is not a package of the registry\n".encode()
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         pages = self.pages
-        return package_page(package, pages.records(), blocked_targets(pages.store), pages.index)
+        blocked = blocked_targets(pages.store)
+        return package_page(package, pages.records(), blocked, pages.index, pages.base_url)
 
 
 def package_pages(
-    service, registry: Registry | None = None, campaigns_dir: str = "", index_dir: str = ""
+    service,
+    registry: Registry | None = None,
+    campaigns_dir: str = "",
+    index_dir: str = "",
+    base_url: str = "",
 ) -> PackagePages:
     """The pages of a www service; the status records are the status service's."""
 
@@ -330,4 +342,5 @@ def package_pages(
         records,
         CampaignStore(Path(campaigns_dir)),
         Index(index_dir) if index_dir else None,
+        base_url,
     )
