@@ -44,3 +44,4 @@ test-e2e: venv
 
 bench: venv
 	$(BIN)/python bench/registry_scale.py
+	$(BIN)/python bench/pages.py

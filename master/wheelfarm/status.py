@@ -1,8 +1,8 @@
 """The farm's status records: one row per (package, version, platform, Python).
 
 A master-side service listens for finished builds on Buildbot's message queue
-and keeps the outcome of each wheel build in memory, saved under the master's
-basedir (at most once a second) and read back at start. The package pages and
+and keeps the outcome of each wheel build in memory, appended to a file under
+the master's basedir (at most once a second) and read back at start. The package pages and
 badges render from these rows, never by asking Buildbot's API per package.
 """
 
@@ -11,17 +11,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, SKIPPED, SUCCESS, WARNINGS
+from buildbot.process.results import (
+    CANCELLED,
+    EXCEPTION,
+    FAILURE,
+    RETRY,
+    SKIPPED,
+    SUCCESS,
+    WARNINGS,
+)
 from buildbot.util.service import BuildbotService
 from packaging.utils import canonicalize_name
 from twisted.internet import defer, reactor, threads
 from twisted.python import log
 
 BUILT, FAILED, SKIPPED_ROW, CANCELLED_ROW = "built", "failed", "skipped", "cancelled"
-STATUS_FILE = "status.json"
+STATUS_FILE = "status.jsonl"
 STATUS_SERVICE = "wheelfarm-status"
 SAVE_DELAY = 1.0  # seconds: a burst of finished builds is saved once
 
@@ -46,46 +54,74 @@ class Row:
 
 
 class StatusRecords:
-    """The rows, by key and by package; loaded from and saved to one JSON file."""
+    """The rows, by package and key; kept in a JSON-lines file, a row a line.
+
+    A finished build appends its line (cheap at any size); the newest line of a
+    key wins when loading, and the file is rewritten without the old lines
+    (compacted) when they outnumber the current ones.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.by_package: dict[str, dict[tuple, Row]] = {}
+        self.lines = 0  # in the file, current or not
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Row) -> bool:
+        """Whether the row was taken."""
         rows = self.by_package.setdefault(row.package, {})
         old = rows.get(row.key)
         # A skipped build (the wheel was already there) keeps the build that made it.
         if row.status == SKIPPED_ROW and old is not None and old.status == BUILT:
-            return
+            return False
         rows[row.key] = row
+        return True
 
     def rows(self, package: str) -> list[Row]:
         return list(self.by_package.get(canonicalize_name(package), {}).values())
 
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.by_package.values())
+
     def load(self) -> None:
         if self.path is None or not self.path.is_file():
             return
-        try:
-            data = json.loads(self.path.read_bytes())
-        except (OSError, ValueError) as e:
-            log.msg(f"wheelfarm: ignoring unreadable status records {self.path}: {e}")
-            return
-        for item in data.get("rows", []):
-            self.add(Row(**item))
+        with self.path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                self.lines += 1
+                try:
+                    self.add(Row(**json.loads(line)))
+                except (ValueError, TypeError) as e:  # e.g. a line cut short by a crash
+                    log.msg(f"wheelfarm: {self.path}:{number}: skipping a bad status line: {e}")
 
     def snapshot(self) -> list[Row]:
         return [row for rows in list(self.by_package.values()) for row in list(rows.values())]
 
+    def append(self, rows: list[Row]) -> None:
+        if self.path is None or not rows:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as f:
+            f.write(b"".join(_line(r) for r in rows))
+        self.lines += len(rows)
+
     def save(self, rows: list[Row] | None = None) -> None:
+        """Rewrite the file with only the current rows."""
         if self.path is None:
             return
-        data = json.dumps({"rows": [asdict(r) for r in rows or self.snapshot()]}).encode()
+        rows = self.snapshot() if rows is None else rows
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".status-")
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(b"".join(_line(r) for r in rows))
         os.replace(tmp, self.path)
+        self.lines = len(rows)
+
+    def needs_compacting(self) -> bool:
+        return self.lines > 2 * self.count() + 100
+
+
+def _line(row: Row) -> bytes:
+    return json.dumps(row.__dict__, separators=(",", ":")).encode() + b"\n"
 
 
 def row_status(results: int | None) -> str:
@@ -93,7 +129,7 @@ def row_status(results: int | None) -> str:
         return BUILT
     if results == SKIPPED:
         return SKIPPED_ROW
-    if results == CANCELLED:
+    if results in (CANCELLED, RETRY):  # stopped, or the worker or master went away
         return CANCELLED_ROW
     return FAILED
 
@@ -105,6 +141,7 @@ class StatusService(BuildbotService):
     records: StatusRecords | None = None
     _save_call = None
     _consumer = None
+    _pending: list[Row]
 
     def checkConfig(self, basedir: str = "", **kwargs) -> None:
         pass
@@ -114,6 +151,9 @@ class StatusService(BuildbotService):
         if self.records is None or self.records.path != path:
             self.records = StatusRecords(path)
             self.records.load()
+            self._pending = []
+            if self.records.needs_compacting():
+                self.records.save()
         return super().reconfigService(**kwargs)
 
     @defer.inlineCallbacks
@@ -130,8 +170,7 @@ class StatusService(BuildbotService):
             self._consumer = None
         if self._save_call is not None and self._save_call.active():
             self._save_call.cancel()
-            self._save_call = None
-            yield threads.deferToThread(self.records.save, self.records.snapshot())
+            yield self._save()
         yield super().stopService()
 
     @defer.inlineCallbacks
@@ -141,8 +180,8 @@ class StatusService(BuildbotService):
         except Exception as e:  # a broken record must never break the master
             log.err(e, "wheelfarm: could not record a finished build")
             return
-        if row is not None:
-            self.records.add(row)
+        if row is not None and self.records.add(row):
+            self._pending.append(row)
             self._schedule_save()
 
     def _schedule_save(self) -> None:
@@ -151,7 +190,8 @@ class StatusService(BuildbotService):
 
     def _save(self):
         self._save_call = None
-        d = threads.deferToThread(self.records.save, self.records.snapshot())
+        rows, self._pending = self._pending, []
+        d = threads.deferToThread(self.records.append, rows)
         d.addErrback(log.err, "wheelfarm: could not save the status records")
         return d
 
