@@ -12,6 +12,7 @@ from wheelfarm.badges import BADGE_COLOURS, badge_svg
 from wheelfarm.campaigns import BLOCKED, DONE, Campaign, CampaignStore, Node, node_key
 from wheelfarm.packages import blocked_targets, list_page, package_page, package_status
 from wheelfarm.registry import load_registry
+from wheelfarm.settings import Settings
 from wheelfarm.status import (
     BUILT,
     CANCELLED_ROW,
@@ -135,3 +136,11 @@ def test_interrupted_builds_say_nothing_about_the_wheel():
     assert row_status(RETRY) == row_status(CANCELLED) == CANCELLED_ROW
     assert row_status(EXCEPTION) == row_status(FAILURE) == FAILED
     assert row_status(WARNINGS) == BUILT
+
+
+def test_access_settings_from_the_environment(tmp_path):
+    settings = Settings.load(
+        tmp_path, {"WHEELFARM_ADMINS": "root:wheelfarm/operators", "WHEELFARM_USERS_FILE": "/u"}
+    )
+    assert settings.admins == ["root", "wheelfarm/operators"]
+    assert str(settings.users_file) == "/u"
