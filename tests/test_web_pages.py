@@ -92,6 +92,10 @@ def test_package_status_from_rows_and_campaigns(tmp_path):
     assert package_status(reg.packages["half"], records, blocked, "linux-aarch64") == "not built"
 
     # a newer campaign that built it unblocks it; a newer failure makes the package red
+    assert package_status(reg.packages["stuck"], records, blocked) == "blocked"
+    records.add(row("stuck", BUILT, when=1.5))  # forced and built since: not blocked now
+    assert package_status(reg.packages["stuck"], records, blocked) == "built"
+    records.by_package.pop("stuck")
     nodes = {key: Node("stuck", "linux-x86_64", "3.11", [], DONE)}
     store.save(Campaign("c2", "cascade", "t", "c", 1, nodes, created_at=2.0))
     records.add(row("good-pkg", FAILED, "linux-aarch64", when=5.0, step="build"))

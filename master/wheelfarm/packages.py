@@ -72,9 +72,10 @@ class Target:
     blocked_by: str | None = None
 
 
-def blocked_targets(store: CampaignStore) -> dict[tuple[str, str, str], str]:
-    """(package, platform, python) -> what blocks it, from the newest campaign naming it."""
-    blocked: dict[tuple[str, str, str], str] = {}
+def blocked_targets(store: CampaignStore) -> dict[tuple[str, str, str], tuple[str, float]]:
+    """(package, platform, python) -> what blocks it and since when (the campaign's
+    start), from the newest campaign naming it."""
+    blocked: dict[tuple[str, str, str], tuple[str, float]] = {}
     seen: set[tuple[str, str, str]] = set()
     for campaign in store.all():  # newest first
         for node in campaign.nodes.values():
@@ -83,7 +84,7 @@ def blocked_targets(store: CampaignStore) -> dict[tuple[str, str, str], str]:
                 continue
             seen.add(key)
             if node.state == BLOCKED and node.blocked_by:
-                blocked[key] = node.blocked_by
+                blocked[key] = (node.blocked_by, campaign.created_at)
     return blocked
 
 
@@ -99,7 +100,9 @@ def targets(package: Package, rows: list[Row], blocked: dict) -> list[Target]:
     for platform in package.platforms:
         for python in package.pythons:
             row = newest.get((platform, python))
-            by = blocked.get((package.name, platform, python))
+            by, since = blocked.get((package.name, platform, python), (None, 0.0))
+            if row is not None and row.finished_at > since:
+                by = None  # built (or failed) on its own since the campaign blocked it
             if package.skip is not None:
                 status = PKG_SKIPPED
             elif by is not None:
