@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up down check test test-fast test-e2e lint bench venv
+.PHONY: up down check test test-fast test-e2e lint bench venv browser
 
 venv: $(VENV)/.installed
 
@@ -27,8 +27,13 @@ lint: venv
 	$(BIN)/ruff check master tests bench
 	$(BIN)/ruff format --check master tests bench
 
+# The browser test drives Debian's chromium (CI runs as root on Debian).
+browser:
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 # The whole suite: lint, unit tests, then the end-to-end tests with real masters and workers.
-test: venv lint
+test: venv lint browser
 	$(BIN)/pytest
 
 test-fast: venv
@@ -39,3 +44,4 @@ test-e2e: venv
 
 bench: venv
 	$(BIN)/python bench/registry_scale.py
+	$(BIN)/python bench/pages.py

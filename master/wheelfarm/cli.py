@@ -49,7 +49,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     farm.create()
     print(f"wheelfarm: starting the master and a {platform.name} worker in {farm.home}")
     farm.start()
-    print(f"wheelfarm: the farm is up: {farm.url}")
+    print(f"wheelfarm: the farm is up: {farm.url} (packages: {farm.url}farm/packages/)")
+    print(f"wheelfarm: log in as `admin`, password in {farm.users_file}")
     python = args.python or f"{sys.version_info.major}.{sys.version_info.minor}"
     if python not in local_pythons():
         print(f"wheelfarm: python{python} is not on this machine", file=sys.stderr)

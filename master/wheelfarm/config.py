@@ -17,6 +17,8 @@ from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
 from . import registryrepo
+from .access import www_access
+from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
 from .matching import can_take
@@ -27,6 +29,7 @@ from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
+from .status import StatusService
 from .steps import build_factory
 from .workerpage import worker_services
 from .workers import WorkerEntry, load_workers, password_secret_name
@@ -47,6 +50,11 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
+    pages = {
+        "registry": registry,
+        "index_dir": str(settings.index_path),
+        "base_url": settings.public_url,
+    }
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
     builders += registryrepo.make_builders(
@@ -73,10 +81,14 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             "port": _endpoint(settings.www_port, settings.www_interface),
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
             "change_hook_dialects": registryrepo.www_hooks(settings),
+            **www_access(settings, registry),
         },
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
-            *worker_services(registry, entries, str(store.root)),  # with the /farm/ pages
+            # the /farm/ pages: campaigns, packages, workers
+            *worker_services(entries, str(store.root), **pages),
+            BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
+            StatusService(basedir=str(settings.basedir)),
             *registryrepo.make_reporters(settings),
         ],
     }

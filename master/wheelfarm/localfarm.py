@@ -28,6 +28,7 @@ from .workers import password_secret_name
 BIN = Path(sys.executable).parent
 MASTER_CFG = REPO_ROOT / "master" / "master.cfg"
 LOCAL_WORKER = "local"
+LOCAL_ADMIN = "admin"  # the local farm's web login, password in secrets/web-users
 
 
 def local_pythons() -> list[str]:
@@ -57,6 +58,7 @@ class LocalFarm:
     max_builds: int = 1
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
     settings_overrides: dict = field(default_factory=dict)  # any other Settings field
+    _admin: requests.Session | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -102,7 +104,31 @@ class LocalFarm:
             pypi_url=self.pypi_url,
             pypi_watch_interval=self.pypi_watch_interval,
             **self.settings_overrides,
+            users_file=self.users_file,
+            admins=[LOCAL_ADMIN],
         )
+
+    @property
+    def users_file(self) -> Path:
+        return self.secrets_dir / "web-users"
+
+    def add_user(self, name: str, password: str | None = None) -> str:
+        """A web login (`user:password` line, read at each login); returns its password."""
+        users = self.users_file.read_text(encoding="utf-8") if self.users_file.exists() else ""
+        for line in users.splitlines():
+            if line.split(":", 1)[0] == name:
+                return line.split(":", 1)[1]
+        password = password or secrets.token_urlsafe(18)
+        self.users_file.write_text(f"{users}{name}:{password}\n", encoding="utf-8")
+        self.users_file.chmod(0o600)
+        return password
+
+    def login(self, name: str = LOCAL_ADMIN) -> requests.Session:
+        """A session logged in to the UI as `name` (Buildbot's session cookie)."""
+        session = requests.Session()
+        r = session.get(f"{self.url}auth/login", auth=(name, self.add_user(name)), timeout=30)
+        r.raise_for_status()
+        return session
 
     # -- creating ---------------------------------------------------------
 
@@ -112,6 +138,7 @@ class LocalFarm:
         if platform is None:
             raise SystemExit("this machine is not one of the farm's platforms")
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.add_user(LOCAL_ADMIN)
         entries = [
             {
                 "name": name,
@@ -252,8 +279,11 @@ class LocalFarm:
         return r.json()
 
     def rpc(self, path: str, method: str, **params):
+        """A control call, as the local admin."""
+        if self._admin is None:
+            self._admin = self.login()
         body = {"id": 1, "jsonrpc": "2.0", "method": method, "params": params}
-        r = requests.post(f"{self.url}api/v2/{path}", json=body, timeout=60)
+        r = self._admin.post(f"{self.url}api/v2/{path}", json=body, timeout=60)
         data = r.json()
         if "error" in data:
             raise RuntimeError(f"{path} {method}: {data['error']}")

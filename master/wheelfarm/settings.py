@@ -45,6 +45,11 @@ class Settings:
     registry_poll_interval: int = 60  # seconds; 0: only GitHub's webhook
     registry_checkout: Path | None = None  # default basedir/registry
     github_api_url: str = "https://api.github.com"  # tests point it at a fake
+    # who may log in and act (access.py): a `user:password` file (default
+    # secrets_dir/web-users), or GitHub OAuth; admins are users or `org/team`s
+    users_file: Path | None = None
+    github_client_id: str = ""
+    admins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
@@ -84,7 +89,7 @@ class Settings:
         for f in fields(cls):
             env = environ.get(f"WHEELFARM_{f.name.upper()}")
             if env is not None:
-                raw[f.name] = env.split(os.pathsep) if f.name == "workers_files" else env
+                raw[f.name] = env.split(os.pathsep) if "list" in str(f.type) else env
         known = {f.name: f for f in fields(cls)}
         unknown = set(raw) - set(known)
         if unknown:

@@ -156,6 +156,9 @@ class ResolveSdist(MasterStep):
     @defer.inlineCallbacks
     def run(self):
         package = self.getProperty("package")
+        # from Buildbot's build page to the farm's page of the package, and back from there
+        page = f"{self.master.config.buildbotURL}farm/packages/{package}"
+        yield self.addURL("package page", page)
         raw_spec = self.getProperty("version_spec") or ""
         try:
             spec = _version_spec(raw_spec)

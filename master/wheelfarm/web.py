@@ -2,6 +2,7 @@
 
 /farm/campaigns/       every cascade and rollout, with how far it has come
 /farm/campaigns/ID     one campaign: counts, percentages and a row per build
+/farm/packages/        package pages (packages.py)
 """
 
 from __future__ import annotations
@@ -191,7 +192,10 @@ class WwwChild(BuildbotService):
 class FarmPages(WwwChild):
     child = b"farm"
 
-    def make_resource(self, campaigns_dir: str = "") -> resource.Resource:
+    def make_resource(self, campaigns_dir: str = "", **kwargs) -> resource.Resource:
+        from .packages import package_pages  # packages -> index -> web: import when used
+
         farm = resource.Resource()
         farm.putChild(b"campaigns", CampaignPages(CampaignStore(Path(campaigns_dir))))
+        farm.putChild(b"packages", package_pages(self, campaigns_dir=campaigns_dir, **kwargs))
         return farm

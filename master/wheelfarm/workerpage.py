@@ -23,7 +23,7 @@ from .workers import DAYS, Downtime, WorkerEntry
 
 
 def worker_services(
-    registry: Registry, entries: list[WorkerEntry], campaigns_dir: str
+    entries: list[WorkerEntry], campaigns_dir: str, registry: Registry, **pages
 ) -> list[BuildbotService]:
     """The /farm/ pages with the workers page, and the downtime watch; logs the warnings."""
     warnings = coverage_lines(registry, entries)
@@ -35,6 +35,8 @@ def worker_services(
             campaigns_dir=campaigns_dir,
             workers=list(entries),
             warnings=warnings,
+            registry=registry,
+            **pages,  # what FarmPages needs for the package pages
         ),
         DowntimeWatch(name="wheelfarm-downtime-watch"),
     ]
@@ -46,8 +48,9 @@ class FarmAndWorkerPages(FarmPages):
         campaigns_dir: str = "",
         workers: list[WorkerEntry] | None = None,
         warnings: list[str] | None = None,
+        **pages,
     ) -> resource.Resource:
-        farm = super().make_resource(campaigns_dir=campaigns_dir)
+        farm = super().make_resource(campaigns_dir=campaigns_dir, **pages)
         farm.putChild(b"workers", WorkersPage(self, workers or [], warnings or []))
         return farm
 

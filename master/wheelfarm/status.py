@@ -1,0 +1,237 @@
+"""The farm's status records: one row per (package, version, platform, Python).
+
+A master-side service listens for finished builds on Buildbot's message queue
+and keeps the outcome of each wheel build in memory, appended to a file under
+the master's basedir (at most once a second) and read back at start. The package pages and
+badges render from these rows, never by asking Buildbot's API per package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildbot.process.results import (
+    CANCELLED,
+    EXCEPTION,
+    FAILURE,
+    RETRY,
+    SKIPPED,
+    SUCCESS,
+    WARNINGS,
+)
+from buildbot.util.service import BuildbotService
+from packaging.utils import canonicalize_name
+from twisted.internet import defer, reactor, threads
+from twisted.python import log
+
+BUILT, FAILED, SKIPPED_ROW, CANCELLED_ROW = "built", "failed", "skipped", "cancelled"
+STATUS_FILE = "status.jsonl"
+STATUS_SERVICE = "wheelfarm-status"
+SAVE_DELAY = 1.0  # seconds: a burst of finished builds is saved once
+
+
+@dataclass
+class Row:
+    package: str  # normalised name
+    version: str  # "" when the build failed before it knew one
+    platform: str
+    python: str
+    status: str  # built / failed / skipped / cancelled
+    build_url: str
+    finished_at: float
+    step: str | None = None  # the first failing step
+    log_url: str | None = None  # that step's log, as text
+    reason: str | None = None  # the build's one-line summary
+    wheel: str | None = None  # file name in the index
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.package, self.version, self.platform, self.python)
+
+
+class StatusRecords:
+    """The rows, by package and key; kept in a JSON-lines file, a row a line.
+
+    A finished build appends its line (cheap at any size); the newest line of a
+    key wins when loading, and the file is rewritten without the old lines
+    (compacted) when they outnumber the current ones.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.by_package: dict[str, dict[tuple, Row]] = {}
+        self.lines = 0  # in the file, current or not
+
+    def add(self, row: Row) -> bool:
+        """Whether the row was taken."""
+        rows = self.by_package.setdefault(row.package, {})
+        old = rows.get(row.key)
+        # A skipped build (the wheel was already there) keeps the build that made it.
+        if row.status == SKIPPED_ROW and old is not None and old.status == BUILT:
+            return False
+        rows[row.key] = row
+        return True
+
+    def rows(self, package: str) -> list[Row]:
+        return list(self.by_package.get(canonicalize_name(package), {}).values())
+
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.by_package.values())
+
+    def load(self) -> None:
+        if self.path is None or not self.path.is_file():
+            return
+        with self.path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                self.lines += 1
+                try:
+                    self.add(Row(**json.loads(line)))
+                except (ValueError, TypeError) as e:  # e.g. a line cut short by a crash
+                    log.msg(f"wheelfarm: {self.path}:{number}: skipping a bad status line: {e}")
+
+    def snapshot(self) -> list[Row]:
+        return [row for rows in list(self.by_package.values()) for row in list(rows.values())]
+
+    def append(self, rows: list[Row]) -> None:
+        if self.path is None or not rows:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as f:
+            f.write(b"".join(_line(r) for r in rows))
+        self.lines += len(rows)
+
+    def save(self, rows: list[Row] | None = None) -> None:
+        """Rewrite the file with only the current rows."""
+        if self.path is None:
+            return
+        rows = self.snapshot() if rows is None else rows
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".status-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(_line(r) for r in rows))
+        os.replace(tmp, self.path)
+        self.lines = len(rows)
+
+    def needs_compacting(self) -> bool:
+        return self.lines > 2 * self.count() + 100
+
+
+def _line(row: Row) -> bytes:
+    return json.dumps(row.__dict__, separators=(",", ":")).encode() + b"\n"
+
+
+def row_status(results: int | None) -> str:
+    if results in (SUCCESS, WARNINGS):
+        return BUILT
+    if results == SKIPPED:
+        return SKIPPED_ROW
+    if results in (CANCELLED, RETRY):  # stopped, or the worker or master went away
+        return CANCELLED_ROW
+    return FAILED
+
+
+class StatusService(BuildbotService):
+    """Turns Buildbot's "build finished" messages into status rows."""
+
+    name = STATUS_SERVICE
+    records: StatusRecords | None = None
+    _save_call = None
+    _consumer = None
+    _pending: list[Row]
+
+    def checkConfig(self, basedir: str = "", **kwargs) -> None:
+        pass
+
+    def reconfigService(self, basedir: str = "", **kwargs):
+        path = Path(basedir) / STATUS_FILE
+        if self.records is None or self.records.path != path:
+            self.records = StatusRecords(path)
+            self.records.load()
+            self._pending = []
+            if self.records.needs_compacting():
+                self.records.save()
+        return super().reconfigService(**kwargs)
+
+    @defer.inlineCallbacks
+    def startService(self):
+        yield super().startService()
+        self._consumer = yield self.master.mq.startConsuming(
+            self._finished, ("builds", None, "finished")
+        )
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self._consumer is not None:
+            self._consumer.stopConsuming()
+            self._consumer = None
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.cancel()
+            yield self._save()
+        yield super().stopService()
+
+    @defer.inlineCallbacks
+    def _finished(self, key, build: dict):
+        try:
+            row = yield self._row(build)
+        except Exception as e:  # a broken record must never break the master
+            log.err(e, "wheelfarm: could not record a finished build")
+            return
+        if row is not None and self.records.add(row):
+            self._pending.append(row)
+            self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._save_call is None or not self._save_call.active():
+            self._save_call = reactor.callLater(SAVE_DELAY, self._save)
+
+    def _save(self):
+        self._save_call = None
+        rows, self._pending = self._pending, []
+        d = threads.deferToThread(self.records.append, rows)
+        d.addErrback(log.err, "wheelfarm: could not save the status records")
+        return d
+
+    @defer.inlineCallbacks
+    def _row(self, build: dict):
+        props = yield self.master.data.get(("builds", build["buildid"], "properties"))
+        prop = {k: v[0] for k, v in (props or {}).items()}
+        if not prop.get("package") or not prop.get("platform") or not prop.get("python"):
+            return None  # not a wheel build (e.g. the campaign orchestrator)
+        base = self.master.config.buildbotURL
+        build_url = f"{base}#/builders/{build['builderid']}/builds/{build['number']}"
+        status = row_status(build.get("results"))
+        row = Row(
+            package=canonicalize_name(prop["package"]),
+            version=str(prop.get("version") or ""),
+            platform=prop["platform"],
+            python=str(prop["python"]),
+            status=status,
+            build_url=build_url,
+            finished_at=_timestamp(build.get("complete_at")),
+            reason=build.get("state_string"),
+            wheel=prop.get("wheel") or prop.get("already_built"),
+        )
+        if status == FAILED:
+            row.step, row.log_url = yield self._failing_step(build["buildid"], base)
+        return row
+
+    @defer.inlineCallbacks
+    def _failing_step(self, buildid: int, base: str):
+        steps = yield self.master.data.get(("builds", buildid, "steps"))
+        for step in steps or []:
+            if step.get("results") in (FAILURE, EXCEPTION):
+                logs = yield self.master.data.get(("steps", step["stepid"], "logs"))
+                logs = sorted(logs or [], key=lambda lg: lg["slug"] != "stdio")
+                url = f"{base}api/v2/logs/{logs[0]['logid']}/raw_inline" if logs else None
+                return step["name"], url
+        return None, None
+
+
+def _timestamp(value) -> float:
+    if value is None:
+        return 0.0
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)

@@ -1,0 +1,150 @@
+"""Status records, package statuses, page escaping, badges and roles, without a master."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
+
+from conftest import write_registry
+from wheelfarm.access import AdminRoles, MaintainerRoles
+from wheelfarm.badges import BADGE_COLOURS, badge_svg
+from wheelfarm.campaigns import BLOCKED, DONE, Campaign, CampaignStore, Node, node_key
+from wheelfarm.packages import blocked_targets, list_page, package_page, package_status
+from wheelfarm.registry import load_registry
+from wheelfarm.settings import Settings
+from wheelfarm.status import (
+    BUILT,
+    CANCELLED_ROW,
+    FAILED,
+    SKIPPED_ROW,
+    Row,
+    StatusRecords,
+    row_status,
+)
+
+REGISTRY = """\
+  - name: Good_Pkg
+    platforms: [linux-x86_64, linux-aarch64]
+    python: ['3.11']
+    maintainers: [Alice]
+  - name: half
+    platforms: [linux-x86_64, linux-aarch64]
+    python: ['3.11']
+  - name: stuck
+    platforms: [linux-x86_64]
+    python: ['3.11']
+  - name: old
+    skip: needs libfoo
+"""
+
+
+def row(package: str, status: str, platform: str = "linux-x86_64", when: float = 1.0, **kw):
+    return Row(package, "1.0", platform, "3.11", status, f"http://farm/#/b/{when}", when, **kw)
+
+
+def registry(tmp_path):
+    return load_registry(write_registry(tmp_path / "packages.yaml", REGISTRY))
+
+
+def test_records_persist_and_a_skipped_build_keeps_the_one_that_built(tmp_path):
+    records = StatusRecords(tmp_path / "status.jsonl")
+    built = row("good-pkg", BUILT, wheel="good_pkg-1.0-py3-none-any.whl")
+    assert records.add(built)
+    assert not records.add(row("good-pkg", SKIPPED_ROW, when=2.0))
+    records.append([built])
+    failed = row("half", FAILED, step="test", when=3.0)
+    records.add(failed)
+    records.append([failed])
+    with (tmp_path / "status.jsonl").open("ab") as f:
+        f.write(b'{"package": "cut sh')  # a crash in the middle of a line
+    again = StatusRecords(tmp_path / "status.jsonl")
+    again.load()
+    assert again.rows("Good_Pkg") == [built] and again.rows("half") == [failed]
+
+    newer = row("half", BUILT, when=4.0)
+    again.add(newer)
+    again.append([newer])
+    again.save()  # compaction keeps only the current rows
+    final = StatusRecords(tmp_path / "status.jsonl")
+    final.load()
+    assert final.rows("half") == [newer] and final.lines == 2
+
+
+def test_package_status_from_rows_and_campaigns(tmp_path):
+    reg = registry(tmp_path)
+    records = StatusRecords()
+    for platform in ("linux-x86_64", "linux-aarch64"):
+        records.add(row("good-pkg", BUILT, platform))
+    records.add(row("half", BUILT, "linux-x86_64"))
+    store = CampaignStore(tmp_path / "campaigns")
+    key = node_key("stuck", "linux-x86_64", "3.11")
+    nodes = {key: Node("stuck", "linux-x86_64", "3.11", [], BLOCKED, blocked_by="good-pkg")}
+    store.save(Campaign("c1", "cascade", "t", "c", 1, nodes, created_at=1.0))
+    blocked = blocked_targets(store)
+    status = {name: package_status(p, records, blocked) for name, p in reg.packages.items()}
+    assert status == {
+        "good-pkg": "built",
+        "half": "partly built",
+        "stuck": "blocked",
+        "old": "skipped",
+    }
+    assert package_status(reg.packages["half"], records, blocked, "linux-aarch64") == "not built"
+
+    # a newer campaign that built it unblocks it; a newer failure makes the package red
+    assert package_status(reg.packages["stuck"], records, blocked) == "blocked"
+    records.add(row("stuck", BUILT, when=1.5))  # forced and built since: not blocked now
+    assert package_status(reg.packages["stuck"], records, blocked) == "built"
+    records.by_package.pop("stuck")
+    nodes = {key: Node("stuck", "linux-x86_64", "3.11", [], DONE)}
+    store.save(Campaign("c2", "cascade", "t", "c", 1, nodes, created_at=2.0))
+    records.add(row("good-pkg", FAILED, "linux-aarch64", when=5.0, step="build"))
+    blocked = blocked_targets(store)
+    assert package_status(reg.packages["stuck"], records, blocked) == "not built"
+    assert package_status(reg.packages["good-pkg"], records, blocked) == "failed"
+
+
+def test_pages_escape_what_builds_report(tmp_path):
+    reg = registry(tmp_path)
+    records = StatusRecords()
+    records.add(row("half", FAILED, step="<b>x</b>", reason="<script>alert(1)</script>"))
+    page = package_page(reg.packages["half"], records, {}, None).decode()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "failed at step &lt;b&gt;x&lt;/b&gt;" in page
+    listing = list_page(reg, records, {}, query="'><script>").decode()
+    assert "'><script>" not in listing and "4 packages" in listing
+
+
+def test_badges_are_svg_coloured_by_status():
+    for status, colour in BADGE_COLOURS.items():
+        svg = ET.fromstring(badge_svg(status))
+        texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+        assert texts == ["wheelfarm", status]
+        fills = [r.get("fill") for r in svg.iter("{http://www.w3.org/2000/svg}rect")]
+        assert colour in fills
+
+
+def test_roles_of_admins_and_maintainers(tmp_path):
+    admins = AdminRoles(["root", "wheelfarm/admins"])
+    assert admins.getRolesFromUser({"username": "root"}) == ["admins"]
+    assert admins.getRolesFromUser({"username": "x", "groups": ["wheelfarm/admins"]}) == ["admins"]
+    assert admins.getRolesFromUser({"username": "x", "groups": ["wheelfarm"]}) == []
+    maintainers = MaintainerRoles(registry(tmp_path))
+    assert maintainers.getRolesFromUser({"username": "alice"}, "package:good-pkg") == ["maintainer"]
+    assert maintainers.getRolesFromUser({"username": "alice"}, "package:half") == []
+    assert maintainers.getRolesFromUser({"username": "alice"}, "alice") == []
+    assert maintainers.getRolesFromUser({}, "package:good-pkg") == []
+
+
+def test_interrupted_builds_say_nothing_about_the_wheel():
+    assert row_status(RETRY) == row_status(CANCELLED) == CANCELLED_ROW
+    assert row_status(EXCEPTION) == row_status(FAILURE) == FAILED
+    assert row_status(WARNINGS) == BUILT
+
+
+def test_access_settings_from_the_environment(tmp_path):
+    settings = Settings.load(
+        tmp_path, {"WHEELFARM_ADMINS": "root:wheelfarm/operators", "WHEELFARM_USERS_FILE": "/u"}
+    )
+    assert settings.admins == ["root", "wheelfarm/operators"]
+    assert str(settings.users_file) == "/u"
