@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -130,3 +131,55 @@ def test_master_stopped_then_restarted_builds_every_request_once(farm_factory, t
         assert index_files(farm, name) == [f"{name}-1.0-py3-none-any.whl"]
     # the build the master's end interrupted was run again
     assert [b["results"] for b in builds_by_request(farm, brids[0])] == [5, 0]
+
+
+ROLLOUTS = """\
+schema: 1
+rollouts:
+  - name: toolchain-2099
+    toolchain: "2099.1"
+    max_in_flight: 2
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "stop"])
+def test_campaign_interrupted_by_the_master_resumes_and_builds_each_node_once(
+    farm_factory, tmp_path, pypi, how
+):
+    # quick1 and slowpkg start at once; quick2 waits for slowpkg
+    registry = write_registry(
+        tmp_path / "packages.yaml",
+        REGISTRY
+        + '  - name: quick1\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n'
+        + '  - name: quick2\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n'
+        + "    depends: [slowpkg]\n",
+    )
+    rollouts = tmp_path / "rollouts.yaml"
+    rollouts.write_text(ROLLOUTS)
+    farm = farm_factory(registry, rollouts=rollouts, pypi_url=pypi, max_builds=2)
+    farm.rpc(
+        "forceschedulers/rollout", "force", builderNames=["orchestrate"], rollout="toolchain-2099"
+    )
+    builders = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}
+    (request,) = farm.api("buildrequests", builderid=builders["orchestrate"])["buildrequests"]
+    orchestrate = request["buildrequestid"]
+    running_step(farm, "test")  # slowpkg's build is testing
+    if how == "SIGKILL":
+        kill(farm.master_dir / "twistd.pid")
+    else:
+        farm.stop()
+    farm.start(timeout=300)
+
+    (campaign,) = wait_requests(farm, [orchestrate], timeout=900)
+    assert campaign["results"] == 0, campaign["state_string"]
+    (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
+    nodes = json.loads(record.read_text())["nodes"]
+    assert {k.split("|")[0]: n["state"] for k, n in nodes.items()} == dict.fromkeys(
+        ["slowpkg", "quick1", "quick2"], "done"
+    )
+    builds = farm.api("builds", property="*", order="buildid")["builds"]
+    for name in ["slowpkg", "quick1", "quick2"]:
+        mine = [b["results"] for b in builds if b["properties"].get("package", [None])[0] == name]
+        # one build that made the wheel; a second one would be SKIPPED (already built)
+        assert [r for r in mine if r not in (5, 6)] == [0], (name, mine)
+        assert index_files(farm, name) == [f"{name}-1.0-py3-none-any.whl"]
