@@ -120,7 +120,12 @@ def test_master_stopped_then_restarted_builds_every_request_once(farm_factory, t
         kill(farm.master_dir / "twistd.pid")
     else:
         farm.stop()
+    # as if the master had died while receiving an upload of a build it then lost
+    leftover = farm.settings().index_path / ".incoming" / "1"
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / "slowpkg-1.0-py3-none-any.whl").write_bytes(b"half")
     farm.start(timeout=300)
+    assert not leftover.exists()
 
     builds = wait_requests(farm, brids, timeout=900)
     for name, build in zip(["slowpkg", *QUICK], builds, strict=True):

@@ -19,6 +19,7 @@ from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_fa
 from .index import Index, IndexService
 from .platforms import PLATFORMS
 from .problems import ValidationError
+from .recovery import IncomingSweeper
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
@@ -64,6 +65,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
+            IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
         ],
     }
 
