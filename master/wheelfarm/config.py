@@ -17,6 +17,7 @@ from twisted.python import log
 
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .index import Index, IndexService
+from .mail import mail_services, missing_worker_options
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .recovery import IncomingSweeper
@@ -66,6 +67,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             FarmPages(name="wheelfarm-pages", campaigns_dir=str(store.root)),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
+            *mail_services(settings),
         ],
     }
 
@@ -107,6 +109,7 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
         password,
         max_builds=entry.max_builds,
         properties=_worker_properties(entry),
+        **missing_worker_options(entry, settings),
     )
 
 

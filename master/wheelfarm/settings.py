@@ -35,6 +35,12 @@ class Settings:
     index_dir: Path | None = None  # the farm's package index; default basedir/index
     pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
     title: str = "wheelfarm"
+    # mail (see mail.py): no relay, no mail
+    smtp_relay: str = ""
+    smtp_port: int = 25
+    mail_from: str = "wheelfarm@localhost"
+    missing_timeout: int = 3600  # seconds a worker may be gone before its owner is told
+    missing_mail_to: str = ""  # an address told of every missing worker, e.g. the operators
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
