@@ -16,6 +16,7 @@ from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
+from .cluster import cluster_config
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
 from .platforms import PLATFORMS
@@ -59,8 +60,12 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "builders": builders,
         "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts]),
         "collapseRequests": collapse_same_target,
+        **cluster_config(settings),
         "www": {
-            "port": _endpoint(settings.www_port, settings.www_interface),
+            # a build-only master of a cluster serves no UI
+            "port": _endpoint(settings.www_port, settings.www_interface)
+            if settings.www_port
+            else None,
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
         },
         "services": [
