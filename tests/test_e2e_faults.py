@@ -36,11 +36,13 @@ def pypi(tmp_path):
     fake.stop()
 
 
-def running_step(farm: LocalFarm, step: str, timeout: float = 300) -> dict:
-    """The first unfinished build once it is in `step`."""
+def running_step(farm: LocalFarm, step: str, package: str, timeout: float = 300) -> dict:
+    """The unfinished build of `package` once it is in `step`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for build in farm.api("builds", complete="false")["builds"]:
+        for build in farm.api("builds", complete="false", property="package")["builds"]:
+            if build["properties"].get("package", [None])[0] != package:
+                continue
             steps = farm.api(f"builds/{build['buildid']}/steps")["steps"]
             if any(s["name"] == step and s["started_at"] and not s["complete"] for s in steps):
                 return build
@@ -86,7 +88,7 @@ def test_worker_killed_mid_build_build_completes_on_the_other(farm_factory, tmp_
     registry = write_registry(tmp_path / "packages.yaml", REGISTRY)
     farm = farm_factory(registry, pypi_url=pypi, worker_names=["w1", "w2"])
     (brid,) = farm.force("slowpkg")
-    first = running_step(farm, "test")
+    first = running_step(farm, "test", "slowpkg")
     workers = {w["workerid"]: w["name"] for w in farm.api("workers")["workers"]}
     victim = workers[first["workerid"]]
     kill(farm.worker_dir(victim) / "twistd.pid")
@@ -115,7 +117,7 @@ def test_master_stopped_then_restarted_builds_every_request_once(farm_factory, t
     )
     farm = farm_factory(registry, pypi_url=pypi, max_builds=1)
     brids = farm.force("slowpkg") + [b for n in QUICK for b in farm.force(n)]
-    running_step(farm, "test")  # slowpkg runs; the others wait their turn
+    running_step(farm, "test", "slowpkg")  # slowpkg runs; the others wait their turn
     if how == "SIGKILL":
         kill(farm.master_dir / "twistd.pid")
     else:
@@ -168,7 +170,7 @@ def test_campaign_interrupted_by_the_master_resumes_and_builds_each_node_once(
     builders = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}
     (request,) = farm.api("buildrequests", builderid=builders["orchestrate"])["buildrequests"]
     orchestrate = request["buildrequestid"]
-    running_step(farm, "test")  # slowpkg's build is testing
+    running_step(farm, "test", "slowpkg")  # slowpkg's build is testing
     if how == "SIGKILL":
         kill(farm.master_dir / "twistd.pid")
     else:
