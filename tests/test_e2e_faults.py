@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from conftest import write_registry
 from fakepypi import FakePyPI
@@ -101,6 +102,12 @@ def test_worker_killed_mid_build_build_completes_on_the_other(farm_factory, tmp_
     # the killed build ended RETRY (5) and the request was built again, once
     assert [b["results"] for b in builds] == [5, 0]
     assert index_files(farm, "slowpkg") == ["slowpkg-1.0-py3-none-any.whl"]
+    page = requests.get(
+        f"{farm.url}simple/slowpkg/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        timeout=10,
+    ).json()
+    assert [f["filename"] for f in page["files"]] == ["slowpkg-1.0-py3-none-any.whl"]
     # no half-made upload of the killed build is left next to the index
     index = farm.settings().index_path
     assert not any((index / ".incoming").glob("*"))
