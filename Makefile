@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up down check test test-fast test-e2e lint bench venv browser
+.PHONY: up down check test test-fast test-e2e lint bench venv browser crossbar
 
 venv: $(VENV)/.installed
 
@@ -12,6 +12,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The WAMP router that connects several masters (README: "Several masters"). It has
+# its own venv: its dependencies are not the master's.
+CROSSBAR_VENV ?= .crossbar-venv
+crossbar: $(CROSSBAR_VENV)/.installed
+
+$(CROSSBAR_VENV)/.installed: | venv
+	$(BIN)/uv venv -q --python $(PYTHON) $(CROSSBAR_VENV)
+	$(BIN)/uv pip install -q --python $(CROSSBAR_VENV)/bin/python crossbar==26.10.1
 	touch $@
 
 up: venv
@@ -33,13 +43,13 @@ browser:
 		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 # The whole suite: lint, unit tests, then the end-to-end tests with real masters and workers.
-test: venv lint browser
+test: venv crossbar lint browser
 	$(BIN)/pytest
 
 test-fast: venv
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv
+test-e2e: venv crossbar
 	$(BIN)/pytest -m e2e
 
 bench: venv

@@ -86,6 +86,7 @@ class Campaign:
     toolchain: str | None = None  # a rollout's toolchain generation
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    orchestrated_by: int | None = None  # the build request running it: resumed by its retry
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((DONE, BUILDING, WAITING, BLOCKED, FAILED), 0)
@@ -158,6 +159,12 @@ class CampaignStore:
             return []
         found = (self.load(p.stem) for p in sorted(self.root.glob("*.json")))
         return sorted((c for c in found if c), key=lambda c: -c.created_at)
+
+    def interrupted(self, orchestrate_brid: int) -> list[Campaign]:
+        """The unfinished campaigns an earlier run of this build request was driving."""
+        return [
+            c for c in self.all() if c.orchestrated_by == orchestrate_brid and not c.finished_at
+        ]
 
 
 def cascade_campaign(
@@ -250,6 +257,46 @@ class RunCampaign(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
+        from . import recovery  # it reads this module's types
+
+        brid = self.build.requests[0].id
+        awaiting: dict[str, dict[str, int]] = {}
+        resumed = yield threads.deferToThread(self.store.interrupted, brid)
+        if resumed:  # the master stopped or died while this request was running
+            requests = yield recovery.triggered_requests(self.master, brid, self.build.buildid)
+            awaiting = {c.id: recovery.settle(c, requests) for c in resumed}
+            yield self._resume_log(resumed, awaiting)
+            result = yield self._drive_all(resumed, awaiting)
+            return result
+        campaigns = yield self._new_campaigns()
+        if not campaigns:
+            self.descriptionDone = ["nothing to rebuild"]
+            return SKIPPED
+        for campaign in campaigns:
+            campaign.orchestrated_by = brid
+        result = yield self._drive_all(campaigns, awaiting)
+        return result
+
+    @defer.inlineCallbacks
+    def _resume_log(self, campaigns: list[Campaign], awaiting: dict[str, dict[str, int]]):
+        log = yield self.addLog("resumed")
+        for c in campaigns:
+            counts = c.counts()
+            yield log.addStdout(
+                f"{c.id}: resumed after an interruption: {counts[DONE]} done, "
+                f"{len(awaiting[c.id])} still building, {counts[WAITING]} to start\n"
+            )
+
+    @defer.inlineCallbacks
+    def _drive_all(self, campaigns: list[Campaign], awaiting: dict[str, dict[str, int]]):
+        results = yield defer.gatherResults(
+            [self._drive(c, awaiting.get(c.id, {})) for c in campaigns], consumeErrors=True
+        )
+        self.descriptionDone = [", ".join(results)]
+        return SUCCESS if all(c.counts()[FAILED] == 0 for c in campaigns) else WARNINGS
+
+    @defer.inlineCallbacks
+    def _new_campaigns(self):
         action = self.getProperty("campaign_action")
         package, platform, python = (self.getProperty(k) for k in ("root", "platform", "python"))
         if action == "cascade":
@@ -269,15 +316,12 @@ class RunCampaign(buildstep.BuildStep):
         else:  # resume every campaign this package's failure held up
             campaigns = yield threads.deferToThread(self.store.all)
             campaigns = [c for c in campaigns if c.unblock(package, platform, python)]
-        if not campaigns:
-            self.descriptionDone = ["nothing to rebuild"]
-            return SKIPPED
-        results = yield defer.gatherResults([self._drive(c) for c in campaigns], consumeErrors=True)
-        self.descriptionDone = [", ".join(results)]
-        return SUCCESS if all(c.counts()[FAILED] == 0 for c in campaigns) else WARNINGS
+        return campaigns
 
     @defer.inlineCallbacks
-    def _drive(self, campaign: Campaign):
+    def _drive(self, campaign: Campaign, awaiting: dict[str, int]):
+        from . import recovery
+
         log = yield self.addLog(campaign.id[:60])
         yield log.addStdout(f"{campaign.title}: {len(campaign.nodes)} builds\n")
         running: set[str] = set()
@@ -296,6 +340,15 @@ class RunCampaign(buildstep.BuildStep):
             finished.append((key, result))
             while wake:
                 wake.pop().callback(None)
+
+        # saved before any build is asked for: a run cut short from here on is resumed
+        yield threads.deferToThread(self.store.save, campaign)
+        for key, request in awaiting.items():  # asked for by an interrupted run
+            running.add(key)
+            recovery.request_result(self.master, request).addCallbacks(
+                lambda result, key=key: on_finish(key, result),
+                lambda _, key=key: on_finish(key, FAILURE),
+            )
 
         while True:
             while ready and len(running) < campaign.max_in_flight:

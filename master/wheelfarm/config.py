@@ -20,11 +20,14 @@ from . import registryrepo
 from .access import www_access
 from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
+from .cluster import cluster_config
 from .index import Index, IndexService
+from .mail import mail_services, missing_worker_options
 from .matching import can_take
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .pypiwatch import release_watch
+from .recovery import IncomingSweeper
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
@@ -77,8 +80,12 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         + release_schedulers
         + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,
+        **cluster_config(settings),
         "www": {
-            "port": _endpoint(settings.www_port, settings.www_interface),
+            # a build-only master of a cluster serves no UI
+            "port": _endpoint(settings.www_port, settings.www_interface)
+            if settings.www_port
+            else None,
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
             "change_hook_dialects": registryrepo.www_hooks(settings),
             **www_access(settings, registry),
@@ -90,6 +97,8 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
             StatusService(basedir=str(settings.basedir)),
             *registryrepo.make_reporters(settings),
+            IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
+            *mail_services(settings),
         ],
     }
 
@@ -131,6 +140,7 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
         password,
         max_builds=entry.max_builds,
         properties=_worker_properties(entry),
+        **missing_worker_options(entry, settings),
     )
 
 

@@ -50,6 +50,16 @@ class Settings:
     users_file: Path | None = None
     github_client_id: str = ""
     admins: list[str] = field(default_factory=list)
+    # mail (see mail.py): no relay, no mail
+    smtp_relay: str = ""
+    smtp_port: int = 25
+    mail_from: str = "wheelfarm@localhost"
+    missing_timeout: int = 3600  # seconds a worker may be gone before its owner is told
+    missing_mail_to: str = ""  # an address told of every missing worker, e.g. the operators
+    # several masters on one PostgreSQL database (see cluster.py); www_port 0: no UI
+    multi_master: bool = False
+    mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
+    mq_realm: str = "buildbot"
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
@@ -122,4 +132,6 @@ def _coerce(annotation: str, value):
         return Path(value)
     if annotation == "int":
         return int(value)
+    if annotation == "bool" and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
     return value

@@ -1,0 +1,26 @@
+"""A master's part in a cluster, from its settings (no running master)."""
+
+from __future__ import annotations
+
+from wheelfarm.cluster import cluster_config
+from wheelfarm.settings import Settings
+
+
+def test_a_lone_master_adds_nothing(tmp_path):
+    assert cluster_config(Settings(basedir=tmp_path)) == {}
+
+
+def test_a_cluster_master_from_the_environment(tmp_path):
+    env = {
+        "WHEELFARM_MULTI_MASTER": "true",
+        "WHEELFARM_MQ_ROUTER_URL": "ws://10.0.0.5:8080/ws",
+        "WHEELFARM_WWW_PORT": "0",
+    }
+    settings = Settings.load(tmp_path, environ=env)
+    assert settings.multi_master is True and settings.www_port == 0
+    assert cluster_config(settings) == {
+        "multiMaster": True,
+        "mq": {"type": "wamp", "router_url": "ws://10.0.0.5:8080/ws", "realm": "buildbot"},
+    }
+    off = Settings.load(tmp_path, environ={"WHEELFARM_MULTI_MASTER": "false"})
+    assert off.multi_master is False
