@@ -55,3 +55,4 @@ test-e2e: venv crossbar
 bench: venv
 	$(BIN)/python bench/registry_scale.py
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/watcher.py
