@@ -155,6 +155,23 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
     )
     assert rollout[0]["properties"]["rollout"][0] == "toolchain-next"
 
+    # valid on its own, refused by the master (the local farm already has a worker
+    # of that name): the checkout goes back and the master keeps its configuration
+    good = git(farm.settings().checkout_path, "rev-parse", "HEAD")
+    (upstream / "workers" / "workers.yaml").write_text(
+        "schema: 1\nworkers:\n  - name: local\n    owner: A <a@example.org>\n"
+        '    platform: linux-x86_64\n    python: ["3.11"]\n'
+    )
+    commit(upstream, entry("alpha") + entry("beta") + entry("gamma"), "Clash")
+    clash = wait_for(lambda: finished_builds(farm, "registry-update")[3:])[0]
+    assert clash["results"] == 2
+    steps = {s["name"]: s for s in farm.api(f"builds/{clash['buildid']}/steps")["steps"]}
+    assert steps["check"]["results"] == 0 and steps["reconfigure"]["results"] == 2
+    assert "refused the new configuration" in steps["reconfigure"]["state_string"]
+    assert git(farm.settings().checkout_path, "rev-parse", "HEAD") == good
+    with pytest.raises(RuntimeError, match="not a package of the registry"):
+        farm.force("gamma")
+
 
 def open_pull_request(upstream: Path, number: int, packages: str) -> str:
     """A PR branch as GitHub keeps it: refs/pull/N/head in the base repository."""
