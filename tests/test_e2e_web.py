@@ -4,6 +4,7 @@ who may press the buttons (checked over HTTP, as a browser or script would)."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -183,3 +184,35 @@ def test_an_admin_starts_a_rollout_and_records_survive_a_restart(farm):
     farm.start()
     page = requests.get(f"{farm.url}farm/packages/good", timeout=30).text
     assert "status: <b>built</b>" in page
+
+
+def test_a_maintainer_stops_only_their_own_running_build(farm_factory, tmp_path):
+    pypi, sdists = FakePyPI(), tmp_path / "sdists"
+    pypi.publish(make_sdist(sdists, "slow", "1.0", {"slow/__init__.py": ""}))
+    registry = write_registry(
+        tmp_path / "packages.yaml",
+        "  - name: slow\n    platforms: [linux-x86_64]\n    python: ['3.11']\n"
+        "    maintainers: [alice]\n"
+        '    test:\n      command: ["python", "-c", "import time; time.sleep(300)"]\n',
+    )
+    try:
+        farm = farm_factory(registry, pypi_url=pypi.start())
+        (brid,) = farm.force("slow")
+
+        def running() -> dict | None:
+            builds = farm.api("builds", buildrequestid=brid)["builds"]
+            return builds[0] if builds and not builds[0]["complete"] else None
+
+        deadline = time.monotonic() + 300
+        while (build := running()) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert build is not None, "the build never started"
+        bob, alice = farm.login("bob"), farm.login("alice")
+        r = post(bob, farm, f"builds/{build['buildid']}", "stop", reason="not mine")
+        assert r.status_code == 403, r.text
+        r = post(alice, farm, f"builds/{build['buildid']}", "stop", reason="mine")
+        assert r.status_code == 200, r.text
+        (done,) = wait_builds(farm, [brid], timeout=120)
+        assert done["results"] == 6  # CANCELLED, long before its sleep ends
+    finally:
+        pypi.stop()
