@@ -10,7 +10,13 @@ from conftest import write_registry
 from wheelfarm.access import AdminRoles, MaintainerRoles
 from wheelfarm.badges import BADGE_COLOURS, badge_svg
 from wheelfarm.campaigns import BLOCKED, DONE, Campaign, CampaignStore, Node, node_key
-from wheelfarm.packages import blocked_targets, list_page, package_page, package_status
+from wheelfarm.packages import (
+    PAGE_SIZE,
+    blocked_targets,
+    list_page,
+    package_page,
+    package_status,
+)
 from wheelfarm.registry import load_registry
 from wheelfarm.settings import Settings
 from wheelfarm.status import (
@@ -148,3 +154,22 @@ def test_access_settings_from_the_environment(tmp_path):
     )
     assert settings.admins == ["root", "wheelfarm/operators"]
     assert str(settings.users_file) == "/u"
+
+
+def test_the_package_list_comes_in_pages(tmp_path):
+    body = "".join(f"  - name: pkg{i:04d}\n    platforms: [linux-x86_64]\n" for i in range(1200))
+    reg = load_registry(write_registry(tmp_path / "packages.yaml", body))
+    records = StatusRecords()
+
+    def names(page: str) -> list[str]:
+        return [part.split("'")[0] for part in page.split("<tr data-name='")[1:]]
+
+    first = list_page(reg, records, {}).decode()
+    assert names(first)[0] == "pkg0000" and len(names(first)) == PAGE_SIZE
+    assert "rows 1-500 of 1200" in first and "page=2" in first and "previous" not in first
+    last = list_page(reg, records, {}, page=3).decode()
+    assert names(last) == [f"pkg{i:04d}" for i in range(1000, 1200)]
+    assert "rows 1001-1200 of 1200" in last and "next" not in last
+    # the filter applies before the pages: the 100 names with "pkg11" fit on one page
+    filtered = list_page(reg, records, {}, query="pkg11").decode()
+    assert len(names(filtered)) == 100 and "rows" not in filtered.split("<table")[0]

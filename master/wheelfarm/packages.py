@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -151,18 +151,30 @@ def _page(title: str, body: str, up: str) -> bytes:
     ).encode()
 
 
+PAGE_SIZE = 500  # rows per page: a page of 15,000 rows (and badges) is too much for a browser
+
+
 def list_page(
-    registry: Registry, records: StatusRecords, blocked: dict, query: str = "", status: str = ""
+    registry: Registry,
+    records: StatusRecords,
+    blocked: dict,
+    query: str = "",
+    status: str = "",
+    page: int = 1,
 ) -> bytes:
     up = "../../"
     query = query.strip().lower()
     counts: Counter[str] = Counter()
     lines = []
+    matching, first = 0, (max(page, 1) - 1) * PAGE_SIZE
     for package in registry.packages.values():
         found = targets(package, records.rows(package.name), blocked)
         state = overall(package, found)
         counts[state] += 1
         if query and query not in package.name or status and state != status:
+            continue
+        matching += 1
+        if not first < matching <= first + PAGE_SIZE:
             continue
         built = sum(t.status == PKG_BUILT for t in found)
         name = _e(package.name)
@@ -182,10 +194,27 @@ def list_page(
         f"value='{_e(query)}' oninput='farmFilter(this.value)'>"
         f"<input type='hidden' name='status' value='{_e(status)}'>"
         "<button>filter</button></form>"
+        f"{_pager(query, status, page, first, len(lines), matching)}"
         "<table id='packages'><tr><th>package</th><th>status</th><th>targets built</th>"
         f"<th>badge</th></tr>{''.join(lines)}</table>{FILTER_SCRIPT}"
     )
     return _page("Packages", body, up)
+
+
+def _pager(query: str, status: str, page: int, first: int, shown: int, matching: int) -> str:
+    """Which rows this page shows, with links to the pages before and after."""
+    if matching <= PAGE_SIZE and page <= 1:
+        return ""
+
+    def link(to: int, text: str) -> str:
+        return f"<a href='?{_e(urlencode({'q': query, 'status': status, 'page': to}))}'>{text}</a>"
+
+    parts = [f"rows {first + 1 if shown else 0}-{first + shown} of {matching}"]
+    if page > 1:
+        parts.append(link(page - 1, "previous"))
+    if first + shown < matching:
+        parts.append(link(page + 1, "next"))
+    return f"<p class='pager'>{' · '.join(parts)}</p>"
 
 
 def _cell(target_status: str, row: Row | None, by: str | None, sha: dict[str, str], up: str) -> str:
@@ -305,6 +334,7 @@ class PackagePages(resource.Resource):
             blocked_targets(self.store),
             args.get("q", ""),
             args.get("status", ""),
+            int(args["page"]) if args.get("page", "").isdigit() else 1,
         )
 
 
