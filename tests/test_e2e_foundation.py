@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 import requests
 
 from conftest import wait_builds, write_registry
+from wheelfarm.localfarm import local_pythons
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +94,16 @@ def test_bad_registry_keeps_last_good_config(farm_factory, tmp_path):
     assert ok, log
     (build,) = wait_builds(farm, farm.force("idna"), timeout=300)
     assert build["results"] == 0, build["state_string"]
+
+
+def test_force_requests_only_pythons_a_worker_offers(farm_factory, tmp_path):
+    # the local worker offers the Pythons this machine runs; ask for one it cannot
+    offered = set(local_pythons())
+    other = next(v for v in ("3.10", "3.11", "3.12", "3.13", "3.14") if v not in offered)
+    both = sorted(offered | {other})
+    registry = IDNA.replace('python: ["3.11"]', f"python: {json.dumps(both)}")
+    farm = farm_factory(write_registry(tmp_path / "packages.yaml", registry))
+    brids = farm.force("idna")
+    assert len(brids) == len(offered)  # not one request that would wait for ever
+    with pytest.raises(RuntimeError, match=f"offered by a worker .*{sorted(offered)[0]}"):
+        farm.force("idna", pythons=[other])

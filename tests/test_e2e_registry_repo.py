@@ -63,7 +63,7 @@ def upstream(tmp_path) -> Path:
 def pypi_url(tmp_path):
     pypi, sdists = FakePyPI(), tmp_path / "sdists"
     sdists.mkdir()
-    for name in ("alpha", "beta", "gamma", "sour"):
+    for name in ("alpha", "beta", "gamma"):
         pypi.publish(make_sdist(sdists, name, "1.0", {f"{name}/__init__.py": "X = 1\n"}))
     yield pypi.start()
     pypi.stop()
@@ -225,14 +225,15 @@ def test_pull_request_check_reports_statuses(registry_farm, tmp_path, upstream):
         assert statuses[-1]["description"] == "1 packages test-built; all passed"
         assert statuses[-1]["target_url"].startswith(farm.url)
 
-        # a PR whose package fails its tests: failure, naming it
-        bad = open_pull_request(
-            upstream, 8, entry("alpha") + entry("sour", test="raise SystemExit(3)")
-        )
+        # a PR changing alpha's tests so that they fail: alpha is test-built, the
+        # status names it, and the test build does not count as alpha's
+        bad = open_pull_request(upstream, 8, entry("alpha", test="raise SystemExit(3)"))
         assert post_hook(farm, pull_request_payload(8, bad, REPO, str(upstream))).ok
         statuses = wait_for(lambda: _final(github.statuses_for(bad)))
         assert statuses[0]["state"] == "pending" and statuses[-1]["state"] == "failure"
-        assert "failed: sour" in statuses[-1]["description"]
+        assert statuses[-1]["description"] == "1 packages test-built; failed: alpha"
+        badge = requests.get(f"{farm.url}badges/alpha.svg", timeout=30).text
+        assert ">not built</text>" in badge
 
         # a payload signed with another secret is refused, and nothing runs
         answer = post_hook(farm, pull_request_payload(9, good, REPO, str(upstream)), "guess")

@@ -6,18 +6,19 @@ from conftest import write_registry
 from wheelfarm.registry import load_registry
 from wheelfarm.registrydiff import added_targets, summary
 
-BOTH = ["linux-x86_64", "linux-aarch64"]
+PYTHONS = frozenset({"3.11", "3.12"})
+BOTH = {"linux-x86_64": PYTHONS, "linux-aarch64": PYTHONS}  # platform -> Pythons offered
 
 
 def entry(name: str, extra: str = "", platforms: str = "[linux-x86_64, linux-aarch64]") -> str:
     return f'  - name: {name}\n    platforms: {platforms}\n    python: ["3.11", "3.12"]\n{extra}'
 
 
-def diff(tmp_path, old: str, new: str, old_platforms=BOTH, new_platforms=BOTH):
+def diff(tmp_path, old: str, new: str, old_served=BOTH, new_served=BOTH):
     before = load_registry(write_registry(tmp_path / "old.yaml", old))
     after = load_registry(write_registry(tmp_path / "new.yaml", new))
     return {(t.package, t.platform, t.python, t.why) for t in added_targets(
-        before, after, old_platforms, new_platforms
+        before, after, old_served, new_served
     )}  # fmt: skip
 
 
@@ -26,7 +27,9 @@ def test_unchanged_registry_builds_nothing(tmp_path):
 
 
 def test_new_package_builds_all_its_served_targets(tmp_path):
-    added = diff(tmp_path, entry("a"), entry("a") + entry("b"), new_platforms=["linux-x86_64"])
+    added = diff(
+        tmp_path, entry("a"), entry("a") + entry("b"), new_served={"linux-x86_64": PYTHONS}
+    )
     assert added == {
         ("b", "linux-x86_64", "3.11", "new package"),
         ("b", "linux-x86_64", "3.12", "new package"),
@@ -51,9 +54,21 @@ def test_new_platform_and_new_python_build_just_those(tmp_path):
 
 
 def test_platform_that_gains_workers_builds_its_packages(tmp_path):
-    added = diff(tmp_path, entry("a"), entry("a"), old_platforms=["linux-x86_64"])
+    added = diff(tmp_path, entry("a"), entry("a"), old_served={"linux-x86_64": PYTHONS})
     assert {(pl, py) for _, pl, py, _ in added} == {
         ("linux-aarch64", "3.11"),
+        ("linux-aarch64", "3.12"),
+    }
+
+
+def test_python_that_gains_workers_builds_its_targets_and_unoffered_ones_wait(tmp_path):
+    only_311 = {pl: frozenset({"3.11"}) for pl in BOTH}
+    assert {(pl, py) for _, pl, py, _ in diff(tmp_path, entry("b"), entry("a"), {}, only_311)} == {
+        ("linux-x86_64", "3.11"),
+        ("linux-aarch64", "3.11"),
+    }
+    assert {(pl, py) for _, pl, py, _ in diff(tmp_path, entry("a"), entry("a"), only_311)} == {
+        ("linux-x86_64", "3.12"),
         ("linux-aarch64", "3.12"),
     }
 
@@ -74,3 +89,14 @@ def test_summary_names_the_packages(tmp_path):
     targets = added_targets(before, after, BOTH, BOTH)
     assert summary(targets) == "4 builds of 1 packages: b"
     assert summary([]) == "nothing to build"
+
+
+def test_changed_test_command_is_test_built_by_a_pull_request_only(tmp_path):
+    old = entry("a") + entry("b")
+    new = entry("a", '    test:\n      command: ["python", "-c", "pass"]\n') + entry("b")
+    assert diff(tmp_path, old, new) == set()  # merged: the published wheels stay
+    before = load_registry(write_registry(tmp_path / "old.yaml", old))
+    after = load_registry(write_registry(tmp_path / "new.yaml", new))
+    checked = added_targets(before, after, BOTH, BOTH, settings_count=True)
+    assert {(t.package, t.why) for t in checked} == {("a", "test_command changed")}
+    assert len(checked) == 4

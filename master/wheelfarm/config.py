@@ -23,7 +23,7 @@ from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_fa
 from .cluster import cluster_config
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
-from .matching import can_take
+from .matching import can_take, served
 from .platforms import PLATFORMS
 from .problems import ValidationError
 from .pypiwatch import release_watch
@@ -53,6 +53,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
+    offered = served(entries)
     pages = {
         "registry": registry,
         "index_dir": str(settings.index_path),
@@ -61,9 +62,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     if builders:
         builders.append(_orchestrator(registry, store, platforms, rollouts))
     builders += registryrepo.make_builders(
-        settings, registry, list(platforms), [r.name for r in rollouts], ORCHESTRATOR
+        settings, registry, offered, [r.name for r in rollouts], ORCHESTRATOR
     )
-    release_sources, release_schedulers = release_watch(settings, platforms, registry)
+    release_sources, release_schedulers = release_watch(settings, platforms, registry, offered)
     return {
         "title": settings.title,
         "titleURL": settings.public_url,
@@ -76,7 +77,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
         "builders": builders,
         "change_source": release_sources + registryrepo.change_sources(settings),
-        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts])
+        "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts], offered)
         + release_schedulers
         + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,

@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from buildbot.util.service import BuildbotService
 from twisted.internet import task
 
+from .registry import Package
 from .workers import Downtime, WorkerEntry
+
+# platform -> the Pythons its workers offer: what the farm can build at all
+Served = dict[str, frozenset[str]]
 
 DAY = 24 * 60  # minutes
 
@@ -33,6 +37,24 @@ def in_window(window: Downtime, when: datetime) -> bool:
 
 def in_downtime(entry: WorkerEntry, when: datetime) -> bool:
     return any(in_window(w, when) for w in entry.downtime)
+
+
+def served(entries: list[WorkerEntry]) -> Served:
+    offers: dict[str, set[str]] = {}
+    for entry in entries:
+        offers.setdefault(entry.platform, set()).update(entry.pythons)
+    return {platform: frozenset(pythons) for platform, pythons in offers.items()}
+
+
+def served_targets(package: Package, served: Served) -> list[tuple[str, str]]:
+    """The package's (platform, Python) pairs some worker offers; the others would
+    wait in the queue for a worker that does not exist."""
+    return [
+        (platform, python)
+        for platform in package.platforms
+        for python in package.pythons
+        if python in served.get(platform, ())
+    ]
 
 
 def can_take(entry: WorkerEntry, python: str | None, when: datetime) -> bool:

@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 from twisted.internet import defer, threads
 from twisted.python import log
 
+from .matching import Served, served_targets
 from .pypifeed import FeedError, NewRelease, PyPIFeed, poll_cycle
 from .registry import Registry
 from .schedulers import request_properties
@@ -130,26 +131,35 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
 
 
 class PyPIReleaseScheduler(ReconfigurableBaseScheduler):
-    """Builds for each `pypi-release` change: every platform and Python its package targets."""
+    """Builds for each `pypi-release` change: every platform and Python its package targets
+    that a worker offers."""
 
-    compare_attrs: ClassVar = (*ReconfigurableBaseScheduler.compare_attrs, "builders", "registry")
+    compare_attrs: ClassVar = (
+        *ReconfigurableBaseScheduler.compare_attrs,
+        "builders",
+        "registry",
+        "served",
+    )
 
-    def __init__(self, name: str, builders: dict[str, str], registry: Registry, **kwargs):
+    def __init__(
+        self, name: str, builders: dict[str, str], registry: Registry, served: Served, **kwargs
+    ):
         super().__init__(
             name=name,
             builderNames=list(builders.values()),
             builders=builders,
             registry=registry,
+            served=served,
             **kwargs,
         )
         self._last_changeid = 0
 
-    def checkConfig(self, builderNames, builders=None, registry=None, **kwargs):
-        self.builders, self.registry = builders, registry
+    def checkConfig(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
         return super().checkConfig(builderNames, **kwargs)
 
-    def reconfigService(self, builderNames, builders=None, registry=None, **kwargs):
-        self.builders, self.registry = builders, registry
+    def reconfigService(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
         return super().reconfigService(builderNames, **kwargs)
 
     @defer.inlineCallbacks
@@ -194,30 +204,27 @@ class PyPIReleaseScheduler(ReconfigurableBaseScheduler):
         version = change.revision
         cause = f"new release on PyPI: {package.display_name} {version}"
         made = 0
-        for platform in package.platforms:
+        for platform, python in served_targets(package, self.served or {}):
             builder = self.builders.get(platform)
             if builder is None:
                 continue
-            for python in package.pythons:
-                props = Properties()
-                props.update(
-                    request_properties(
-                        package, platform, python, cause, version_spec=f"=={version}"
-                    ),
-                    "PyPI release",
-                )
-                yield self.addBuildsetForChanges(
-                    reason=cause,
-                    changeids=[change.number],
-                    builderNames=[builder],
-                    properties=props,
-                )
-                made += 1
+            props = Properties()
+            props.update(
+                request_properties(package, platform, python, cause, version_spec=f"=={version}"),
+                "PyPI release",
+            )
+            yield self.addBuildsetForChanges(
+                reason=cause,
+                changeids=[change.number],
+                builderNames=[builder],
+                properties=props,
+            )
+            made += 1
         log.msg(f"{self.name}: {package.name} {version}: {made} builds requested")
 
 
 def release_watch(
-    settings: Settings, builders: dict[str, str], registry: Registry
+    settings: Settings, builders: dict[str, str], registry: Registry, served: Served
 ) -> tuple[list, list]:
     """The change sources and schedulers that follow PyPI (none if the interval is 0).
 
@@ -228,4 +235,4 @@ def release_watch(
     watcher = PyPIReleaseWatcher(
         settings.pypi_url, registry, pollInterval=settings.pypi_watch_interval
     )
-    return [watcher], [PyPIReleaseScheduler(SCHEDULER, builders, registry)]
+    return [watcher], [PyPIReleaseScheduler(SCHEDULER, builders, registry, served)]

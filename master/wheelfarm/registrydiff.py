@@ -7,9 +7,9 @@ keeps the wheels it has. A pull request's check builds the same set.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .matching import Served, served_targets
 from .registry import Package, Registry
 
 
@@ -21,14 +21,24 @@ class Target:
     why: str
 
 
-def _targets(package: Package | None, platforms: Iterable[str]) -> set[tuple[str, str]]:
+def _targets(package: Package | None, served: Served) -> set[tuple[str, str]]:
     if package is None or package.skip is not None:
         return set()
-    served = set(platforms)
-    return {(pl, py) for pl in package.platforms if pl in served for py in package.pythons}
+    return set(served_targets(package, served))
 
 
-def _why(old: Package | None, new: Package) -> str | None:
+# what a build or its tests take from the entry: a pull request changing one of
+# these is test-built, though a merged one leaves the published wheels alone
+BUILD_SETTINGS = (
+    "build_requires",
+    "build_env",
+    "test_requires",
+    "test_command",
+    "skip_imports",
+)
+
+
+def _why(old: Package | None, new: Package, settings_count: bool) -> str | None:
     """Why every target of the package is new, or None if only some may be."""
     if old is None:
         return "new package"
@@ -36,28 +46,33 @@ def _why(old: Package | None, new: Package) -> str | None:
         return "no longer skipped"
     if (old.versions, old.prereleases) != (new.versions, new.prereleases):
         return f"versions now {new.versions or 'latest'}"
+    changed = [f for f in BUILD_SETTINGS if getattr(old, f) != getattr(new, f)]
+    if settings_count and changed:
+        return f"{', '.join(changed)} changed"
     return None
 
 
 def added_targets(
     old: Registry | None,
     new: Registry,
-    old_platforms: Iterable[str],
-    new_platforms: Iterable[str],
+    old_served: Served,
+    new_served: Served,
+    settings_count: bool = False,
 ) -> list[Target]:
     """The (package, platform, Python) builds that `new` asks for and `old` did not.
 
-    `*_platforms` are the platforms that had (have) workers, so that a worker for
-    a platform nobody served builds that platform's packages.
+    `*_served` are the Pythons the workers of each platform offered (offer), so
+    that workers for a platform or Python nobody served build what targets it.
+    With `settings_count` (a pull request's check), a package whose build or test
+    settings changed is built on all its targets too.
     """
-    old_platforms, new_platforms = set(old_platforms), set(new_platforms)
     result = []
     for name, package in new.packages.items():
         before = old.packages.get(name) if old else None
-        now = _targets(package, new_platforms)
-        why = _why(before, package)
+        now = _targets(package, new_served)
+        why = _why(before, package, settings_count)
         if why is None:
-            now -= _targets(before, old_platforms)
+            now -= _targets(before, old_served)
             why = "new platform or Python"
         result += [Target(name, pl, py, why) for pl, py in now]
     return sorted(result)

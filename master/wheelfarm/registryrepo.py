@@ -27,6 +27,7 @@ from buildbot.util import asyncSleep
 from twisted.internet import defer, threads
 
 from .campaigns import ORCHESTRATE
+from .matching import Served, served
 from .problems import ValidationError
 from .registry import Registry, load_registry
 from .registrydiff import Target, added_targets, summary
@@ -165,7 +166,7 @@ def make_reporters(settings: Settings) -> list:
 def make_builders(
     settings: Settings,
     live: Registry,
-    live_platforms: list[str],
+    live_served: Served,
     live_rollouts: list[str],
     worker: str,
 ) -> list:
@@ -198,7 +199,7 @@ def make_builders(
                 checkout, "stage", ["worktree", "add", "--force", "--detach", str(stage), revision]
             ),
             CheckRegistry(stage),
-            PlanChange(stage, live, live_platforms, live_rollouts, other_workers, check=check),
+            PlanChange(stage, live, live_served, live_rollouts, other_workers, check=check),
         ]
 
     apply = ["checkout", "--quiet", "--detach", util.Property("staged_revision")]
@@ -280,14 +281,14 @@ class PlanChange(buildstep.BuildStep):
         self,
         stage: Path,
         live: Registry,
-        live_platforms: list[str],
+        live_served: Served,
         live_rollouts: list[str],
         other_workers: list[Path],
         check: bool,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.stage, self.live, self.live_platforms = stage, live, live_platforms
+        self.stage, self.live, self.live_served = stage, live, live_served
         self.live_rollouts, self.other_workers, self.check = live_rollouts, other_workers, check
 
     def _plan(self) -> tuple[str, list[Target], list[str]]:
@@ -300,13 +301,13 @@ class PlanChange(buildstep.BuildStep):
         new = load_registry(self.stage / "packages.yaml")
         if self.check:
             # a pull request is test-built where the farm has workers today
-            platforms = self.live_platforms
+            now = self.live_served
         else:
             files = [self.stage / "workers" / "workers.yaml", *self.other_workers]
-            platforms = sorted({w.platform for f in files if f.exists() for w in load_workers(f)})
+            now = served([w for f in files if f.exists() for w in load_workers(f)])
         rollouts = load_rollouts(self.stage / "rollouts.yaml", set(new.packages))
         added = [r.name for r in rollouts if r.name not in self.live_rollouts]
-        return revision, added_targets(self.live, new, self.live_platforms, platforms), added
+        return revision, added_targets(self.live, new, self.live_served, now, self.check), added
 
     @defer.inlineCallbacks
     def run(self):

@@ -15,6 +15,7 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from packaging.utils import canonicalize_name
 from twisted.internet import defer
 
+from .matching import Served, served_targets
 from .platforms import PLATFORMS
 from .registry import Package, Registry
 
@@ -88,7 +89,14 @@ class PackageForceScheduler(schedulers.ForceScheduler):
     target in its properties.
     """
 
-    def __init__(self, name: str, builders: dict[str, str], registry: Registry, **kwargs):
+    def __init__(
+        self,
+        name: str,
+        builders: dict[str, str],
+        registry: Registry,
+        served: Served | None = None,
+        **kwargs,
+    ):
         platforms = sorted(builders)
         pythons = sorted({py for p in registry.packages.values() for py in p.pythons})
         kwargs.setdefault(
@@ -126,17 +134,18 @@ class PackageForceScheduler(schedulers.ForceScheduler):
             builderNames=list(builders.values()),
             builders=builders,
             registry=registry,
+            served=served,
             **kwargs,
         )
 
     # Buildbot reconfigures a service by calling these with the constructor's
     # arguments: the farm's own ones are kept as attributes, not passed on.
-    def checkConfig(self, builderNames, builders=None, registry=None, **kwargs):
-        self.builders, self.registry = builders, registry
+    def checkConfig(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
         return super().checkConfig(builderNames, **kwargs)
 
-    def reconfigService(self, builderNames, builders=None, registry=None, **kwargs):
-        self.builders, self.registry = builders, registry
+    def reconfigService(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
         return super().reconfigService(builderNames, **kwargs)
 
     @defer.inlineCallbacks
@@ -165,40 +174,46 @@ class PackageForceScheduler(schedulers.ForceScheduler):
         ]
         targets = [p for p in platforms if p in package.platforms and p in self.builders]
         pythons = [py for py in props.getProperty("pythons") or package.pythons]
-        pythons = [py for py in pythons if py in package.pythons]
-        if not targets or not pythons:
+        pairs = [
+            (platform, python)
+            for platform, python in served_targets(package, self.served or {})
+            if platform in targets and python in pythons
+        ]
+        if not pairs:
+            offered = "; ".join(
+                f"{p}: {', '.join(sorted(self.served[p])) or 'none'}" for p in sorted(self.served)
+            )
             raise CollectedValidationError(
                 {
                     "platforms": f"{package.name} targets platforms {', '.join(package.platforms)}"
                     f" and Pythons {', '.join(package.pythons)}: none of those was asked for"
-                    " or has a worker"
+                    f" and offered by a worker (workers offer {offered or 'nothing'})"
                 }
             )
         cause = f"forced by {owner}: {reason}"
         made = []
-        for platform in targets:
-            for python in pythons:
-                properties = request_properties(
-                    package,
-                    platform,
-                    python,
-                    cause,
-                    version_spec=props.getProperty("version") or None,
-                    rebuild=bool(props.getProperty("rebuild")),
-                )
-                properties.update(owner=owner, reason=reason)
-                bb_props = Properties()
-                bb_props.update(properties, "Force Build Form")
-                made.append(
-                    (
-                        yield self.addBuildsetForSourceStampsWithDefaults(
-                            reason=cause,
-                            sourcestamps=[],
-                            properties=bb_props,
-                            builderNames=[self.builders[platform]],
-                        )
+        for platform, python in pairs:
+            properties = request_properties(
+                package,
+                platform,
+                python,
+                cause,
+                version_spec=props.getProperty("version") or None,
+                rebuild=bool(props.getProperty("rebuild")),
+            )
+            properties.update(owner=owner, reason=reason)
+            bb_props = Properties()
+            bb_props.update(properties, "Force Build Form")
+            made.append(
+                (
+                    yield self.addBuildsetForSourceStampsWithDefaults(
+                        reason=cause,
+                        sourcestamps=[],
+                        properties=bb_props,
+                        builderNames=[self.builders[platform]],
                     )
                 )
+            )
         # Like ForceScheduler: the first buildset and its requests (the UI uses
         # those), then every build request made, for API clients.
         bsid, brids = made[0]
@@ -220,11 +235,13 @@ def triggerable_name(platform: str) -> str:
     return f"trigger-{platform}"
 
 
-def make_schedulers(builders: dict[str, str], registry: Registry, rollouts: list[str]) -> list:
+def make_schedulers(
+    builders: dict[str, str], registry: Registry, rollouts: list[str], served: Served
+) -> list:
     """builders: platform name -> the real builder that builds it."""
     if not builders:
         return []
-    result: list = [PackageForceScheduler("force", builders, registry)]
+    result: list = [PackageForceScheduler("force", builders, registry, served)]
     result += [
         schedulers.Triggerable(name=triggerable_name(platform), builderNames=[builder])
         for platform, builder in builders.items()

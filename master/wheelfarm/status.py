@@ -201,6 +201,8 @@ class StatusService(BuildbotService):
         prop = {k: v[0] for k, v in (props or {}).items()}
         if not prop.get("package") or not prop.get("platform") or not prop.get("python"):
             return None  # not a wheel build (e.g. the campaign orchestrator)
+        if prop.get("publish") is False:
+            return None  # a pull request's test build says nothing of the package
         base = self.master.config.buildbotURL
         build_url = f"{base}#/builders/{build['builderid']}/builds/{build['number']}"
         status = row_status(build.get("results"))
