@@ -87,7 +87,7 @@ class LocalFarm:
         return f"http://127.0.0.1:{self.www_port}/"
 
     def settings(self) -> Settings:
-        return Settings(
+        fields = dict(
             basedir=self.master_dir,
             registry=self.registry,
             rollouts=self.rollouts,
@@ -103,10 +103,10 @@ class LocalFarm:
             worker_interface="127.0.0.1",
             pypi_url=self.pypi_url,
             pypi_watch_interval=self.pypi_watch_interval,
-            **self.settings_overrides,
             users_file=self.users_file,
             admins=[LOCAL_ADMIN],
         )
+        return Settings(**{**fields, **self.settings_overrides})
 
     @property
     def users_file(self) -> Path:
