@@ -107,10 +107,14 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
     platform_builder = farm.api("builders", name="build-linux-x86_64")["builders"][0]
     assert platform_builder["description"].endswith(": 1 packages")
     assert (farm.settings().checkout_path / "packages.yaml").read_text().count("name:") == 1
+    # an operator's "update now" with nothing new: checked, nothing to build
+    farm.rpc("forceschedulers/registry-update-now", "force", builderNames=["registry-update"])
+    (update,) = wait_for(lambda: finished_builds(farm, "registry-update"))
+    assert update["results"] == 0, update["state_string"]
 
     # a merged change adds beta: the master takes it and builds beta, nothing else
     added = commit(upstream, entry("alpha") + entry("beta"), "Add beta")
-    (update,) = wait_for(lambda: finished_builds(farm, "registry-update"))
+    update = wait_for(lambda: finished_builds(farm, "registry-update")[1:])[0]
     assert update["results"] == 0, update["state_string"]
     platform_builder = farm.api("builders", name="build-linux-x86_64")["builders"][0]
     assert platform_builder["description"].endswith(": 2 packages")
@@ -126,7 +130,7 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
 
     # a broken change is refused and reported; the master keeps the last good one
     commit(upstream, entry("alpha") + entry("beta") + '  - name: "bad name!"\n', "Break it")
-    refused = wait_for(lambda: finished_builds(farm, "registry-update")[1:])[0]
+    refused = wait_for(lambda: finished_builds(farm, "registry-update")[2:])[0]
     assert refused["results"] == 2
     assert (
         "packages.yaml:" in refused["state_string"]
@@ -145,7 +149,7 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
         "schema: 1\nrollouts:\n  - name: toolchain-next\n    toolchain: next\n"
     )
     commit(upstream, entry("alpha") + entry("beta"), "Roll out the next toolchain")
-    update = wait_for(lambda: finished_builds(farm, "registry-update")[2:])[0]
+    update = wait_for(lambda: finished_builds(farm, "registry-update")[3:])[0]
     assert update["results"] == 0, update["state_string"]
     steps = {s["name"]: s for s in farm.api(f"builds/{update['buildid']}/steps")["steps"]}
     assert steps["request builds"]["state_string"] == "started rollouts toolchain-next"
@@ -163,7 +167,7 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
         '    platform: linux-x86_64\n    python: ["3.11"]\n'
     )
     commit(upstream, entry("alpha") + entry("beta") + entry("gamma"), "Clash")
-    clash = wait_for(lambda: finished_builds(farm, "registry-update")[3:])[0]
+    clash = wait_for(lambda: finished_builds(farm, "registry-update")[4:])[0]
     assert clash["results"] == 2
     steps = {s["name"]: s for s in farm.api(f"builds/{clash['buildid']}/steps")["steps"]}
     assert steps["check"]["results"] == 0 and steps["reconfigure"]["results"] == 2

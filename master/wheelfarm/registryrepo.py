@@ -177,7 +177,7 @@ def make_builders(
     other_workers = [Path(f) for f in settings.workers_files if Path(f) not in checkout_files]
 
     def pipeline(refspec, check: bool) -> list:
-        revision = util.Interpolate("%(prop:revision:-FETCH_HEAD)s")
+        revision = util.Interpolate("%(prop:revision:~FETCH_HEAD)s")
         fetch = ["fetch", "--quiet", "--no-tags", "--", settings.registry_repo, refspec]
         return [
             _git(checkout, "fetch", fetch),
