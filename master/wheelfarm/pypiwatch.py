@@ -30,7 +30,7 @@ from twisted.python import log
 from .matching import Served, served_targets
 from .pypifeed import FeedError, NewRelease, PyPIFeed, poll_cycle
 from .registry import Registry
-from .schedulers import request_properties
+from .schedulers import KeepsFarmArgs, request_properties
 from .settings import Settings
 
 CATEGORY = "pypi-release"
@@ -130,7 +130,7 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
         return 1
 
 
-class PyPIReleaseScheduler(ReconfigurableBaseScheduler):
+class PyPIReleaseScheduler(KeepsFarmArgs, ReconfigurableBaseScheduler):
     """Builds for each `pypi-release` change: every platform and Python its package targets
     that a worker offers."""
 
@@ -153,14 +153,6 @@ class PyPIReleaseScheduler(ReconfigurableBaseScheduler):
             **kwargs,
         )
         self._last_changeid = 0
-
-    def checkConfig(self, builderNames, builders=None, registry=None, served=None, **kwargs):
-        self.builders, self.registry, self.served = builders, registry, served
-        return super().checkConfig(builderNames, **kwargs)
-
-    def reconfigService(self, builderNames, builders=None, registry=None, served=None, **kwargs):
-        self.builders, self.registry, self.served = builders, registry, served
-        return super().reconfigService(builderNames, **kwargs)
 
     @defer.inlineCallbacks
     def activate(self):

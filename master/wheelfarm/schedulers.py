@@ -82,7 +82,23 @@ def collapse_same_target(master, builder, req1: dict, req2: dict):
     return bool(same_sources)
 
 
-class PackageForceScheduler(schedulers.ForceScheduler):
+class KeepsFarmArgs:
+    """For schedulers built with the farm's builders, registry and served Pythons.
+
+    Buildbot reconfigures a service by calling these with the constructor's
+    arguments: the farm's own ones are kept as attributes, not passed on.
+    """
+
+    def checkConfig(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
+        return super().checkConfig(builderNames, **kwargs)
+
+    def reconfigService(self, builderNames, builders=None, registry=None, served=None, **kwargs):
+        self.builders, self.registry, self.served = builders, registry, served
+        return super().reconfigService(builderNames, **kwargs)
+
+
+class PackageForceScheduler(KeepsFarmArgs, schedulers.ForceScheduler):
     """The force form: a package, a version, platforms and Pythons.
 
     One buildset is made per (platform, Python), so each build carries its own
@@ -137,16 +153,6 @@ class PackageForceScheduler(schedulers.ForceScheduler):
             served=served,
             **kwargs,
         )
-
-    # Buildbot reconfigures a service by calling these with the constructor's
-    # arguments: the farm's own ones are kept as attributes, not passed on.
-    def checkConfig(self, builderNames, builders=None, registry=None, served=None, **kwargs):
-        self.builders, self.registry, self.served = builders, registry, served
-        return super().checkConfig(builderNames, **kwargs)
-
-    def reconfigService(self, builderNames, builders=None, registry=None, served=None, **kwargs):
-        self.builders, self.registry, self.served = builders, registry, served
-        return super().reconfigService(builderNames, **kwargs)
 
     @defer.inlineCallbacks
     def force(self, owner, builderNames=None, builderid=None, **kwargs):
