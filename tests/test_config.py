@@ -13,6 +13,7 @@ from twisted.python import log
 from conftest import write_registry
 from wheelfarm.config import build_config
 from wheelfarm.localfarm import MASTER_CFG
+from wheelfarm.pypiwatch import PyPIReleaseWatcher
 from wheelfarm.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -37,16 +38,22 @@ workers:
 """
 
 
-@pytest.fixture
-def basedir(tmp_path: Path) -> Path:
+def farm_settings(tmp_path: Path, **kw) -> Settings:
+    """Settings for the registry and workers above, written in `tmp_path`."""
     workers = tmp_path / "workers.yaml"
     workers.write_text(WORKERS, encoding="utf-8")
-    Settings(
+    return Settings(
         basedir=tmp_path,
         registry=write_registry(tmp_path / "packages.yaml", REGISTRY),
         workers_files=[workers],
         secrets_dir=tmp_path / "secrets",
-    ).save()
+        **kw,
+    )
+
+
+@pytest.fixture
+def basedir(tmp_path: Path) -> Path:
+    farm_settings(tmp_path).save()
     return tmp_path
 
 
@@ -108,3 +115,24 @@ def test_environment_overrides_settings(basedir):
     settings = Settings.load(basedir, {"WHEELFARM_WWW_PORT": "8123", "WHEELFARM_DB_URL": "x://"})
     assert settings.www_port == 8123 and settings.db_url == "x://"
     assert settings.public_url == "http://127.0.0.1:8123/"
+
+
+# the PyPI release watcher: on by default, off with interval 0
+def test_the_watcher_follows_the_configured_pypi(tmp_path):
+    config = build_config(tmp_path, farm_settings(tmp_path, pypi_url="http://127.0.0.1:1/"))
+    (watcher,) = config["change_source"]
+    assert isinstance(watcher, PyPIReleaseWatcher)
+    assert watcher.pypi_url == "http://127.0.0.1:1/" and watcher.interval == 60
+    assert "six" in watcher.registry.packages
+
+
+def test_interval_zero_turns_the_watcher_off(tmp_path):
+    config = build_config(tmp_path, farm_settings(tmp_path, pypi_watch_interval=0))
+    assert config["change_source"] == []
+    assert "pypi-releases" not in {s.name for s in config["schedulers"]}
+
+
+def test_the_interval_comes_from_the_environment(tmp_path):
+    farm_settings(tmp_path).save()
+    loaded = Settings.load(tmp_path, environ={"WHEELFARM_PYPI_WATCH_INTERVAL": "5"})
+    assert loaded.pypi_watch_interval == 5
