@@ -27,7 +27,7 @@ usage: $0 --master HOST:PORT --name NAME [options]
   --name NAME            this worker's name in workers.yaml (or WHEELFARM_WORKER_NAME)
   --admin "NAME <MAIL>"  who runs this machine (or WHEELFARM_WORKER_ADMIN)
   --dir DIR              where the venv and worker live (default ~/wheelfarm-worker)
-  --python PYTHON        interpreter for the worker's venv (default python3, 3.10+)
+  --python PYTHON        interpreter for the worker's venv (default python3, 3.11+)
   --password-file FILE   read the password from FILE (else WHEELFARM_WORKER_PASSWORD,
                          else a prompt)
   --run-as USER          as root: run the service as USER (recommended)
@@ -75,10 +75,12 @@ venv="$dir/venv"
 basedir="$dir/worker"
 
 say "venv in $venv"
-"$python" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' \
-    || die "$python must be Python 3.10 or newer"
+"$python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+    || die "$python must be Python 3.11 or newer (the locked tools are resolved for it)"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+# exactly the locked tools, every file checked against its sha256
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    -r "$here/requirements.txt"
 
 say "worker $name in $basedir, connecting to $master"
 # The password is not put on a command line: create-worker gets a placeholder, which

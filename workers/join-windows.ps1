@@ -43,10 +43,11 @@ $vpython = Join-Path $venv "Scripts\python.exe"
 $bbw = Join-Path $venv "Scripts\buildbot-worker.exe"
 
 Say "venv in $venv"
-& $Python -c "import sys; assert sys.version_info >= (3, 10), sys.version"
-if ($LASTEXITCODE) { Die "$Python must be Python 3.10 or newer" }
+& $Python -c "import sys; assert sys.version_info >= (3, 11), sys.version"
+if ($LASTEXITCODE) { Die "$Python must be Python 3.11 or newer (the locked tools are resolved for it)" }
 if (-not (Test-Path $vpython)) { & $Python -m venv $venv; if ($LASTEXITCODE) { Die "venv failed" } }
-& $vpython -m pip install --quiet --disable-pip-version-check -r (Join-Path $here "requirements.txt")
+# exactly the locked tools, every file checked against its sha256
+& $vpython -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r (Join-Path $here "requirements.txt")
 if ($LASTEXITCODE) { Die "pip install failed" }
 
 Say "worker $Name in $basedir, connecting to $Master"
