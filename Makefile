@@ -2,26 +2,54 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y
 
-.PHONY: up down check test test-fast test-e2e lint bench venv browser crossbar
+.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar
 
 venv: $(VENV)/.installed
 
-# The farm's own environment: Buildbot (pinned), the wheelfarm package, test tools.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# The farm's own environment, exactly as locked: requirements.lock is exported from
+# uv.lock (`make lock`) with every file's sha256, and pip installs it with --no-deps and
+# --require-hashes, so tomorrow's install is today's. A new lock makes the venv anew.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# Update the locks on purpose: the newest versions pyproject.toml allows, then the two
+# exported files (the master's environment, and the tools a volunteer's worker installs),
+# and the router's own lock.
+lock: venv
+	$(BIN)/uv lock --upgrade
+	$(MAKE) lock-export
+	$(BIN)/uv pip compile -q --upgrade --universal --python-version 3.11 --generate-hashes \
+		-o requirements-crossbar.lock requirements-crossbar.in
+
+lock-export:
+	$(BIN)/uv export --quiet --no-header --frozen --no-emit-project --all-extras --all-groups -o requirements.lock
+	$(BIN)/uv export --quiet --no-header --frozen --no-emit-project --only-group worker -o workers/requirements.txt
+
+# CI: uv.lock still satisfies pyproject.toml, and the exported files are uv.lock's.
+lock-check: venv
+	$(BIN)/uv lock --locked
+	$(BIN)/uv export --quiet --no-header --frozen --no-emit-project --all-extras --all-groups | diff -u requirements.lock -
+	$(BIN)/uv export --quiet --no-header --frozen --no-emit-project --only-group worker | diff -u workers/requirements.txt -
+
+# The unit tests' own package index (locked wheels on disk): they touch no network.
+wheelhouse: $(VENV)/wheelhouse/.lock-copy
+
+$(VENV)/wheelhouse/.lock-copy: $(VENV)/.installed
+	$(BIN)/python tests/wheelhouse.py
+
 # The WAMP router that connects several masters (README: "Several masters"). It has
-# its own venv: its dependencies are not the master's.
+# its own venv and its own lock: its dependencies are not the master's.
 CROSSBAR_VENV ?= .crossbar-venv
 crossbar: $(CROSSBAR_VENV)/.installed
 
-$(CROSSBAR_VENV)/.installed: | venv
+$(CROSSBAR_VENV)/.installed: requirements-crossbar.lock | venv
 	$(BIN)/uv venv -q --python $(PYTHON) $(CROSSBAR_VENV)
-	$(BIN)/uv pip install -q --python $(CROSSBAR_VENV)/bin/python crossbar==26.10.1
+	$(BIN)/uv pip sync -q --require-hashes --python $(CROSSBAR_VENV)/bin/python requirements-crossbar.lock
 	touch $@
 
 up: venv
@@ -39,17 +67,18 @@ lint: venv
 
 # The browser test drives Debian's chromium (CI runs as root on Debian).
 browser:
-	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
-		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	command -v chromium >/dev/null || $(APT_INSTALL) chromium \
+		|| (apt-get update && $(APT_INSTALL) chromium)
 
-# The whole suite: lint, unit tests, then the end-to-end tests with real masters and workers.
-test: venv crossbar lint browser
+# The whole suite: lint, the lock, unit tests, then the end-to-end tests with real
+# masters and workers.
+test: venv wheelhouse crossbar lint lock-check browser
 	$(BIN)/pytest
 
-test-fast: venv
+test-fast: venv wheelhouse
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv crossbar
+test-e2e: venv wheelhouse crossbar
 	$(BIN)/pytest -m e2e
 
 bench: venv

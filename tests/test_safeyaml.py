@@ -217,8 +217,25 @@ def test_quoted_number_key_allowed(tmp_path):
 
 def test_deep_nesting_refused_without_crashing(tmp_path):
     # 100,000 levels crash (segfault) libyaml's recursive composer; we must never get there.
+    # Who says no (PyYAML's own depth limit, or ours) is not the point: one problem, with
+    # the file and the line, and no crash.
     path = write(tmp_path, b"a: " + b"[" * 100_000 + b"]" * 100_000 + b"\n")
-    assert refused(path) == [f"{path}:1: a[0][0][0]{'[0]' * 60}: nested more than 64 levels deep"]
+    (problem,) = refused(path)
+    assert problem.startswith(f"{path}:1: ")
+    assert "nest" in problem
+
+
+@pytest.mark.parametrize("depth", [65, 200])
+def test_nesting_past_the_limit_refused_at_its_line(tmp_path, depth):
+    flow = write(tmp_path, b"a: " + b"[" * depth + b"]" * depth + b"\n")
+    assert refused(flow) == [f"{flow}:1: a[0][0][0]{'[0]' * 60}: nested more than 64 levels deep"]
+    # block style: the refusal names the line where the 65th level opens
+    block = tmp_path / "block.yaml"
+    block.write_bytes(b"a:\n" + b"".join(b"  " * i + b"- \n" for i in range(depth)))
+    (problem,) = refused(block)
+    assert problem.startswith(f"{block}:65: a") and problem.endswith(
+        "nested more than 64 levels deep"
+    )
 
 
 def test_nesting_within_limit_allowed(tmp_path):
