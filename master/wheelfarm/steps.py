@@ -35,6 +35,7 @@ from .index import Index, IndexConflict, InvalidWheel, read_metadata
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
 from .registry import Registry
+from .toollock import worker_lock
 
 FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
@@ -279,13 +280,16 @@ class PublishWheel(MasterStep):
     def run(self):
         wheels = _incoming_wheels(self, self.index)
         url = yield self.build.getUrl()
+        toolchain = self.getProperty("toolchain") or {}
         record = {
             "sdist_sha256": self.getProperty("sdist_sha256"),
             "sdist_filename": self.getProperty("sdist_filename"),
             "worker": self.build.workername,
             "platform": self.getProperty("platform"),
             "python": self.getProperty("python"),
-            "toolchain": self.getProperty("toolchain") or {},
+            "toolchain": toolchain,
+            # which lock of the farm's tools, and whether the worker's tools were its own
+            "toolchain_lock": worker_lock().compare(toolchain),
             "toolchain_key": self.getProperty("toolchain_key"),
             "build_url": url,
             "cause": self.getProperty("cause"),
@@ -409,6 +413,7 @@ def build_factory(
             "build",
             [
                 *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
+                *("--frontend", worker_lock().requirement("build")),
                 _repeat("--requires", "build_requires"),
                 _pass_env,
                 _container_args,

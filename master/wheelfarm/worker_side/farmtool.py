@@ -519,7 +519,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     else:
         argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         argv += ["--target", tool]
-    frontend = Background([*argv, "build"], "cannot install the build frontend")
+    frontend = Background([*argv, args.frontend], "cannot install the build frontend")
     try:
         src, newest = unpack_sdist(sdists[0], Path(BUILD_SRC))
         python = make_venv(Path(BUILD_ENV))
@@ -557,15 +557,17 @@ def cmd_build(args: argparse.Namespace) -> None:
         fail(f"build failed: backend requirements stay missing: {', '.join(done['missing'])}")
     wheel = one_file(out, "*.whl", "wheel")
     info = toolchain()
+    info["build"] = installed_versions(tool).get("build")  # the frontend, not the backend
     info["build_deps"] = installed_versions(Path(BUILD_ENV))
     print("toolchain:", json.dumps(info, sort_keys=True))
     print(f"built {wheel.name}")
 
 
-def installed_versions(venv: Path) -> dict[str, str]:
-    """name -> version of what the build venv held (for the build record)."""
+def installed_versions(prefix: Path) -> dict[str, str]:
+    """name -> version of what a venv (or a --target folder) holds, for the build record."""
     found = {}
-    for meta in venv.glob("**/site-packages/*.dist-info"):
+    metas = [*prefix.glob("**/site-packages/*.dist-info"), *prefix.glob("*.dist-info")]
+    for meta in metas:
         name, _, version = meta.name[: -len(".dist-info")].partition("-")
         found[name.lower().replace("_", "-")] = version
     return dict(sorted(found.items()))
@@ -1122,6 +1124,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--sdist-dir", required=True)
     build.add_argument("--out", required=True)
     build.add_argument("--requires", action="append", default=[], help="extra build requirement")
+    build.add_argument(
+        "--frontend", default="build", help="the PEP 517 frontend to install (the lock's pin)"
+    )
     build.add_argument(
         "--pass-env", action="append", default=[], help="variable to pass into the container"
     )
