@@ -15,6 +15,7 @@ from wheelfarm.config import build_config
 from wheelfarm.localfarm import MASTER_CFG
 from wheelfarm.pypiwatch import PyPIReleaseWatcher
 from wheelfarm.settings import Settings
+from wheelfarm.workers import load_workers
 
 BIN = Path(sys.executable).parent
 REGISTRY = """\
@@ -102,6 +103,22 @@ def test_buildbot_checkconfig_accepts_it(basedir):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Config file is good!" in done.stdout
+
+
+def test_the_shipped_repository_loads_before_any_volunteer_joins(tmp_path):
+    """`buildbot checkconfig` on the repository's own files: no worker is declared yet."""
+    shipped = Settings(basedir=tmp_path)  # packages.yaml, workers/workers.yaml of the repo
+    assert not load_workers(shipped.workers_files[0])
+    (tmp_path / "master.cfg").write_text(MASTER_CFG.read_text())
+    done = subprocess.run(
+        [BIN / "buildbot", "checkconfig", tmp_path], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Config file is good!" in done.stdout
+    # the campaign builder is there, waiting for platforms to gain workers
+    config = build_config(tmp_path)
+    assert [b.name for b in config["builders"]] == ["orchestrate"]
+    assert "force" not in {s.name for s in config["schedulers"]}
 
 
 def test_bad_registry_is_a_config_error_per_problem(basedir):

@@ -59,8 +59,10 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "index_dir": str(settings.index_path),
         "base_url": settings.public_url,
     }
-    if builders:
-        builders.append(_orchestrator(registry, store, platforms, rollouts))
+    # Always there, on the master's own worker: a farm with no volunteers yet still
+    # loads (Buildbot refuses a configuration without builders), and its cascades and
+    # rollouts wait for platforms to gain workers.
+    builders.append(_orchestrator(registry, store, platforms, rollouts))
     builders += registryrepo.make_builders(
         settings, registry, offered, [r.name for r in rollouts], ORCHESTRATOR
     )
@@ -74,7 +76,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
         "secretsProviders": _secret_providers(settings),
         "workers": [_worker(e, settings) for e in entries]
-        + ([LocalWorker(ORCHESTRATOR, max_builds=50)] if builders else []),
+        + [LocalWorker(ORCHESTRATOR, max_builds=50)],
         "builders": builders,
         "change_source": release_sources + registryrepo.change_sources(settings),
         "schedulers": make_schedulers(platforms, registry, [r.name for r in rollouts], offered)

@@ -244,10 +244,10 @@ def triggerable_name(platform: str) -> str:
 def make_schedulers(
     builders: dict[str, str], registry: Registry, rollouts: list[str], served: Served
 ) -> list:
-    """builders: platform name -> the real builder that builds it."""
-    if not builders:
-        return []
-    result: list = [PackageForceScheduler("force", builders, registry, served)]
+    """builders: platform name -> the real builder that builds it (none: no workers yet)."""
+    result: list = []
+    if builders:
+        result.append(PackageForceScheduler("force", builders, registry, served))
     result += [
         schedulers.Triggerable(name=triggerable_name(platform), builderNames=[builder])
         for platform, builder in builders.items()
