@@ -182,3 +182,22 @@ def test_rollouts_next_to_the_registry_are_checked(tmp_path):
         line.startswith(f"{tmp_path / 'rollouts.yaml'}:5: rollouts[0].python[0]: ")
         for line in lines
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--registry", "{registry}", "check", "--workers", "{workers}"],
+        ["check", "{registry}", "--workers", "{workers}"],
+    ],
+)
+def test_global_options_before_the_subcommand(tmp_path, args):
+    """`wheelfarm --registry FILE check`, as `wheelfarm --help` shows it, works too."""
+    registry, workers = farm(tmp_path)
+    argv = [a.format(registry=registry, workers=workers) for a in args]
+    done = subprocess.run(
+        [Path(sys.executable).parent / "wheelfarm", *argv], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{registry}: 2 packages OK; ")
+    assert "Traceback" not in done.stderr

@@ -18,6 +18,7 @@ from .rollouts import Rollout, load_rollouts
 from .workers import WorkerEntry, load_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DESCRIPTION = "Validate packages.yaml and workers/workers.yaml."
 
 
 def run_check(
@@ -91,20 +92,29 @@ def _default(name: str) -> Path:
         return candidate
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="wheelfarm check", description="Validate packages.yaml and workers/workers.yaml."
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "registry", nargs="?", type=Path, help="the package registry (default: packages.yaml)"
+        "registry_file",
+        nargs="?",
+        type=Path,
+        metavar="REGISTRY",
+        help="the package registry (default: --registry, else packages.yaml)",
     )
     parser.add_argument(
         "--workers", type=Path, metavar="DIR", help="directory of workers.yaml (default: workers/)"
     )
-    args = parser.parse_args(argv)
-    registry = args.registry or _default("packages.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = args.registry_file or getattr(args, "registry", None) or _default("packages.yaml")
     workers_dir = args.workers or _default("workers")
     return run_check(registry, workers_dir, sys.stdout, sys.stderr)  # as they are now
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wheelfarm check", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import requests
 import yaml
 
 from .platforms import SUPPORTED_PYTHONS, host_platform
-from .settings import REPO_ROOT, Settings
+from .problems import ValidationError
+from .registry import Registry, load_registry
+from .settings import DEFAULT_REGISTRY, DEFAULT_ROLLOUTS, REPO_ROOT, Settings
 from .workers import password_secret_name
 
 BIN = Path(sys.executable).parent
@@ -46,14 +49,15 @@ def local_pythons() -> list[str]:
 
 @dataclass
 class LocalFarm:
+    # the master's defaults are Settings' own: declared once, there
     home: Path
-    www_port: int = 8010
-    worker_port: int = 9989
-    db_url: str = "sqlite:///state.sqlite"
-    registry: Path = REPO_ROOT / "packages.yaml"
-    rollouts: Path = REPO_ROOT / "rollouts.yaml"
-    pypi_url: str = "https://pypi.org"
-    pypi_watch_interval: int = 60  # follow new releases on PyPI; 0: off
+    www_port: int = Settings.www_port
+    worker_port: int = Settings.worker_port
+    db_url: str = Settings.db_url
+    registry: Path = DEFAULT_REGISTRY
+    rollouts: Path = DEFAULT_ROLLOUTS
+    pypi_url: str = Settings.pypi_url
+    pypi_watch_interval: int = Settings.pypi_watch_interval  # new releases on PyPI; 0: off
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
@@ -62,6 +66,32 @@ class LocalFarm:
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> LocalFarm:
+        """The farm `wheelfarm up` makes: WHEELFARM_HOME, _PORT, _WORKER_PORT, _DB_URL."""
+        env = os.environ if environ is None else environ
+        return cls(
+            home=Path(env.get("WHEELFARM_HOME", REPO_ROOT / ".farm")),
+            www_port=int(env.get("WHEELFARM_PORT", cls.www_port)),
+            worker_port=int(env.get("WHEELFARM_WORKER_PORT", cls.worker_port)),
+            db_url=env.get("WHEELFARM_DB_URL", cls.db_url),
+        )
+
+    # The registry the last `wheelfarm up` requested builds for: a later `up` on the
+    # running farm builds only what changed since.
+    @property
+    def _registry_copy(self) -> Path:
+        return self.home / "registry.last-up.yaml"
+
+    def last_registry(self) -> Registry | None:
+        try:
+            return load_registry(self._registry_copy)
+        except (OSError, ValidationError):
+            return None
+
+    def remember_registry(self) -> None:
+        shutil.copyfile(self.registry, self._registry_copy)
 
     @property
     def master_dir(self) -> Path:

@@ -47,11 +47,10 @@ def declared(name: str, workers_files: list[Path]) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="wheelfarm worker-password",
-        description="Generate a worker's password and store it in the master's secrets.",
-    )
+DESCRIPTION = "Generate a worker's password and store it in the master's secrets."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the worker's name, as in workers/workers.yaml")
     parser.add_argument(
         "--secrets-dir",
@@ -67,9 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         help="workers file that must declare NAME (default: workers/workers.yaml; repeatable)",
     )
     parser.add_argument("--rotate", action="store_true", help="replace an existing password")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wheelfarm worker-password", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     if args.secrets_dir is None:
-        parser.error("give --secrets-dir or set WHEELFARM_SECRETS_DIR")
+        print(
+            "wheelfarm worker-password: give --secrets-dir or set WHEELFARM_SECRETS_DIR",
+            file=sys.stderr,
+        )
+        return 2
     try:
         password = make_password(args.name, Path(args.secrets_dir), args.rotate)
     except (ValueError, FileExistsError) as e:

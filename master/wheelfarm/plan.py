@@ -61,14 +61,17 @@ def print_plan(cascade: Plan, out: TextIO = sys.stdout, limit: int = NAMES_PER_W
         print(f"{platform}: {_count(packages, 'package')}, {_count(builds, 'build')}", file=out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="wheelfarm plan",
-        description="Print the rebuild cascade a new ABI of PACKAGE would cause.",
-    )
+DESCRIPTION = "Print the rebuild cascade a new ABI of PACKAGE would cause."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", help="the package whose ABI changes")
     parser.add_argument(
-        "registry", nargs="?", type=Path, help="the package registry (default: packages.yaml)"
+        "registry_file",
+        nargs="?",
+        type=Path,
+        metavar="REGISTRY",
+        help="the package registry (default: --registry, else packages.yaml)",
     )
     parser.add_argument(
         "--names",
@@ -77,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"names shown per wave (default {NAMES_PER_WAVE}; 0 shows all)",
     )
-    args = parser.parse_args(argv)
-    registry_path = args.registry or _default("packages.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    registry_path = (
+        args.registry_file or getattr(args, "registry", None) or _default("packages.yaml")
+    )
     try:
         registry = load_registry(registry_path)
     except ValidationError as e:
@@ -93,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print_plan(cascade, sys.stdout, args.names)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wheelfarm plan", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
