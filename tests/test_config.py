@@ -153,3 +153,16 @@ def test_the_interval_comes_from_the_environment(tmp_path):
     farm_settings(tmp_path).save()
     loaded = Settings.load(tmp_path, environ={"WHEELFARM_PYPI_WATCH_INTERVAL": "5"})
     assert loaded.pypi_watch_interval == 5
+
+
+def test_settings_are_converted_by_their_declared_type(tmp_path):
+    (tmp_path / "wheelfarm.json").write_text('{"www_port": "8011", "multi_master": "false"}')
+    env = {"WHEELFARM_ADMINS": "alice:wheelfarm/ops", "WHEELFARM_INDEX_DIR": "/srv/index"}
+    settings = Settings.load(tmp_path, env)
+    assert settings.www_port == 8011 and settings.multi_master is False
+    assert settings.admins == ["alice", "wheelfarm/ops"]
+    assert settings.index_dir == Path("/srv/index")
+    with pytest.raises(ValueError, match=r"setting multi_master: 'perhaps'"):
+        Settings.load(tmp_path, {"WHEELFARM_MULTI_MASTER": "perhaps"})
+    with pytest.raises(ValueError, match=r"setting www_port: 'http'"):
+        Settings.load(tmp_path, {"WHEELFARM_WWW_PORT": "http"})

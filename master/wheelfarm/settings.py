@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = "wheelfarm.json"
@@ -96,16 +98,23 @@ class Settings:
         path = basedir / SETTINGS_FILE
         if path.exists():
             raw = json.loads(path.read_text(encoding="utf-8"))
+        hints = get_type_hints(cls)
         for f in fields(cls):
             env = environ.get(f"WHEELFARM_{f.name.upper()}")
             if env is not None:
-                raw[f.name] = env.split(os.pathsep) if "list" in str(f.type) else env
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(raw) - set(known)
+                raw[f.name] = env.split(os.pathsep) if hints[f.name] in _LISTS else env
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         raw.pop("basedir", None)
-        return cls(basedir=basedir, **{k: _coerce(known[k].type, v) for k, v in raw.items()})
+        values = {}
+        for name, value in raw.items():
+            try:
+                values[name] = None if value is None else _CONVERTERS[hints[name]](value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}: setting {name}: {value!r}: {e}") from e
+        return cls(basedir=basedir, **values)
 
     def save(self) -> Path:
         data = {}
@@ -123,15 +132,31 @@ class Settings:
         return path
 
 
-def _coerce(annotation: str, value):
-    if value is None:
-        return None
-    if "list[Path]" in annotation:
-        return [Path(v) for v in value]
-    if "Path" in annotation:
-        return Path(value)
-    if annotation == "int":
-        return int(value)
-    if annotation == "bool" and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return value
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("not a boolean (true/false)")
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    return [str(v) for v in value]
+
+
+# One converter per declared type of a setting (from the JSON file or the environment).
+_CONVERTERS: dict[object, Callable[[Any], Any]] = {
+    str: str,
+    int: int,
+    bool: _to_bool,
+    Path: Path,
+    Path | None: Path,  # None is passed through before
+    list[str]: _strings,
+    list[Path]: lambda value: [Path(v) for v in _strings(value)],
+}
+_LISTS = (list[str], list[Path])
