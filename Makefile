@@ -85,3 +85,6 @@ bench: venv
 	$(BIN)/python bench/registry_scale.py
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/watcher.py
+	$(BIN)/python bench/cascade.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/dispatch.py
