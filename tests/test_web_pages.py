@@ -173,3 +173,23 @@ def test_the_package_list_comes_in_pages(tmp_path):
     # the filter applies before the pages: the 100 names with "pkg11" fit on one page
     filtered = list_page(reg, records, {}, query="pkg11").decode()
     assert len(names(filtered)) == 100 and "rows" not in filtered.split("<table")[0]
+
+
+def test_targets_no_worker_offers_count_in_no_status(tmp_path):
+    """A local farm with only linux-x86_64 workers: the aarch64 targets are not missing."""
+    reg, records = registry(tmp_path), StatusRecords(tmp_path / "status.jsonl")
+    served = {"linux-x86_64": frozenset({"3.11"})}
+    records.add(row("good-pkg", BUILT, wheel="good_pkg-1.0-py3-none-any.whl"))
+    good = reg.packages["good-pkg"]
+    assert package_status(good, records, {}) == "partly built"  # without the offer
+    assert package_status(good, records, {}, served=served) == "built"
+    assert package_status(good, records, {}, "linux-aarch64", served) == "not built"
+    listing = list_page(reg, records, {}, served=served).decode()
+    assert "1/1 offered, 1 not offered here" in listing
+    page = package_page(good, records, {}, None, served=served).decode()
+    assert "status: <b>built</b> (built 1/1 offered, 1 not offered here)" in page
+    assert "not offered" in page.split("<h2>Now</h2>")[1]
+    # a target built once keeps its status when its worker has gone
+    half = reg.packages["half"]
+    records.add(row("half", FAILED, "linux-aarch64", step="test", when=2.0))
+    assert package_status(half, records, {}, served=served) == "failed"

@@ -58,8 +58,9 @@ class Badges(resource.Resource):
         platform = parts[1] if len(parts) == 2 else None
         if package is None or (platform is not None and platform not in package.platforms):
             return self._missing(request)
+        pages = self.pages
         status = package_status(
-            package, self.pages.records(), blocked_targets(self.pages.store), platform
+            package, pages.records(), blocked_targets(pages.store), platform, pages.served
         )
         request.setHeader(b"content-type", b"image/svg+xml")
         request.setHeader(b"cache-control", b"max-age=60")  # README viewers cache it briefly

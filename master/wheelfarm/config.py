@@ -58,6 +58,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "registry": registry,
         "index_dir": str(settings.index_path),
         "base_url": settings.public_url,
+        "served": offered,  # statuses count what the workers offer
     }
     # Always there, on the master's own worker: a farm with no volunteers yet still
     # loads (Buildbot refuses a configuration without builders), and its cascades and

@@ -23,6 +23,7 @@ from twisted.web import resource, server
 
 from .campaigns import BLOCKED, CampaignStore
 from .index import Index
+from .matching import Served
 from .registry import Package, Registry
 from .status import (
     BUILT,
@@ -44,6 +45,9 @@ PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED = (
     "skipped",
 )
 PACKAGE_STATES = (PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED)
+# A target no worker offers (platform, Python) and that was never built: it is shown,
+# but it counts in no package's status, which is about what this farm can build.
+PKG_NOT_OFFERED = "not offered"
 COLOURS = {
     PKG_BUILT: "#2e7d32",
     PKG_FAILED: "#c62828",
@@ -51,6 +55,7 @@ COLOURS = {
     PKG_PARTIAL: "#f9a825",
     PKG_NOT_BUILT: "#9e9e9e",
     PKG_SKIPPED: "#bdbdbd",
+    PKG_NOT_OFFERED: "#e0e0e0",
     CANCELLED_ROW: "#9e9e9e",
 }
 STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
@@ -88,7 +93,12 @@ def blocked_targets(store: CampaignStore) -> dict[tuple[str, str, str], tuple[st
     return blocked
 
 
-def targets(package: Package, rows: list[Row], blocked: dict) -> list[Target]:
+def targets(
+    package: Package, rows: list[Row], blocked: dict, served: Served | None = None
+) -> list[Target]:
+    """Every (platform, Python) of the package with its status; with `served` (the
+    Pythons each platform's workers offer), never-built targets nobody offers are
+    PKG_NOT_OFFERED."""
     newest: dict[tuple[str, str], Row] = {}
     for row in rows:
         if row.status == CANCELLED_ROW:
@@ -107,6 +117,8 @@ def targets(package: Package, rows: list[Row], blocked: dict) -> list[Target]:
                 status = PKG_SKIPPED
             elif by is not None:
                 status = PKG_BLOCKED
+            elif row is None and served is not None and python not in served.get(platform, ()):
+                status = PKG_NOT_OFFERED
             elif row is None:
                 status = PKG_NOT_BUILT
             elif row.status == FAILED:
@@ -120,7 +132,7 @@ def targets(package: Package, rows: list[Row], blocked: dict) -> list[Target]:
 def overall(package: Package, found: list[Target]) -> str:
     if package.skip is not None:
         return PKG_SKIPPED
-    states = {t.status for t in found}
+    states = {t.status for t in found} - {PKG_NOT_OFFERED}
     for status in (PKG_FAILED, PKG_BLOCKED):
         if status in states:
             return status
@@ -130,9 +142,13 @@ def overall(package: Package, found: list[Target]) -> str:
 
 
 def package_status(
-    package: Package, records: StatusRecords, blocked: dict, platform: str | None = None
+    package: Package,
+    records: StatusRecords,
+    blocked: dict,
+    platform: str | None = None,
+    served: Served | None = None,
 ) -> str:
-    found = targets(package, records.rows(package.name), blocked)
+    found = targets(package, records.rows(package.name), blocked, served)
     if platform is not None:
         found = [t for t in found if t.platform == platform]
     return overall(package, found)
@@ -154,6 +170,15 @@ def _page(title: str, body: str, up: str) -> bytes:
 PAGE_SIZE = 500  # rows per page: a page of 15,000 rows (and badges) is too much for a browser
 
 
+def built_count(found: list[Target]) -> str:
+    """`3/5`, or `1/1 offered, 24 not offered here` when workers offer only some targets."""
+    offered = [t for t in found if t.status != PKG_NOT_OFFERED]
+    built = sum(t.status == PKG_BUILT for t in offered)
+    if len(offered) == len(found):
+        return f"{built}/{len(found)}"
+    return f"{built}/{len(offered)} offered, {len(found) - len(offered)} not offered here"
+
+
 def list_page(
     registry: Registry,
     records: StatusRecords,
@@ -161,6 +186,7 @@ def list_page(
     query: str = "",
     status: str = "",
     page: int = 1,
+    served: Served | None = None,
 ) -> bytes:
     up = "../../"
     query = query.strip().lower()
@@ -168,7 +194,7 @@ def list_page(
     lines = []
     matching, first = 0, (max(page, 1) - 1) * PAGE_SIZE
     for package in registry.packages.values():
-        found = targets(package, records.rows(package.name), blocked)
+        found = targets(package, records.rows(package.name), blocked, served)
         state = overall(package, found)
         counts[state] += 1
         if query and query not in package.name or status and state != status:
@@ -176,12 +202,11 @@ def list_page(
         matching += 1
         if not first < matching <= first + PAGE_SIZE:
             continue
-        built = sum(t.status == PKG_BUILT for t in found)
         name = _e(package.name)
         lines.append(
             f"<tr data-name='{name}'><td><a href='{quote(package.name)}'>{_e(package.display_name)}"
             f"</a></td><td class='cell' style='background:{COLOURS[state]}'>{state}</td>"
-            f"<td>{built}/{len(found)}</td><td><img alt='badge' "
+            f"<td>{built_count(found)}</td><td><img alt='badge' "
             f"src='{up}badges/{quote(package.name)}.svg'></td></tr>"
         )
     summary = "".join(
@@ -265,13 +290,14 @@ def package_page(
     blocked: dict,
     index: Index | None,
     base_url: str = "",
+    served: Served | None = None,
 ) -> bytes:
     up = "../../"
     rows = records.rows(package.name)
     sha = {}
     if index is not None:
         sha = {r["filename"]: r.get("sha256", "") for r in index.cached_records(package.name)}
-    found = targets(package, rows, blocked)
+    found = targets(package, rows, blocked, served)
     state = overall(package, found)
     now = {(t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up) for t in found}
     badge = f"{up}badges/{quote(package.name)}.svg"
@@ -282,7 +308,8 @@ def package_page(
         info.append("maintainers: " + ", ".join(_e(m) for m in package.maintainers))
     info.append(f"<a href='{up}simple/{quote(package.name)}/'>wheels in the index</a>")
     body = (
-        f"<p>{' · '.join(info)}</p><p class='status'>status: <b>{state}</b></p>"
+        f"<p>{' · '.join(info)}</p><p class='status'>status: <b>{state}</b> "
+        f"(built {built_count(found)})</p>"
         f"<h2>Now</h2>{_matrix(package, now)}"
     )
     by_version: dict[str, dict] = {}
@@ -312,10 +339,12 @@ class PackagePages(resource.Resource):
         store: CampaignStore,
         index: Index | None,
         base_url: str = "",
+        served: Served | None = None,
     ) -> None:
         super().__init__()
         self.registry, self.records, self.store, self.index = registry, records, store, index
         self.base_url = base_url  # the farm's public URL, for badge snippets
+        self.served = served  # what the workers offer: the statuses count only that
 
     def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
         if path == b"":
@@ -335,6 +364,7 @@ class PackagePages(resource.Resource):
             args.get("q", ""),
             args.get("status", ""),
             int(args["page"]) if args.get("page", "").isdigit() else 1,
+            self.served,
         )
 
 
@@ -354,7 +384,9 @@ class PackageDetail(resource.Resource):
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         pages = self.pages
         blocked = blocked_targets(pages.store)
-        return package_page(package, pages.records(), blocked, pages.index, pages.base_url)
+        return package_page(
+            package, pages.records(), blocked, pages.index, pages.base_url, pages.served
+        )
 
 
 def package_pages(
@@ -363,6 +395,7 @@ def package_pages(
     campaigns_dir: str = "",
     index_dir: str = "",
     base_url: str = "",
+    served: Served | None = None,
 ) -> PackagePages:
     """The pages of a www service; the status records are the status service's."""
 
@@ -376,4 +409,5 @@ def package_pages(
         CampaignStore(Path(campaigns_dir)),
         Index(index_dir) if index_dir else None,
         base_url,
+        served,
     )
