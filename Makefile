@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y
 
-.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar
+.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers
 
 venv: $(VENV)/.installed
 
@@ -62,23 +62,35 @@ check: venv
 	$(BIN)/wheelfarm check
 
 lint: venv
-	$(BIN)/ruff check master tests bench
-	$(BIN)/ruff format --check master tests bench
+	$(BIN)/ruff check master tests bench workers
+	$(BIN)/ruff format --check master tests bench workers
 
 # The browser test drives Debian's chromium (CI runs as root on Debian).
 browser:
 	command -v chromium >/dev/null || $(APT_INSTALL) chromium \
 		|| (apt-get update && $(APT_INSTALL) chromium)
 
+# Containers and emulation for Linux workers (README: "Build images"): podman with runc
+# (workers/podman/containers.conf), debootstrap to make images from Debian's packages,
+# and QEMU user-mode emulation registered with binfmt_misc for linux-aarch64 on x86_64.
+CONTAINER_TOOLS := podman runc debootstrap qemu-user-static binfmt-support
+containers:
+	[ "$$(uname)" != Linux ] || command -v podman runc debootstrap qemu-aarch64-static >/dev/null \
+		|| $(APT_INSTALL) $(CONTAINER_TOOLS) || (apt-get update && $(APT_INSTALL) $(CONTAINER_TOOLS))
+	[ "$$(uname)" != Linux ] || [ -e /proc/sys/fs/binfmt_misc/register ] \
+		|| mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	[ "$$(uname)" != Linux ] || [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
+		|| update-binfmts --enable qemu-aarch64
+
 # The whole suite: lint, the lock, unit tests, then the end-to-end tests with real
 # masters and workers.
-test: venv wheelhouse crossbar lint lock-check browser
+test: venv wheelhouse crossbar lint lock-check browser containers
 	$(BIN)/pytest
 
 test-fast: venv wheelhouse
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv wheelhouse crossbar
+test-e2e: venv wheelhouse crossbar containers
 	$(BIN)/pytest -m e2e
 
 bench: venv

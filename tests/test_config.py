@@ -66,7 +66,15 @@ def test_one_builder_per_platform_with_workers(basedir):
     # campaigns run on the master's own worker, never on a volunteer's slot
     assert builders["orchestrate"].workernames == ["orchestrator"]
     assert builders["build-linux-x86_64"].workernames == ["alice-linux"]
-    assert builders["build-linux-x86_64"].properties == {"platform": "linux-x86_64"}
+    assert builders["build-linux-x86_64"].properties == {
+        "platform": "linux-x86_64",
+        "policy": "manylinux_2_28_x86_64",
+        "container_image": "quay.io/pypa/manylinux_2_28_x86_64",  # for container workers
+    }
+    assert builders["build-macos-arm64"].properties == {
+        "platform": "macos-arm64",
+        "policy": "macosx_11_0_arm64",
+    }
     names = sorted(s.name for s in config["schedulers"])
     platforms = ["trigger-linux-x86_64", "trigger-macos-arm64"]
     assert names == ["force", "orchestrate", "pypi-releases", "rollout", *platforms]
@@ -166,3 +174,15 @@ def test_settings_are_converted_by_their_declared_type(tmp_path):
         Settings.load(tmp_path, {"WHEELFARM_MULTI_MASTER": "perhaps"})
     with pytest.raises(ValueError, match=r"setting www_port: 'http'"):
         Settings.load(tmp_path, {"WHEELFARM_WWW_PORT": "http"})
+
+
+def test_a_build_image_brings_its_own_policy(tmp_path):
+    image = {"image": "localhost/wheelfarm-bullseye-amd64", "policy": "manylinux_2_31_x86_64"}
+    settings = farm_settings(tmp_path, build_images={"linux-x86_64": image})
+    builders = {b.name: b for b in build_config(tmp_path, settings)["builders"]}
+    linux = builders["build-linux-x86_64"]
+    assert linux.properties["container_image"] == "localhost/wheelfarm-bullseye-amd64"
+    assert linux.properties["policy"] == "manylinux_2_31_x86_64"
+    assert "(manylinux_2_31_x86_64)" in linux.description
+    with pytest.raises(ValueError, match="setting build_images"):
+        Settings.load(tmp_path, {"WHEELFARM_BUILD_IMAGES": '{"linux-x86_64": "just-a-name"}'})

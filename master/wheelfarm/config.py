@@ -24,7 +24,7 @@ from .cluster import cluster_config
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
 from .matching import can_take, served
-from .platforms import PLATFORMS
+from .platforms import PLATFORMS, Platform
 from .problems import ValidationError
 from .pypiwatch import release_watch
 from .recovery import IncomingSweeper
@@ -193,16 +193,28 @@ def _builders(
         names = [e.name for e in entries if e.platform == platform.name]
         if not names:
             continue
+        properties = {"platform": platform.name, **_build_image(platform, settings)}
         result.append(
             util.BuilderConfig(
                 name=platform.builder_name,
                 workernames=names,
                 factory=factory,
-                properties={"platform": platform.name},
+                properties=properties,
                 tags=["platform", platform.name],
                 canStartBuild=worker_can_take,
-                description=f"wheels for {platform.name} ({platform.policy}): "
+                description=f"wheels for {platform.name} ({properties['policy']}): "
                 f"{len(registry.for_platform(platform.name))} packages",
             )
         )
     return result
+
+
+def _build_image(platform: Platform, settings: Settings) -> dict[str, str]:
+    """The image container workers build in, and the policy its wheels meet: an image
+    with a newer glibc than the platform's policy needs a newer policy (it follows)."""
+    chosen = settings.build_images.get(platform.name, {})
+    image = chosen.get("image") or platform.manylinux_image
+    return {
+        "policy": chosen.get("policy") or platform.policy,
+        **({"container_image": image} if image else {}),
+    }

