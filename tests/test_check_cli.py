@@ -182,3 +182,17 @@ def test_rollouts_next_to_the_registry_are_checked(tmp_path):
         line.startswith(f"{tmp_path / 'rollouts.yaml'}:5: rollouts[0].python[0]: ")
         for line in lines
     )
+
+
+def test_worker_in_two_files(tmp_path):
+    farm(tmp_path, workers=WORKER.format(name="w1", platform="linux-x86_64"))
+    (tmp_path / "more.yaml").write_text(
+        "schema: 1\nworkers:\n" + WORKER.format(name="w1", platform="macos-arm64"),
+        encoding="utf-8",
+    )
+    result = run(tmp_path, "packages.yaml", "--workers", "workers", "--workers-file", "more.yaml")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "more.yaml:3: workers[0].name: worker 'w1' is declared in two files: "
+        "first in workers/workers.yaml:3\n"
+    )

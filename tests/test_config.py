@@ -136,3 +136,18 @@ def test_the_interval_comes_from_the_environment(tmp_path):
     farm_settings(tmp_path).save()
     loaded = Settings.load(tmp_path, environ={"WHEELFARM_PYPI_WATCH_INTERVAL": "5"})
     assert loaded.pypi_watch_interval == 5
+
+
+def test_worker_in_two_files_refused_with_both_places(tmp_path):
+    settings = farm_settings(tmp_path)
+    more = tmp_path / "more-workers.yaml"
+    more.write_text(WORKERS, encoding="utf-8")
+    settings.workers_files.append(more)
+    with pytest.raises(ConfigErrors) as e:
+        build_config(tmp_path, settings)
+    assert e.value.errors == [
+        f"{more}:3: workers[0].name: worker 'alice-linux' is declared in two files: "
+        f"first in {tmp_path / 'workers.yaml'}:3",
+        f"{more}:8: workers[1].name: worker 'bob-mac' is declared in two files: "
+        f"first in {tmp_path / 'workers.yaml'}:8",
+    ]

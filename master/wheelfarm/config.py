@@ -35,7 +35,7 @@ from .settings import Settings
 from .status import StatusService
 from .steps import build_factory
 from .workerpage import worker_services
-from .workers import WorkerEntry, load_workers, password_secret_name
+from .workers import WorkerEntry, load_worker_files, password_secret_name
 
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
@@ -43,12 +43,11 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     registryrepo.ensure_checkout(settings)
     try:
         registry = load_registry(settings.registry)
-        entries = [w for path in settings.workers_files for w in load_workers(path)]
+        entries = load_worker_files(settings.workers_files)
         rollouts = load_rollouts(settings.rollouts, set(registry.packages))
     except ValidationError as e:
         # one line per problem in the master's log; Buildbot keeps the old config
         raise ConfigErrors([str(p) for p in e.problems]) from e
-    _refuse_duplicate_workers(entries)
 
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
@@ -106,15 +105,6 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
 
 def _endpoint(port: int, interface: str) -> str:
     return f"tcp:{port}:interface={interface}" if interface else f"tcp:{port}"
-
-
-def _refuse_duplicate_workers(entries: list[WorkerEntry]) -> None:
-    # each file is checked on its own; a name may still repeat across files
-    seen: set[str] = set()
-    for e in entries:
-        if e.name in seen:
-            raise ConfigErrors([f"worker {e.name!r} is declared in two worker files"])
-        seen.add(e.name)
 
 
 def _secret_providers(settings: Settings) -> list:
