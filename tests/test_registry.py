@@ -635,3 +635,8 @@ def test_overlong_name_refused(tmp_path):
     ]
     text = f"schema: 1\npackages:\n  - name: {'b' * 100}\n"
     assert list(load_registry(write(tmp_path, text)).packages) == ["b" * 100]
+
+
+def test_a_problem_is_one_line_whatever_the_key(tmp_path):
+    path, found = problems(tmp_path, '  - name: a\n    "x\\ny": 1\n')
+    assert found == [f"{path}:4: packages[0].x\\ny: unknown key 'x\\ny'"]
