@@ -111,7 +111,7 @@ class Index:
                 return tuple(
                     sorted(e.name for e in entries if e.name.endswith(".whl") and e.name[0] != ".")
                 )
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # missing, not a folder, or a name too long for the filesystem
             return None
 
     def records(self, project: str) -> list[dict[str, Any]]:

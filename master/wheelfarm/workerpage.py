@@ -107,6 +107,10 @@ class WorkersPage(resource.Resource):
         self.service, self.entries, self.warnings = service, entries, warnings
 
     def render_GET(self, request: server.Request):
+        if any(request.postpath):  # /farm/workers/NAME: no such page
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"no such page\n"
         d = defer.ensureDeferred(self._render(request))
         d.addErrback(self._failed, request)
         return server.NOT_DONE_YET
