@@ -3,7 +3,9 @@ password guessing on /auth/login, and huge request bodies."""
 
 from __future__ import annotations
 
+import base64
 import http.client
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -107,3 +109,59 @@ def test_unknown_names_answer_404_whatever_their_bytes(farm):
     assert wrong == {}
     # and the master is still fine
     assert get(farm, "/farm/packages/six")[0] == 200
+
+
+def login(farm: LocalFarm, user: str, password: str, source: str = "127.0.0.1"):
+    """GET /auth/login with basic auth from a given loopback address: (status, headers)."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", farm.www_port, timeout=30, source_address=(source, 0)
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        conn.request("GET", "/auth/login", headers={"Authorization": f"Basic {token}"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.headers
+    finally:
+        conn.close()
+
+
+def test_password_guessing_is_throttled(farm):
+    alice = farm.add_user("alice")
+    bob = farm.add_user("bob")
+    statuses, waits, slowest_index = [], set(), 0.0
+    started = time.monotonic()
+    for i in range(300):
+        status, headers = login(farm, "alice", f"guess-{i}")
+        statuses.append(status)
+        if status == 429:
+            waits.add(int(headers["Retry-After"]))
+        if i % 50 == 0:  # the index answers at once meanwhile: nothing blocks the reactor
+            t = time.monotonic()
+            assert get(farm, "/simple/six/")[0] == 200
+            slowest_index = max(slowest_index, time.monotonic() - t)
+    elapsed = time.monotonic() - started
+    print(
+        f"300 guesses in {elapsed:.2f} s; Retry-After {min(waits)}-{max(waits)} s; "
+        f"slowest /simple/six/ {slowest_index * 1000:.0f} ms"
+    )
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429] * 290
+    assert waits and all(0 < w <= 300 for w in waits)
+    assert slowest_index < 1.0
+    # locked: even the right password is not checked from anywhere until the window passes
+    assert login(farm, "alice", alice, "127.0.0.2")[0] == 429
+    # another user logs in, from this address and from another one
+    for source in ("127.0.0.1", "127.0.0.2"):
+        status, headers = login(farm, "bob", bob, source)
+        assert status == 302, (source, status)
+        cookie = headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+
+
+def test_one_address_guessing_many_users_is_throttled(farm):
+    carol = farm.add_user("carol")
+    statuses = [login(farm, f"user{i}", "guess", "127.0.0.3")[0] for i in range(40)]
+    assert statuses[:30] == [401] * 30 and statuses[30:] == [429] * 10
+    assert login(farm, "carol", carol, "127.0.0.3")[0] == 429
+    assert login(farm, "carol", carol, "127.0.0.4")[0] == 302

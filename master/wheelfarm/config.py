@@ -16,7 +16,7 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
-from . import registryrepo
+from . import registryrepo, webguard
 from .access import www_access
 from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
@@ -41,6 +41,7 @@ from .workers import WorkerEntry, load_worker_files, password_secret_name
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load(basedir)
     registryrepo.ensure_checkout(settings)
+    webguard.install(settings)  # cookie flags, login throttle, body limit
     try:
         registry = load_registry(settings.registry)
         entries = load_worker_files(settings.workers_files)

@@ -60,6 +60,10 @@ class Settings:
     multi_master: bool = False
     mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
     mq_realm: str = "buildbot"
+    # web server guards (webguard.py): failed logins per user in a window (seconds);
+    # an address may fail three times as often
+    login_max_failures: int = 10
+    login_window: int = 300
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
