@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import ARTIFACTS, make_farm, write_registry
 from wheelfarm.index import Index
@@ -165,3 +174,129 @@ def test_one_address_guessing_many_users_is_throttled(farm):
     assert statuses[:30] == [401] * 30 and statuses[30:] == [429] * 10
     assert login(farm, "carol", carol, "127.0.0.3")[0] == 429
     assert login(farm, "carol", carol, "127.0.0.4")[0] == 302
+
+
+MiB = 1024 * 1024
+LIMIT = 32 * MiB  # the default max_body_bytes
+
+
+def stream_body(farm: LocalFarm, method: str, path: str, total: int, chunked: bool = False):
+    """Send a `total`-byte body from one reused 1 MiB buffer (nothing held in memory),
+    like a client that does not listen; note when the answer came and how much was sent.
+    Returns (status line, seconds from the headers to the answer, bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", farm.www_port), timeout=60)
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {total}\r\n"
+    chunk = bytes(MiB)
+    piece = f"{MiB:x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk
+    answer, answered_at, sent = b"", None, 0
+    started = time.monotonic()
+    try:
+        sock.sendall(head.encode() + b"\r\n")
+        while sent < total:
+            if answered_at is None and select.select([sock], [], [], 0)[0]:
+                answer, answered_at = sock.recv(4096), time.monotonic()
+            sock.sendall(piece)
+            sent += MiB
+    except OSError:  # the server hung up on the rest of the body
+        pass
+    try:
+        if answered_at is None:
+            answer, answered_at = sock.recv(4096), time.monotonic()
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    status = answer.split(b"\r\n", 1)[0].decode()
+    return status, (answered_at or time.monotonic()) - started, sent
+
+
+def master_memory(farm: LocalFarm) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of the master process, in bytes."""
+    pid = (farm.master_dir / "twistd.pid").read_text().strip()
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {
+        key: int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1)) * 1024
+        for key in ("VmRSS", "VmHWM")
+    }
+
+
+def test_a_1gb_body_is_refused_while_pip_installs(farm, tmp_path):
+    before = master_memory(farm)
+    peak = [before["VmRSS"]]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(master_memory(farm)["VmRSS"])
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    pip = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            "--quiet",
+            "--target",
+            str(tmp_path / "target"),
+            "--index-url",
+            f"{farm.url}simple/",
+            "six==1.0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        status, to_answer, sent = stream_body(
+            farm, "POST", "/api/v2/forceschedulers/force", 1024 * MiB
+        )
+        pip_out, _ = pip.communicate(timeout=120)
+    finally:
+        stop.set()
+        sampler.join()
+    after = master_memory(farm)
+    print(
+        f"1 GiB body: {status!r} after {to_answer * 1000:.0f} ms, {sent // MiB} MiB sent "
+        f"before the hang-up; master RSS {before['VmRSS'] // MiB} MiB before, peak "
+        f"{max(peak) // MiB} MiB, VmHWM {after['VmHWM'] // MiB} MiB; pip exit {pip.returncode}"
+    )
+    assert status == "HTTP/1.1 413 Request Entity Too Large"
+    assert to_answer < 2.0
+    assert pip.returncode == 0, pip_out
+    assert (tmp_path / "target" / "six" / "__init__.py").is_file()
+    assert max(peak) < 300 * MiB and after["VmHWM"] < 300 * MiB
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/api/v2/forceschedulers/force"),
+        ("POST", "/change_hook/github"),
+        ("GET", "/auth/login"),
+        ("GET", "/simple/"),
+        ("POST", "/farm/packages/"),
+        ("PUT", "/badges/six.svg"),
+    ],
+)
+def test_every_endpoint_refuses_big_bodies(farm, method, path):
+    # declared too big: refused from the headers, before any of it is sent
+    status, to_answer, _ = stream_body(farm, method, path, LIMIT + 1)
+    assert status == "HTTP/1.1 413 Request Entity Too Large" and to_answer < 2.0
+    # chunked, with no length: refused once past the limit
+    status, _, sent = stream_body(farm, method, path, 2 * LIMIT, chunked=True)
+    assert status == "HTTP/1.1 413 Request Entity Too Large"
+    assert sent <= 2 * LIMIT
+
+
+def test_a_body_under_the_limit_goes_through(farm):
+    # an anonymous force with a 1 MiB body reaches Buildbot, which refuses it itself
+    body = json.dumps({"id": 1, "jsonrpc": "2.0", "method": "force", "params": {"x": "y" * MiB}})
+    r = requests.post(f"{farm.url}api/v2/forceschedulers/force", data=body, timeout=60)
+    assert r.status_code not in (413, 500), r.status_code
+    assert get(farm, "/simple/six/")[0] == 200

@@ -64,6 +64,8 @@ class Settings:
     # an address may fail three times as often
     login_max_failures: int = 10
     login_window: int = 300
+    # the largest request body of any endpoint (413 beyond); GitHub's webhooks send <= 25 MB
+    max_body_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)

@@ -1,5 +1,8 @@
 """Guards on the master's web server, for every endpoint: Buildbot's, the farm's, the index.
 
+- Request bodies over `max_body_bytes` are answered 413 before any of them is kept:
+  from the Content-Length when there is one, else (chunked) as soon as the limit is
+  passed; the connection is then drained for a few seconds and closed.
 - Session cookies are `HttpOnly` and `SameSite=Lax`, and `Secure` when the request
   came over HTTPS or the farm's public URL is https (a TLS proxy in front).
 - Password guessing on `/auth/login` is throttled per user and per address: after
@@ -15,6 +18,7 @@ has one web server) and sets what it enforces from the settings, again at each r
 from __future__ import annotations
 
 import base64
+import io
 import re
 import time
 from collections import deque
@@ -22,15 +26,62 @@ from typing import Any
 
 from buildbot.www.auth import HTPasswdAuth
 from buildbot.www.service import BuildbotSite
+from twisted.internet import reactor
 from twisted.web import resource, server
 
 from .settings import Settings
 
 
 class FarmRequest(server.Request):
-    """A request whose cookies carry the safe flags."""
+    """A request whose cookies carry the safe flags, and whose body has a size limit."""
 
     https_public_url = False  # set by install()
+    max_body_bytes = 32 * 1024 * 1024  # set by install()
+    DRAIN_SECONDS = 5.0  # how long a refused body is read (and dropped) before hanging up
+    _received = 0
+    _refused = False
+
+    # -- the body: refused from its Content-Length before any of it is kept, or as soon
+    #    as a chunked body passes the limit
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_body_bytes:
+            self._refuse_body()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.max_body_bytes:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if not self._refused:  # a refused request is answered already, and never runs
+            super().requestReceived(command, path, version)
+
+    def _refuse_body(self) -> None:
+        """Answer 413 now, read and drop what the client still sends for a few seconds
+        (so it can read the answer), then hang up."""
+        self._refused = True
+        self.content = io.BytesIO()  # stays empty
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the 413
+        channel, transport = self.channel, self.channel.transport
+        body = f"request body over the limit of {self.max_body_bytes} bytes\n".encode()
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            + f"Content-Length: {len(body)}\r\n".encode()
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        channel.dataReceived = lambda data: None  # the rest of the body goes nowhere
+        channel.persistent = False
+        transport.loseWriteConnection()
+        reactor.callLater(self.DRAIN_SECONDS, transport.abortConnection)
 
     def addCookie(self, k, v, *args, **kwargs):
         kwargs["httpOnly"] = True
@@ -150,5 +201,6 @@ class ThrottledHTPasswdAuth(HTPasswdAuth):
 def install(settings: Settings) -> None:
     """Make the master's web server use FarmRequest, with these settings."""
     FarmRequest.https_public_url = settings.public_url.startswith("https:")
+    FarmRequest.max_body_bytes = settings.max_body_bytes
     THROTTLE.configure(settings.login_max_failures, settings.login_window)
     BuildbotSite.requestFactory = FarmRequest
