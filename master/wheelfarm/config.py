@@ -94,7 +94,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             # the /farm/ pages: campaigns, packages, workers
-            *worker_services(entries, str(store.root), **pages),
+            *worker_services(
+                entries, str(store.root), min_free_bytes=settings.min_free_bytes, **pages
+            ),
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
             StatusService(basedir=str(settings.basedir)),
             *registryrepo.make_reporters(settings),
@@ -168,6 +170,7 @@ def _builders(
         f"{settings.public_url}simple/",
         store,
         registry,
+        min_free_bytes=settings.min_free_bytes,
     )
     by_name = {e.name: e for e in entries}
 

@@ -66,6 +66,8 @@ class Settings:
     login_window: int = 300
     # the largest request body of any endpoint (413 beyond); GitHub's webhooks send <= 25 MB
     max_body_bytes: int = 32 * 1024 * 1024
+    # uploads are refused while the index's filesystem has less free than this
+    min_free_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
