@@ -201,3 +201,17 @@ def test_global_options_before_the_subcommand(tmp_path, args):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{registry}: 2 packages OK; ")
     assert "Traceback" not in done.stderr
+
+
+def test_worker_in_two_files(tmp_path):
+    farm(tmp_path, workers=WORKER.format(name="w1", platform="linux-x86_64"))
+    (tmp_path / "more.yaml").write_text(
+        "schema: 1\nworkers:\n" + WORKER.format(name="w1", platform="macos-arm64"),
+        encoding="utf-8",
+    )
+    result = run(tmp_path, "packages.yaml", "--workers", "workers", "--workers-file", "more.yaml")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "more.yaml:3: workers[0].name: worker 'w1' is declared in two files: "
+        "first in workers/workers.yaml:3\n"
+    )

@@ -186,3 +186,18 @@ def test_a_build_image_brings_its_own_policy(tmp_path):
     assert "(manylinux_2_31_x86_64)" in linux.description
     with pytest.raises(ValueError, match="setting build_images"):
         Settings.load(tmp_path, {"WHEELFARM_BUILD_IMAGES": '{"linux-x86_64": "just-a-name"}'})
+
+
+def test_worker_in_two_files_refused_with_both_places(tmp_path):
+    settings = farm_settings(tmp_path)
+    more = tmp_path / "more-workers.yaml"
+    more.write_text(WORKERS, encoding="utf-8")
+    settings.workers_files.append(more)
+    with pytest.raises(ConfigErrors) as e:
+        build_config(tmp_path, settings)
+    assert e.value.errors == [
+        f"{more}:3: workers[0].name: worker 'alice-linux' is declared in two files: "
+        f"first in {tmp_path / 'workers.yaml'}:3",
+        f"{more}:8: workers[1].name: worker 'bob-mac' is declared in two files: "
+        f"first in {tmp_path / 'workers.yaml'}:8",
+    ]

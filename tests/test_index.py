@@ -145,6 +145,22 @@ def test_bad_wheels_are_refused_and_leave_nothing(tmp_path, make, problem):
     assert not staging.exists() or not any(staging.iterdir())
 
 
+def test_a_full_disk_while_publishing_leaves_nothing(tmp_path, monkeypatch):
+    index = Index(tmp_path / "index")
+    wheel = make_wheel(tmp_path / "src", "six", "1.0")
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr("wheelfarm.index.os.link", full)
+    with pytest.raises(OSError, match="No space left"):
+        index.add(wheel, RECORD)
+    monkeypatch.undo()
+    assert index.projects() == []
+    assert sorted(p.name for p in (tmp_path / "index").rglob("*") if p.is_file()) == [".lock"]
+    assert index.add(wheel, RECORD).status == "added"
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

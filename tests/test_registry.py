@@ -548,3 +548,95 @@ def test_skip_imports_must_be_module_names(tmp_path):
     assert found == [
         f"{path}:5: packages[0].test.skip_imports[1]: 'a/b.py' is not a dotted module name"
     ]
+
+
+# --- values that can only fail
+
+
+@pytest.mark.parametrize(
+    "spec", [">=1,<0", ">1,<=1", "==1.0,>=2", "~=2.2,<2", "==1.*,>=2", ">=1,<1", "~=2.2,==3.*"]
+)
+def test_specifier_no_version_can_satisfy(tmp_path, spec):
+    path, found = problems(tmp_path, f"  - name: a\n    versions: '{spec}'\n")
+    assert found == [
+        f"{path}:4: packages[0].versions: {spec!r} admits no version: its bounds do not overlap"
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["<=1,>=1", ">=1.0,<1.0.post1", ">=1.0a1,<1.0", "==1.0.*,<1.0", "==1.0+abc,<=1.0", ">=2,<4"],
+)
+def test_narrow_but_satisfiable_specifiers_pass(tmp_path, spec):
+    text = f"schema: 1\npackages:\n  - name: a\n    versions: '{spec}'\n"
+    assert load_registry(write(tmp_path, text)).packages["a"].versions == SpecifierSet(spec)
+
+
+def test_satisfiable_is_never_wrong_when_it_says_no():
+    # every version a spec admits proves it satisfiable: random specs over a small
+    # alphabet of versions, checked against every version of that alphabet
+    import random
+
+    rng = random.Random(15)
+    versions = ["0", "1", "1.0.post1", "1.0a1", "1.0.dev0", "1.1", "1.4.5", "1.5", "2", "2.2"]
+    versions += ["2.2.1", "3", "1!1.0", "1.0+abc"]
+    ops = ["==", "!=", ">=", "<=", ">", "<", "~="]
+    refused = 0
+    for _ in range(3000):
+        clauses = []
+        for _ in range(rng.randint(1, 3)):
+            op, v = rng.choice(ops), rng.choice(versions)
+            if op == "~=" and ("." not in v or "+" in v):
+                continue
+            if "+" in v and op not in ("==", "!="):
+                continue
+            if op in ("==", "!=") and rng.random() < 0.3 and "+" not in v:
+                v = v.split("a")[0].split(".dev")[0].split(".post")[0] + ".*"
+            clauses.append(op + v)
+        if not clauses:
+            continue
+        spec = SpecifierSet(",".join(clauses))
+        if not registry.satisfiable(spec):
+            refused += 1
+            admitted = [v for v in versions if spec.contains(v, prereleases=True)]
+            assert admitted == [], (str(spec), admitted)
+    assert refused > 100  # the property was exercised
+
+
+def test_empty_program_refused(tmp_path):
+    path, found = problems(tmp_path, "  - name: a\n    test: {command: ['', -x]}\n")
+    assert found == [
+        f"{path}:4: packages[0].test.command[0]: the program (its first item) must not be empty"
+    ]
+
+
+def test_nul_in_command_refused(tmp_path):
+    path, found = problems(tmp_path, '  - name: a\n    test: {command: [python, "a\\0b"]}\n')
+    assert found == [f"{path}:4: packages[0].test.command[1]: contains a NUL character"]
+
+
+@pytest.mark.parametrize("section", ["build", "test"])
+def test_direct_url_requirement_refused(tmp_path, section):
+    url = "evil @ https://example.org/evil-1.0.tar.gz"
+    path, found = problems(
+        tmp_path, f"  - name: a\n    {section}:\n      requires: [ok, '{url}']\n"
+    )
+    assert found == [
+        f"{path}:5: packages[0].{section}.requires[1]: {url!r} is a direct URL requirement: "
+        "name a project and versions instead"
+    ]
+
+
+def test_overlong_name_refused(tmp_path):
+    name = "a" * 300
+    path, found = problems(tmp_path, f"  - name: {name}\n")
+    assert found == [
+        f"{path}:3: packages[0].name: {name[:20]!r}... is 300 characters long (at most 100)"
+    ]
+    text = f"schema: 1\npackages:\n  - name: {'b' * 100}\n"
+    assert list(load_registry(write(tmp_path, text)).packages) == ["b" * 100]
+
+
+def test_a_problem_is_one_line_whatever_the_key(tmp_path):
+    path, found = problems(tmp_path, '  - name: a\n    "x\\ny": 1\n')
+    assert found == [f"{path}:4: packages[0].x\\ny: unknown key 'x\\ny'"]

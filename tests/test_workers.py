@@ -9,7 +9,7 @@ import pytest
 
 from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.problems import ValidationError
-from wheelfarm.workers import WorkerEntry, load_workers, password_secret_name
+from wheelfarm.workers import WorkerEntry, load_worker_files, load_workers, password_secret_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,3 +203,18 @@ def test_all_problems_reported(tmp_path):
         """,
     )
     assert [line.split(": ")[0] for line in found] == [f"{path}:{n}" for n in (3, 4, 5, 6, 7)]
+
+
+def test_worker_declared_in_two_files(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write(tmp_path / "a", ALICE)
+    second = write(tmp_path / "b", ALICE.replace("alice-linux-1", "other") + ALICE)
+    with pytest.raises(ValidationError) as e:
+        load_worker_files([first, second])
+    assert [str(p) for p in e.value.problems] == [
+        f"{second}:7: workers[1].name: worker 'alice-linux-1' is declared in two files: "
+        f"first in {first}:3"
+    ]
+    other = write(tmp_path, ALICE.replace("alice-linux-1", "other"))
+    assert [w.name for w in load_worker_files([first, other])] == ["alice-linux-1", "other"]

@@ -25,6 +25,7 @@ from twisted.python import log
 
 from .registry import Registry
 from .settings import Settings
+from .webguard import ThrottledHTPasswdAuth
 
 ADMINS = "admins"
 MAINTAINER = "maintainer"
@@ -147,6 +148,6 @@ def _auth(settings: Settings):
         )
     path = users_file(settings)
     if path is not None and path.is_file():
-        return util.HTPasswdAuth(str(path))
+        return ThrottledHTPasswdAuth(str(path))  # 429 for password guessers
     log.msg(f"wheelfarm: WARNING: no users file {path} and no GitHub login: nobody can log in")
     return NoAuth()

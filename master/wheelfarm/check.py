@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -15,7 +16,7 @@ from . import coverage
 from .problems import Problem, ValidationError
 from .registry import Registry, load_registry
 from .rollouts import Rollout, load_rollouts
-from .workers import WorkerEntry, load_workers
+from .workers import WorkerEntry, load_worker_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTION = "Validate packages.yaml and workers/workers.yaml."
@@ -26,6 +27,7 @@ def run_check(
     workers_dir: str | Path,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    more_workers: Sequence[str | Path] = (),
 ) -> int:
     workers_path = Path(workers_dir) / "workers.yaml"
     problems: list[Problem] = []
@@ -36,7 +38,7 @@ def run_check(
     except ValidationError as e:
         problems += e.problems
     try:
-        workers = load_workers(workers_path)
+        workers = load_worker_files([workers_path, *more_workers])
     except ValidationError as e:
         problems += e.problems
     # rollouts.yaml lives next to the registry, and names its packages
@@ -103,12 +105,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=Path, metavar="DIR", help="directory of workers.yaml (default: workers/)"
     )
+    parser.add_argument(
+        "--workers-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="another workers file the master reads too (setting workers_files); repeatable",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     registry = args.registry_file or getattr(args, "registry", None) or _default("packages.yaml")
     workers_dir = args.workers or _default("workers")
-    return run_check(registry, workers_dir, sys.stdout, sys.stderr)  # as they are now
+    return run_check(registry, workers_dir, sys.stdout, sys.stderr, args.workers_file)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
-from . import registryrepo
+from . import registryrepo, webguard
 from .access import www_access
 from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
@@ -35,20 +35,20 @@ from .settings import Settings
 from .status import StatusService
 from .steps import build_factory
 from .workerpage import worker_services
-from .workers import WorkerEntry, load_workers, password_secret_name
+from .workers import WorkerEntry, load_worker_files, password_secret_name
 
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load(basedir)
     registryrepo.ensure_checkout(settings)
+    webguard.install(settings)  # cookie flags, login throttle, body limit
     try:
         registry = load_registry(settings.registry)
-        entries = [w for path in settings.workers_files for w in load_workers(path)]
+        entries = load_worker_files(settings.workers_files)
         rollouts = load_rollouts(settings.rollouts, set(registry.packages))
     except ValidationError as e:
         # one line per problem in the master's log; Buildbot keeps the old config
         raise ConfigErrors([str(p) for p in e.problems]) from e
-    _refuse_duplicate_workers(entries)
 
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
@@ -97,7 +97,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             # the /farm/ pages: campaigns, packages, workers
-            *worker_services(entries, str(store.root), **pages),
+            *worker_services(
+                entries, str(store.root), min_free_bytes=settings.min_free_bytes, **pages
+            ),
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
             StatusService(basedir=str(settings.basedir)),
             *registryrepo.make_reporters(settings),
@@ -109,15 +111,6 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
 
 def _endpoint(port: int, interface: str) -> str:
     return f"tcp:{port}:interface={interface}" if interface else f"tcp:{port}"
-
-
-def _refuse_duplicate_workers(entries: list[WorkerEntry]) -> None:
-    # each file is checked on its own; a name may still repeat across files
-    seen: set[str] = set()
-    for e in entries:
-        if e.name in seen:
-            raise ConfigErrors([f"worker {e.name!r} is declared in two worker files"])
-        seen.add(e.name)
 
 
 def _secret_providers(settings: Settings) -> list:
@@ -180,6 +173,7 @@ def _builders(
         f"{settings.public_url}simple/",
         store,
         registry,
+        min_free_bytes=settings.min_free_bytes,
     )
     by_name = {e.name: e for e in entries}
 

@@ -111,7 +111,7 @@ class Index:
                 return tuple(
                     sorted(e.name for e in entries if e.name.endswith(".whl") and e.name[0] != ".")
                 )
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # missing, not a folder, or a name too long for the filesystem
             return None
 
     def records(self, project: str) -> list[dict[str, Any]]:
@@ -227,19 +227,28 @@ class Index:
                 raise IndexConflict(
                     f"{filename}: the index has this wheel already as {other['filename']}"
                 )
-        if not folder.is_dir():
+        new_folder = not folder.is_dir()
+        if new_folder:
             folder.mkdir()
             _fsync_dir(self.root)
         # metadata and record first: the wheel's appearance publishes all three
         staging = staged.parent
-        _write_atomic(folder / f"{filename}.metadata", metadata, staging)
-        # default=str: a property of an odd type must not fail the publish
         body = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
-        _write_atomic(folder / f"{filename}.json", body.encode(), staging)
         try:
+            _write_atomic(folder / f"{filename}.metadata", metadata, staging)
+            # default=str: a property of an odd type must not fail the publish
+            _write_atomic(folder / f"{filename}.json", body.encode(), staging)
             os.link(staged, dest)  # unlike rename, never replaces an existing file
         except FileExistsError:
             return self._same_or_conflict(dest, record["sha256"])
+        except OSError:  # a full or read-only disk: leave no half-published wheel
+            if not dest.exists():
+                for side in (".metadata", ".json"):
+                    (folder / f"{filename}{side}").unlink(missing_ok=True)
+                if new_folder:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+            raise
         _fsync_dir(folder)
         return AddResult("added", json.loads(body))  # as `records` will read it
 

@@ -377,7 +377,7 @@ class PackageDetail(resource.Resource):
 
     def render_GET(self, request: server.Request) -> bytes:
         package = self.pages.registry.packages.get(canonicalize_name(self.name))
-        if package is None:
+        if package is None or any(request.postpath):  # /farm/packages/six/x is no page
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return f"{self.name!r} is not a package of the registry\n".encode()

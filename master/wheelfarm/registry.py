@@ -63,6 +63,9 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 # PEP 508 names, for the JSON schema only; Python code asks packaging.
 _NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
+# PEP 508 sets no bound; no project on PyPI has a name this long, and names end up in
+# paths, URLs, builder names and force forms, so a longer one can only fail later.
+MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,25 @@ def _read_command(path: FieldPath, value: Any, fields: Fields) -> tuple[str, ...
     if isinstance(value, str):
         fields.error(path, "must be a list of arguments, not a shell string")
         return None
-    return fields.strings(path, value, nonempty=True)
+    command = fields.strings(path, value, check=_argument_error, nonempty=True)
+    if command is None or len(command) != len(value):
+        return None  # the problems are recorded
+    message = _program_error(command)
+    if message:
+        fields.error((*path, 0), message)
+        return None
+    return command
+
+
+def _argument_error(argument: str) -> str | None:
+    # an argv item cannot hold a NUL: the worker could never start the command
+    return "contains a NUL character" if "\0" in argument else None
+
+
+def _program_error(command: tuple[str, ...]) -> str | None:
+    if command and not command[0].strip():
+        return "the program (its first item) must not be empty"
+    return None
 
 
 def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, str], ...] | None:
@@ -202,6 +223,8 @@ def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, s
 
 
 def _name_error(name: str) -> str | None:
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{name[:20]!r}... is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
     # Checked before the PEP 508 rule, which would refuse these too, but less helpfully.
     bad = next((c for c in name if c in SHELL_METACHARACTERS), None)
     if bad is not None:
@@ -224,7 +247,59 @@ def _specifier_error(text: str) -> str | None:
     except InvalidSpecifier:
         hint = f" (did you mean '=={text}'?)" if _is_version(text) else ""
         return f"{text!r} is not a valid version specifier{hint}"
+    if not satisfiable(SpecifierSet(text)):
+        return f"{text!r} admits no version: its bounds do not overlap"
     return None
+
+
+def satisfiable(spec: SpecifierSet) -> bool:
+    """False only when no version can satisfy `spec`: its bounds leave an empty interval.
+
+    Sound, not complete: every clause is widened to an interval of public versions
+    (a local version counts as its public one), `!=` is ignored, and a set with
+    `===` or a local version is taken as satisfiable. An empty intersection of
+    supersets is empty, so a False is always right.
+    """
+    low: tuple[Version, bool] | None = None  # (bound, inclusive)
+    high: tuple[Version, bool] | None = None
+    for clause in spec:
+        op, text = clause.operator, clause.version
+        if op == "===" or "+" in text:
+            return True
+        if op == "!=":
+            continue
+        if text.endswith(".*"):  # ==X.*: from X.dev0 up to the next X, excluded
+            start = Version(text[:-2])
+            first = Version(f"{text[:-2]}.dev0")
+            bounds = [(first, True, True), (_next_release(start, len(start.release)), False, False)]
+        else:
+            v = Version(text)
+            bounds = {
+                "==": [(v, True, True), (v, True, False)],
+                ">=": [(v, True, True)],
+                ">": [(v, False, True)],
+                "<=": [(v, True, False)],
+                "<": [(v, False, False)],
+            }.get(op, [])
+            if op == "~=":  # ~=X.Y.Z: >=X.Y.Z and ==X.Y.*
+                bounds = [(v, True, True), (_next_release(v, len(v.release) - 1), False, False)]
+        for version, inclusive, is_low in bounds:
+            if is_low and (low is None or (version, not inclusive) > (low[0], not low[1])):
+                low = (version, inclusive)
+            if not is_low and (high is None or (version, inclusive) < high):
+                high = (version, inclusive)
+    if low is None or high is None:
+        return True
+    return low[0] < high[0] or (low[0] == high[0] and low[1] and high[1])
+
+
+def _next_release(v: Version, length: int) -> Version:
+    """The first version after every one whose release starts with v's first `length`
+    numbers: 1.4 (length 2) -> 1.5.dev0."""
+    release = [*v.release[:length]]
+    release[-1] += 1
+    epoch = f"{v.epoch}!" if v.epoch else ""
+    return Version(f"{epoch}{'.'.join(map(str, release))}.dev0")
 
 
 def _is_version(text: str) -> bool:
@@ -238,9 +313,12 @@ def _is_version(text: str) -> bool:
 @lru_cache(maxsize=4096)
 def _requirement_error(text: str) -> str | None:
     try:
-        Requirement(text)
+        requirement = Requirement(text)
     except InvalidRequirement as e:
         return f"{text!r} is not a valid PEP 508 requirement: {str(e).splitlines()[0]}"
+    if requirement.url:
+        # a build would fetch and run whatever that URL serves, bypassing every index
+        return f"{text!r} is a direct URL requirement: name a project and versions instead"
     return None
 
 
@@ -282,6 +360,7 @@ def json_schema() -> dict[str, Any]:
             "name": {
                 "type": "string",
                 "pattern": _NAME_PATTERN,
+                "maxLength": MAX_NAME_LENGTH,
                 "description": "The project's name on PyPI.",
             },
             "versions": {

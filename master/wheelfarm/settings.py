@@ -66,6 +66,14 @@ class Settings:
     # gives (its glibc): {"linux-x86_64": {"image": "...", "policy": "manylinux_2_31_x86_64"}}.
     # Unset: the platform table's manylinux image and policy.
     build_images: dict[str, dict[str, str]] = field(default_factory=dict)
+    # web server guards (webguard.py): failed logins per user in a window (seconds);
+    # an address may fail three times as often
+    login_max_failures: int = 10
+    login_window: int = 300
+    # the largest request body of any endpoint (413 beyond); GitHub's webhooks send <= 25 MB
+    max_body_bytes: int = 32 * 1024 * 1024
+    # uploads are refused while the index's filesystem has less free than this
+    min_free_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)

@@ -16,18 +16,21 @@ shows as skipped; `rebuild` forces it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from buildbot.plugins import steps, util
-from buildbot.process import build, buildstep, logobserver
+from buildbot.process import build, buildstep, logobserver, remotetransfer
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from buildbot.steps.transfer import makeStatusRemoteCommand
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
 
 from .campaigns import ORCHESTRATE, CampaignStore, cascade_action
 from .graph import undeclared_dependencies
@@ -41,6 +44,11 @@ FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
 BUILT_DIR = "dist/built"
 REPAIRED_DIR = "dist/repaired"
+# Every step ends: worker commands after this long (or 20 minutes without output),
+# the upload and the master's own steps sooner.
+STEP_MAX_TIME = 3 * 3600
+UPLOAD_TIMEOUT = 900
+MASTER_STEP_TIMEOUT = 600
 
 
 class PackageBuild(build.Build):
@@ -120,6 +128,7 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
     def __init__(self, subcommand: str, args: list, **kwargs):
         kwargs.setdefault("name", subcommand)
         kwargs.setdefault("haltOnFailure", True)
+        kwargs.setdefault("maxTime", STEP_MAX_TIME)
         super().__init__(command=[python_argv, "farmtool.py", subcommand, *args], **kwargs)
         self.addLogObserver("stdio", logobserver.LineConsumerLogObserver(self._lines))
 
@@ -143,6 +152,11 @@ class MasterStep(OneLineReason, buildstep.BuildStep):
     def fail(self, reason: str) -> int:
         self.reason = reason
         return FAILURE
+
+    def in_thread(self, function, *args, **kwargs) -> defer.Deferred:
+        """`function` in a thread; a defer.TimeoutError if it takes too long."""
+        d = threads.deferToThread(function, *args, **kwargs)
+        return d.addTimeout(MASTER_STEP_TIMEOUT, reactor)
 
 
 class ResolveSdist(MasterStep):
@@ -168,7 +182,7 @@ class ResolveSdist(MasterStep):
         except InvalidSpecifier:
             return self.fail(f"version {raw_spec!r} is neither a version nor a specifier")
         try:
-            sdist = yield threads.deferToThread(
+            sdist = yield self.in_thread(
                 resolve_sdist, self.pypi_url, package, spec, bool(self.getProperty("prereleases"))
             )
         except ResolveError as e:
@@ -181,7 +195,7 @@ class ResolveSdist(MasterStep):
         self.descriptionDone = [f"{package} {sdist.version}"]
         built = []
         if not self.getProperty("rebuild"):
-            built = yield threads.deferToThread(
+            built = yield self.in_thread(
                 self.index.find,
                 package,
                 version=sdist.version,
@@ -245,7 +259,7 @@ class CheckMetadata(MasterStep):
         if len(wheels) != 1:
             return self.fail(f"metadata check failed: expected one wheel, got {len(wheels)}")
         try:
-            _, meta = yield threads.deferToThread(read_metadata, wheels[0])
+            _, meta = yield self.in_thread(read_metadata, wheels[0])
         except InvalidWheel as e:
             return self.fail(f"metadata check failed: {e}")
         want_name = canonicalize_name(self.getProperty("package"))
@@ -300,16 +314,20 @@ class PublishWheel(MasterStep):
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
         wheel = wheels[0]
         try:
-            result = yield threads.deferToThread(self.index.add, wheel, record)
+            result = yield self.in_thread(self.index.add, wheel, record)
         except IndexConflict as e:
             if not (self.getProperty("rebuild") or self.getProperty("campaign")):
                 return self.fail(f"publish refused: {e}")
             # A rebuild (e.g. against a dependency's new ABI) made other bytes: it
             # is published under the next build number, never over the old file.
-            wheel = yield threads.deferToThread(retag, wheel, self.index)
-            result = yield threads.deferToThread(self.index.add, wheel, record)
+            wheel = yield self.in_thread(retag, wheel, self.index)
+            result = yield self.in_thread(self.index.add, wheel, record)
         except ValueError as e:
             return self.fail(f"publish refused: {e}")
+        except OSError as e:  # a read-only or full index, say
+            return self.fail(f"publish failed: cannot write to the index: {os_error(e)}")
+        except defer.TimeoutError:
+            return self.fail(f"publish failed: the index took over {MASTER_STEP_TIMEOUT} s")
         self.setProperty("wheel", wheel.name, "publish")
         self.setProperty("published", result.record, "publish")
         log = yield self.addLog("record")
@@ -350,8 +368,8 @@ class CascadeCheck(MasterStep):
     @defer.inlineCallbacks
     def run(self):
         published = self.getProperty("published")
-        records = yield threads.deferToThread(self.index.records, published["project"])
-        action = yield threads.deferToThread(
+        records = yield self.in_thread(self.index.records, published["project"])
+        action = yield self.in_thread(
             cascade_action, records, published, self.getProperty("abi"), self.store
         )
         if action is None:
@@ -360,6 +378,127 @@ class CascadeCheck(MasterStep):
         self.setProperty("campaign_action", action, "cascade")
         self.descriptionDone = [f"{action} downstream"]
         return SUCCESS
+
+
+def os_error(e: OSError) -> str:
+    """One line: `No space left on device: /path` (no errno, no traceback)."""
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+
+
+def free_bytes(path: Path) -> int:
+    """Free space for unprivileged writers on the filesystem holding `path`."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class KeepingDirectoryWriter(remotetransfer.DirectoryWriter):
+    """Buildbot's writer for a directory upload, except that a failure to write
+    (ENOSPC, EROFS, ...) is kept for the step to report instead of being raised at
+    the worker, which then never finishes the upload; what was written is removed."""
+
+    error: str | None = None
+
+    def _failed(self, e: Exception) -> None:
+        self.error = os_error(e) if isinstance(e, OSError) else f"bad archive: {e}"
+        if self.fp is not None:
+            self.fp.close()
+            self.fp = None
+        self.purge()
+
+    def remote_write(self, data):
+        if self.error is None:
+            try:
+                super().remote_write(data)
+            except OSError as e:
+                self._failed(e)
+
+    def remote_utime(self, accessed_modified):
+        if self.error is None:
+            try:
+                super().remote_utime(accessed_modified)
+            except OSError as e:
+                self._failed(e)
+
+    def remote_close(self):
+        if self.error is None:
+            try:
+                super().remote_close()
+            except OSError as e:
+                self._failed(e)
+
+    def remote_unpack(self):
+        if self.error is None:
+            try:
+                super().remote_unpack()
+            except (OSError, tarfile.TarError) as e:
+                self._failed(e)
+
+
+class FarmUpload(OneLineReason, steps.DirectoryUpload):
+    """The worker's repaired wheel to the build's folder in the index's `.incoming/`.
+
+    Refused before it starts when the index's filesystem has less than
+    `min_free_bytes` free; a write error fails it with one line and leaves nothing;
+    after `timeout` seconds it is interrupted.
+    """
+
+    def __init__(self, index: Index, min_free_bytes: int = 0, timeout: int = UPLOAD_TIMEOUT, **kw):
+        kw.setdefault("name", "upload")
+        kw.setdefault("haltOnFailure", True)
+        super().__init__(**kw)
+        self.index, self.min_free_bytes, self.timeout = index, min_free_bytes, timeout
+        self.timed_out = False
+
+    @defer.inlineCallbacks
+    def run(self):
+        free = yield threads.deferToThread(free_bytes, self.index.root)
+        if free < self.min_free_bytes:
+            self.reason = (
+                f"upload refused: the index has {megabytes(free)} free, "
+                f"under min_free_bytes ({megabytes(self.min_free_bytes)})"
+            )
+            return FAILURE
+        self.checkWorkerHasCommand("uploadDirectory")
+        self.stdio_log = yield self.addLog("stdio")
+        writer = KeepingDirectoryWriter(self.masterdest, self.maxsize, self.compress, 0o600)
+        args = {
+            "workdir": self.workdir,
+            "writer": writer,
+            "maxsize": self.maxsize,
+            "blocksize": self.blocksize,
+            "compress": self.compress,
+            "workersrc": self.workersrc,
+        }
+        cmd = makeStatusRemoteCommand(self, "uploadDirectory", args)
+        timer = reactor.callLater(self.timeout, self._time_out)
+        try:
+            result = yield self.runTransferCommand(cmd, writer)
+        finally:
+            if timer.active():
+                timer.cancel()
+        if writer.error is not None:
+            writer.purge()
+            self.reason = f"upload failed: cannot write to the index: {writer.error}"
+            return FAILURE
+        if self.timed_out:
+            self.reason = f"upload failed: not finished after {self.timeout} s"
+            return FAILURE
+        if result >= FAILURE:
+            self.reason = "upload failed: the worker could not send the wheel (see its log)"
+        return result
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        if self.cmd is not None:
+            self.cmd.interrupt(f"upload timed out after {self.timeout} s")
 
 
 class RemoveIncoming(buildstep.BuildStep):
@@ -391,6 +530,7 @@ def build_factory(
     farm_index_url: str,
     store: CampaignStore,
     registry: Registry | None = None,
+    min_free_bytes: int = 0,  # the upload is refused when the index has less free
 ) -> util.BuildFactory:
     pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
@@ -437,11 +577,11 @@ def build_factory(
                 _test_command,
             ],
         ),
-        steps.DirectoryUpload(
-            name="upload",
+        FarmUpload(
+            index=index,
+            min_free_bytes=min_free_bytes,
             workersrc=REPAIRED_DIR,
             masterdest=util.renderer(lambda props: incoming_dir(props, index)),
-            haltOnFailure=True,
         ),
         CheckMetadata(index=index, registry=registry),
         PublishWheel(index=index, doStepIf=publishing),

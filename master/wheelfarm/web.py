@@ -103,13 +103,42 @@ def campaign_page(c: Campaign) -> bytes:
     return _page(c.title, body)
 
 
+def known_name(name: str) -> bool:
+    """Could `name` be a file name the farm made? Anything else is a 404 without a
+    look at the disk (a NUL, a slash, a dot file, a name the filesystem refuses)."""
+    return (
+        0 < len(name.encode("utf-8", "replace")) <= 200
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\0")
+    )
+
+
+def not_found(message: str) -> resource.Resource:
+    """A plain-text 404 page."""
+    page = resource.Resource()
+    page.isLeaf = True
+
+    def render(request: server.Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return message.encode() + b"\n"
+
+    page.render = render  # every method
+    return page
+
+
 class CampaignPages(resource.Resource):
     def __init__(self, store: CampaignStore) -> None:
         super().__init__()
         self.store = store
 
     def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
-        return self if path in (b"", b"campaigns") else CampaignDetail(self.store, path.decode())
+        if path in (b"", b"campaigns"):
+            return self
+        try:
+            return CampaignDetail(self.store, path.decode())
+        except UnicodeDecodeError:  # never a campaign's name
+            return not_found("no such campaign")
 
     def render_GET(self, request: server.Request) -> bytes:
         if not request.path.endswith(b"/"):
@@ -127,9 +156,10 @@ class CampaignDetail(resource.Resource):
         self.store, self.campaign_id = store, campaign_id
 
     def render_GET(self, request: server.Request) -> bytes:
-        campaign = self.store.load(self.campaign_id)
-        if campaign is None:
+        campaign = self.store.load(self.campaign_id) if known_name(self.campaign_id) else None
+        if campaign is None or any(request.postpath):
             request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"no such campaign"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return campaign_page(campaign)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
+from pathlib import Path
 
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer
@@ -18,12 +19,17 @@ from twisted.web import resource, server
 from .coverage import coverage_lines
 from .matching import DowntimeWatch, in_downtime
 from .registry import Registry
+from .steps import free_bytes, megabytes
 from .web import STYLE, FarmPages
 from .workers import DAYS, Downtime, WorkerEntry
 
 
 def worker_services(
-    entries: list[WorkerEntry], campaigns_dir: str, registry: Registry, **pages
+    entries: list[WorkerEntry],
+    campaigns_dir: str,
+    registry: Registry,
+    min_free_bytes: int = 0,
+    **pages,
 ) -> list[BuildbotService]:
     """The /farm/ pages with the workers page, and the downtime watch; logs the warnings."""
     warnings = coverage_lines(registry, entries)
@@ -36,6 +42,7 @@ def worker_services(
             workers=list(entries),
             warnings=warnings,
             registry=registry,
+            min_free_bytes=min_free_bytes,
             **pages,  # what FarmPages needs for the package pages
         ),
         DowntimeWatch(name="wheelfarm-downtime-watch"),
@@ -48,11 +55,27 @@ class FarmAndWorkerPages(FarmPages):
         campaigns_dir: str = "",
         workers: list[WorkerEntry] | None = None,
         warnings: list[str] | None = None,
+        min_free_bytes: int = 0,
         **pages,
     ) -> resource.Resource:
         farm = super().make_resource(campaigns_dir=campaigns_dir, **pages)
-        farm.putChild(b"workers", WorkersPage(self, workers or [], warnings or []))
+        page = WorkersPage(self, workers or [], warnings or [])
+        page.index_dir, page.min_free_bytes = pages.get("index_dir") or "", min_free_bytes
+        farm.putChild(b"workers", page)
         return farm
+
+
+def index_space(index_dir: str, min_free_bytes: int) -> str | None:
+    """A warning when the index's filesystem has less free than uploads need."""
+    if not index_dir:
+        return None
+    free = free_bytes(Path(index_dir))
+    if free >= min_free_bytes:
+        return None
+    return (
+        f"the index ({index_dir}) has {megabytes(free)} free, under min_free_bytes "
+        f"({megabytes(min_free_bytes)}): every upload is refused until there is room"
+    )
 
 
 def clock(minutes: int) -> str:
@@ -101,12 +124,17 @@ def workers_page(
 
 class WorkersPage(resource.Resource):
     isLeaf = True
+    index_dir, min_free_bytes = "", 0
 
     def __init__(self, service: BuildbotService, entries: list[WorkerEntry], warnings: list[str]):
         super().__init__()
         self.service, self.entries, self.warnings = service, entries, warnings
 
     def render_GET(self, request: server.Request):
+        if any(request.postpath):  # /farm/workers/NAME: no such page
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"no such page\n"
         d = defer.ensureDeferred(self._render(request))
         d.addErrback(self._failed, request)
         return server.NOT_DONE_YET
@@ -114,7 +142,9 @@ class WorkersPage(resource.Resource):
     async def _render(self, request: server.Request) -> None:
         workers = await self.service.master.data.get(("workers",))
         connected = {w["name"] for w in workers if w["connected_to"]}
-        page = workers_page(self.entries, connected, self.warnings, datetime.now(UTC))
+        space = index_space(self.index_dir, self.min_free_bytes)
+        warnings = [space, *self.warnings] if space else self.warnings
+        page = workers_page(self.entries, connected, warnings, datetime.now(UTC))
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         request.write(page)
         request.finish()

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import safeyaml
 from .fields import Fields, kind, unknown_platform, unsupported_python
-from .problems import FieldPath
+from .problems import FieldPath, Problem, ValidationError
 
 KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container", "downtime")
 DOWNTIME_KEYS = ("days", "start", "end")
@@ -76,6 +76,34 @@ def load_workers(path: str | os.PathLike[str]) -> list[WorkerEntry]:
         workers[worker.name] = (i, worker)
     fields.raise_problems()
     return [worker for _, worker in workers.values()]
+
+
+def load_worker_files(paths: list[str | os.PathLike[str]]) -> list[WorkerEntry]:
+    """Every worker of several files; ValidationError lists every problem of them all,
+    including a worker declared in two files (naming both files and lines)."""
+    problems: list[Problem] = []
+    entries: list[WorkerEntry] = []
+    first: dict[str, tuple[str, WorkerEntry]] = {}  # name -> (its file, entry)
+    for path in paths:
+        try:
+            found = load_workers(path)
+        except ValidationError as e:
+            problems += e.problems
+            continue
+        for i, worker in enumerate(found):
+            if worker.name in first:
+                other, entry = first[worker.name]
+                message = f"worker {worker.name!r} is declared in two files: first in {other}"
+                message += f":{entry.line}"
+                problems.append(
+                    Problem(os.fspath(path), worker.line, f"workers[{i}].name", message)
+                )
+                continue
+            first[worker.name] = (os.fspath(path), worker)
+            entries.append(worker)
+    if problems:
+        raise ValidationError(problems)
+    return entries
 
 
 def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | None:
