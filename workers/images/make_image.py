@@ -98,8 +98,9 @@ def debootstrap(root: Path, suite: str, arch: str, mirror: str, include: list[st
 
 def chroot(root: Path, *argv: str, cwd: str = "/") -> None:
     """Run argv in the root (under QEMU for another architecture, by binfmt_misc)."""
+    bundle = "/etc/ssl/certs/ca-certificates.crt"  # pip and uv trust the system's CAs
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/root",
-           "LC_ALL": "C.UTF-8"}  # fmt: skip
+           "LC_ALL": "C.UTF-8", "SSL_CERT_FILE": bundle, "PIP_CERT": bundle}  # fmt: skip
     proc = root / "proc"
     run(["mount", "-t", "proc", "proc", proc])
     try:
@@ -194,10 +195,12 @@ def glibc_version(root: Path) -> str:
     libc = sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6")) or sorted(
         root.glob("lib/*/libc.so.6")
     )
-    data = libc[0].read_bytes()
-    found = re.findall(rb"GLIBC_(\d+)\.(\d+)", data)
-    major, minor = max((int(a), int(b)) for a, b in found)
-    return f"{major}.{minor}"
+    # "GNU C Library (Debian GLIBC 2.31-13) stable release version 2.31." (a release
+    # that added no symbol has no GLIBC_2.31 symbol version to find instead)
+    found = re.search(rb"release version (\d+)\.(\d+)", libc[0].read_bytes())
+    if not found:
+        raise SystemExit(f"make_image: cannot tell the glibc version of {libc[0]}")
+    return f"{int(found[1])}.{int(found[2])}"
 
 
 def describe(root: Path, suite: str, arch: str, pythons: list[str]) -> dict:

@@ -1,0 +1,142 @@
+"""Builds in a real container engine (podman) with a build image made from Debian alone.
+
+The image is Debian bullseye (glibc 2.31) with CPython 3.11 at the manylinux path and
+the farm's locked tools (workers/images/make_image.py): a consistent build environment
+for the manylinux_2_31 policy, which this host (glibc 2.36) cannot give. Making the
+image takes minutes the first time; it is cached by its recipe, so once per machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_builds, write_registry
+from test_farmtool import FARMTOOL, PYTHON, error_of, ok, wheels
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.containers,
+    pytest.mark.skipif(os.geteuid() != 0, reason="making an image needs root (debootstrap)"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"
+CONTAINERS_CONF = ROOT / "workers" / "podman" / "containers.conf"
+POLICY_2_31 = "manylinux_2_31_x86_64"
+CFFI = "cffi==2.1.1"  # links libffi: built on this host, its wheel needs glibc 2.36
+
+
+@pytest.fixture(scope="session")
+def bullseye_image() -> str:
+    done = subprocess.run(
+        [sys.executable, MAKE_IMAGE, "--suite", "bullseye", "--arch", "amd64", "--python", "3.11"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF)),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def cffi_sdist(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("cffi-sdist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+         "--dest", dest, CFFI],
+        check=True,
+    )  # fmt: skip
+    (sdist,) = dest.iterdir()
+    return sdist
+
+
+def farmtool(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    shutil.copy(FARMTOOL, cwd / "farmtool.py")
+    # the worker's tools (auditwheel, uv, ...) from the farm's venv, as a local worker has
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF), PATH=path)
+    env.pop("SOURCE_DATE_EPOCH", None)
+    return subprocess.run(
+        [PYTHON, "farmtool.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=1800,
+    )  # fmt: skip
+
+
+def test_cffi_builds_and_repairs_to_the_images_policy(tmp_path, bullseye_image, cffi_sdist):
+    (tmp_path / "sdist").mkdir()
+    shutil.copy(cffi_sdist, tmp_path / "sdist")
+    engine = ["--container-engine", "podman", "--image", bullseye_image]
+    out = ok(farmtool(tmp_path, "build", "--sdist-dir", "sdist", "--out", "dist/built", *engine))
+    assert "podman run --rm" in out and "toolchain:" in out
+    (built,) = wheels(tmp_path / "dist" / "built")
+    assert built.name.startswith("cffi-2.1.1-cp311-cp311-linux_x86_64")
+
+    # On this host the same wheel cannot meet manylinux_2_28: its libffi is too new.
+    host = farmtool(
+        tmp_path, "repair", "--tool", "auditwheel", "--policy", "manylinux_2_28_x86_64",
+        "--in", "dist/built", "--out", "dist/host",
+    )  # fmt: skip
+    assert "policy violation" in error_of(host) or "repair failed" in error_of(host)
+
+    # In the image, it repairs to the image's own policy, libffi vendored.
+    args = ["--tool", "auditwheel", "--policy", POLICY_2_31, "--in", "dist/built"]
+    ok(farmtool(tmp_path, "repair", *args, "--out", "dist/repaired", *engine))
+    (repaired,) = wheels(tmp_path / "dist" / "repaired")
+    assert "manylinux_2_31_x86_64" in repaired.name or "manylinux_2_17" in repaired.name
+    with zipfile.ZipFile(repaired) as zf:
+        assert any("libffi" in n for n in zf.namelist()), zf.namelist()
+
+    # The check on the host agrees: the wheel meets the image's policy.
+    check = ["check", "--wheel-dir", "dist/repaired", "--policy", POLICY_2_31]
+    assert "policy ok" in ok(farmtool(tmp_path, *check, "--tool", "auditwheel"))
+
+    # and it installs and imports on this host: every module of cffi
+    pypi = "https://pypi.org/simple/"
+    test = ["test", "--wheel-dir", "dist/repaired", "--index-url", pypi, "--extra-index-url", pypi]
+    out = ok(
+        farmtool(
+            tmp_path, *test, "--", "python", "-c", "import cffi; cffi.FFI().cdef('int f(int);')"
+        )
+    )
+    assert "tests passed" in out
+
+
+CFFI_ENTRY = """\
+  - name: cffi
+    versions: "==2.1.1"
+    platforms: [linux-x86_64]
+    python: ["3.11"]
+    test:
+      requires: []
+"""
+
+
+def test_a_container_worker_publishes_cffi_for_the_images_policy(
+    farm_factory, tmp_path, bullseye_image
+):
+    """Through a real master: a podman worker builds in the operator's image, and the
+    wheel in the index meets that image's policy (cffi cannot on this host)."""
+    image = {"image": bullseye_image, "policy": POLICY_2_31}
+    farm = farm_factory(
+        write_registry(tmp_path / "packages.yaml", CFFI_ENTRY),
+        container="podman",
+        settings_overrides={"build_images": {"linux-x86_64": image}},
+    )
+    (build,) = wait_builds(farm, farm.force("cffi", reason="e2e"), timeout=1500)
+    assert build["results"] == 0, build["state_string"]
+    (wheel,) = (farm.settings().index_path / "cffi").glob("*.whl")
+    assert wheel.name.startswith("cffi-2.1.1-cp311-cp311-manylinux")
+    tags = wheel.name[: -len(".whl")].split("-")[-1].split(".")
+    assert POLICY_2_31 in tags or any(t.startswith("manylinux_2_17") for t in tags)
+    record = json.loads(wheel.with_name(wheel.name + ".json").read_text())
+    assert record["toolchain"]["container_image"] == bullseye_image
+    assert record["toolchain"]["libc"] == "glibc 2.31"  # the image's, not this host's
