@@ -23,7 +23,7 @@ from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_fa
 from .cluster import cluster_config
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
-from .matching import can_take, served
+from .matching import can_take, prefer_native, served
 from .platforms import PLATFORMS, Platform
 from .problems import ValidationError
 from .pypiwatch import release_watch
@@ -145,6 +145,8 @@ def _worker_properties(entry: WorkerEntry) -> dict:
     props = {"platform": entry.platform, "pythons": list(entry.pythons)}
     if entry.container:
         props["container_engine"] = entry.container  # build and repair in manylinux images
+    if entry.emulated:
+        props["emulated"] = True  # the platform's image, run under QEMU
     return props
 
 
@@ -196,6 +198,7 @@ def _builders(
                 properties=properties,
                 tags=["platform", platform.name],
                 canStartBuild=worker_can_take,
+                nextWorker=prefer_native(entries),
                 description=f"wheels for {platform.name} ({properties['policy']}): "
                 f"{len(registry.for_platform(platform.name))} packages",
             )

@@ -62,6 +62,9 @@ class LocalFarm:
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
     container: str = ""  # podman or docker: the local workers build in the platform's image
+    # another platform's image under QEMU (with `container`): e.g. linux-aarch64 here
+    emulate: str = ""
+    pythons: list[str] = field(default_factory=list)  # default: what this machine runs
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
     settings_overrides: dict = field(default_factory=dict)  # any other Settings field
     _admin: requests.Session | None = field(default=None, init=False, repr=False)
@@ -171,14 +174,17 @@ class LocalFarm:
             raise SystemExit("this machine is not one of the farm's platforms")
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.add_user(LOCAL_ADMIN)
+        extra = {"container": self.container} if self.container else {}
+        if self.emulate:
+            extra["emulated"] = True
         entries = [
             {
                 "name": name,
                 "owner": "local farm <wheelfarm@localhost.localdomain>",
-                "platform": platform.name,
-                "python": local_pythons(),
+                "platform": self.emulate or platform.name,
+                "python": self.pythons or local_pythons(),
                 "max_builds": self.max_builds,
-                **({"container": self.container} if self.container else {}),
+                **extra,
             }
             for name in self.worker_names
         ]

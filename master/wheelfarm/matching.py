@@ -8,6 +8,7 @@ the builder's other workers, and the request waits if none can take it.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from buildbot.util.service import BuildbotService
@@ -55,6 +56,18 @@ def served_targets(package: Package, served: Served) -> list[tuple[str, str]]:
         for python in package.pythons
         if python in served.get(platform, ())
     ]
+
+
+def prefer_native(entries: list[WorkerEntry]):
+    """Buildbot's nextWorker: a free native worker before an emulated one (emulation is
+    several times slower), else any free one."""
+    emulated = {e.name for e in entries if e.emulated}
+
+    def next_worker(builder, workers, request):
+        pool = [w for w in workers if w.worker.workername not in emulated] or workers
+        return random.choice(pool) if pool else None  # Buildbot's own rule, among these
+
+    return next_worker
 
 
 def can_take(entry: WorkerEntry, python: str | None, when: datetime) -> bool:

@@ -25,6 +25,7 @@ class Platform:
     repair: str | None  # repair tool: auditwheel, delocate, delvewheel
     python_launcher: tuple[str, ...]  # argv prefix that starts Python {py}
     manylinux_image: str | None = None  # container used where an engine exists
+    image_arch: str | None = None  # the images' architecture, as container engines name it
     # The farm's toolchain generation here: wheels from an older one are rebuilt
     # (a toolchain rollout bumps it).
     toolchain: str = "2026.11"
@@ -53,6 +54,7 @@ PLATFORMS: dict[str, Platform] = {
             repair="auditwheel",
             python_launcher=("python{py}",),
             manylinux_image="quay.io/pypa/manylinux_2_28_x86_64",
+            image_arch="amd64",
         ),
         Platform(
             name="linux-aarch64",
@@ -62,6 +64,7 @@ PLATFORMS: dict[str, Platform] = {
             repair="auditwheel",
             python_launcher=("python{py}",),
             manylinux_image="quay.io/pypa/manylinux_2_28_aarch64",
+            image_arch="arm64",
         ),
         Platform(
             name="macos-arm64",

@@ -89,7 +89,13 @@ def _container_args(props) -> list[str]:
     # the worker's engine, the builder's image (settings build_images, else manylinux)
     engine = props.getProperty("container_engine")
     image = props.getProperty("container_image")
-    return ["--container-engine", engine, "--image", image] if engine and image else []
+    if not (engine and image):
+        return []
+    args = ["--container-engine", engine, "--image", image]
+    arch = PLATFORMS[props.getProperty("platform")].image_arch
+    if props.getProperty("emulated") and arch:
+        args += ["--container-arch", arch]  # another architecture's image, under QEMU
+    return args
 
 
 @util.renderer
@@ -309,6 +315,8 @@ class PublishWheel(MasterStep):
             "toolchain_key": self.getProperty("toolchain_key"),
             "build_url": url,
             "cause": self.getProperty("cause"),
+            # built and tested in another architecture's image under QEMU
+            "emulated": bool(self.getProperty("emulated")),
         }
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
@@ -566,7 +574,7 @@ def build_factory(
             "repair",
             [_platform_args, "--in", BUILT_DIR, "--out", REPAIRED_DIR, _container_args],
         ),
-        FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, _platform_args]),
+        FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, _platform_args, _container_args]),
         FarmCommand(
             "test",
             [
@@ -574,6 +582,7 @@ def build_factory(
                 *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 _repeat("--requires", "test_requires"),
                 _repeat("--skip-import", "skip_imports"),
+                _container_args,
                 _test_command,
             ],
         ),

@@ -17,7 +17,17 @@ from . import safeyaml
 from .fields import Fields, kind, unknown_platform, unsupported_python
 from .problems import FieldPath, Problem, ValidationError
 
-KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container", "downtime")
+KEYS = (
+    "name",
+    "owner",
+    "platform",
+    "python",
+    "max_builds",
+    "tags",
+    "container",
+    "emulated",
+    "downtime",
+)
 DOWNTIME_KEYS = ("days", "start", "end")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
@@ -53,6 +63,9 @@ class WorkerEntry:
     line: int  # of the entry in the file
     container: str | None = None  # docker or podman: build inside manylinux images
     downtime: tuple[Downtime, ...] = ()
+    # another architecture's platform, offered by running its image under QEMU
+    # (binfmt_misc): slower, so native workers of the platform go first
+    emulated: bool = False
 
 
 def password_secret_name(name: str) -> str:
@@ -123,7 +136,11 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         line=fields.doc.line(path),
         container=key("container", string, None, check=_container_error),
         downtime=tuple(_read_downtimes(fields, (*path, "downtime"), entry.get("downtime", []))),
+        emulated=bool(key("emulated", fields.boolean, False)),
     )
+    if worker.emulated and not (worker.container and worker.platform.startswith("linux-")):
+        # emulation runs the platform's image: only a Linux container worker has one
+        fields.error((*path, "emulated"), "needs a Linux platform and `container: podman`")
     return worker if worker.name else None
 
 

@@ -428,13 +428,17 @@ def container_argv(
     env_names: Iterable[str],
     *,
     user: str | None = None,
+    arch: str | None = None,
+    network: str | None = None,
 ) -> list[str]:
     """The argv that runs `farmtool.py ARGS` in IMAGE with the image's Python X.Y.
 
     The build directory is mounted at /work; environment variables are passed by
     name only (the engine copies their values from its own environment), so no
     value is ever part of a command line. `user` (uid:gid, for docker) makes the
-    files the container writes belong to the worker's user.
+    files the container writes belong to the worker's user. `arch` runs an image of
+    another architecture (QEMU, through binfmt_misc); `network` is the engine's
+    network mode (`host` where the farm's index is on this machine's loopback).
     """
     match = re.fullmatch(r"3\.(\d+)(t?)", python_version)
     if not match:
@@ -445,6 +449,10 @@ def container_argv(
         if not ENV_NAME.fullmatch(name):
             raise ValueError(f"not an environment variable name: {name!r}")
     argv = [engine, "run", "--rm", "-v", f"{os.fspath(cwd)}:/work", "-w", "/work"]
+    if arch:
+        argv += ["--arch", arch]
+    if network:
+        argv += ["--network", network]
     if user:
         argv += ["--user", user, "-e", "HOME=/tmp"]
     for name in names:
@@ -454,7 +462,12 @@ def container_argv(
     return [*argv, image, interpreter, "farmtool.py", *args]
 
 
-def in_container(args: argparse.Namespace, farm_args: list[str], env_names: list[str]) -> None:
+def in_container(
+    args: argparse.Namespace,
+    farm_args: list[str],
+    env_names: list[str],
+    network: str | None = None,
+) -> None:
     """Run this subcommand again inside the container; relay its one error line."""
     engine = which(args.container_engine)
     if not engine:
@@ -467,7 +480,15 @@ def in_container(args: argparse.Namespace, farm_args: list[str], env_names: list
     env = dict(os.environ, WHEELFARM_CONTAINER_IMAGE=args.image)
     names = [*env_names, "WHEELFARM_CONTAINER_IMAGE"]
     argv = container_argv(
-        engine, args.image, python_version(), os.getcwd(), farm_args, names, user=user
+        engine,
+        args.image,
+        python_version(),
+        os.getcwd(),
+        farm_args,
+        names,
+        user=user,
+        arch=args.container_arch,
+        network=network,
     )
     show(argv)
     # The inner farmtool's stderr is held back so that its `error:` line becomes ours.
@@ -808,6 +829,10 @@ def repair_auditwheel(wheel: Path, out: Path, policy: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> None:
     """The wheels meet the platform policy, the abi3 rules and check-wheel-contents."""
+    if args.container_engine:  # the image's tools, for the image's architecture
+        farm_args = ["check", "--wheel-dir", relative_to_cwd(args.wheel_dir)]
+        in_container(args, [*farm_args, "--policy", args.policy, "--tool", args.tool], [])
+        return
     wheels = sorted(Path(args.wheel_dir).glob("*.whl"))
     if not wheels:
         fail(f"no wheel in {args.wheel_dir}")
@@ -1033,6 +1058,17 @@ def import_all(
 
 def cmd_test(args: argparse.Namespace) -> None:
     """Install the wheel with its dependencies in a fresh venv, import all, run the tests."""
+    if args.container_engine:
+        # A wheel of another architecture is only tested in its image (under QEMU); the
+        # host's network, so that the farm's index on this machine's loopback answers.
+        farm_args = ["test", "--wheel-dir", relative_to_cwd(args.wheel_dir)]
+        farm_args += ["--index-url", args.index_url, "--extra-index-url", args.extra_index_url]
+        farm_args += [a for r in args.requires for a in ("--requires", r)]
+        farm_args += [a for s in args.skip_import for a in ("--skip-import", s)]
+        farm_args += ["--import-timeout", str(args.import_timeout)]
+        farm_args += ["--", *args.command] if args.command else []
+        in_container(args, farm_args, [], network="host")
+        return
     wheel = one_file(Path(args.wheel_dir), "*.whl", "wheel").absolute()
     python = make_venv(Path(TEST_ENV)).absolute()
     if which("uv"):
@@ -1119,6 +1155,7 @@ def parser() -> argparse.ArgumentParser:
     def container(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--container-engine", help="docker or podman: run inside --image")
         cmd.add_argument("--image", help="a manylinux image with /opt/python/cp3XY-cp3XY")
+        cmd.add_argument("--container-arch", help="the image's architecture, if not this one's")
 
     build = sub.add_parser("build", help=cmd_build.__doc__)
     build.add_argument("--sdist-dir", required=True)
@@ -1146,6 +1183,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--wheel-dir", required=True)
     check.add_argument("--policy", required=True)
     check.add_argument("--tool", choices=tools, default="none")
+    container(check)
     check.set_defaults(func=cmd_check)
 
     usage = "%(prog)s [options] [-- COMMAND ARGS...]"
@@ -1158,6 +1196,7 @@ def parser() -> argparse.ArgumentParser:
         "--skip-import", action="append", default=[], help="module (or package) not to import"
     )
     test.add_argument("--import-timeout", type=float, default=600)
+    container(test)
     test.set_defaults(func=cmd_test, command=[])
 
     sub.add_parser("toolchain", help=cmd_toolchain.__doc__).set_defaults(func=cmd_toolchain)
