@@ -248,7 +248,10 @@ class LocalFarm:
                 # the database was made by another Buildbot: migrate it first
                 _run([BIN / "buildbot", "upgrade-master", "--quiet", str(self.master_dir)])
                 self._db_version_file.write_text(buildbot.version)
-            _run([BIN / "buildbot", "start", str(self.master_dir)])
+            # a loaded machine or a big registry takes more than buildbot's 10 s to start
+            _run(
+                [BIN / "buildbot", "start", f"--start_timeout={timeout:.0f}", str(self.master_dir)]
+            )
         for name in self.worker_names:
             self.start_worker(name)
         self.wait_ready(timeout)
