@@ -38,6 +38,14 @@ def test_shell_scripts_parse(script):
             "'Alice_1' is not a valid worker name",
         ),
         (["--colour", "red"], "unknown argument: --colour"),
+        (
+            ["--master", "h:1", "--name", "a", "--emulate", "riscv64"],
+            "--emulate: only aarch64 is offered",
+        ),
+        (
+            ["--master", "h:1", "--name", "a", "--container", "docker"],
+            "--container: only podman is set up here",
+        ),
     ],
 )
 def test_linux_script_refuses_bad_arguments(tmp_path, args, message):

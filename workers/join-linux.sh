@@ -18,6 +18,8 @@ python="${WHEELFARM_WORKER_PYTHON:-python3}"
 password_file=""
 run_as=""
 service=1
+container=""
+emulate=""
 
 usage() {
     cat <<USAGE
@@ -31,6 +33,10 @@ usage: $0 --master HOST:PORT --name NAME [options]
   --password-file FILE   read the password from FILE (else WHEELFARM_WORKER_PASSWORD,
                          else a prompt)
   --run-as USER          as root: run the service as USER (recommended)
+  --container podman     build in the platform's image (installs podman as root)
+  --emulate aarch64      as root: also offer linux-aarch64 on this x86_64 machine, by
+                         QEMU emulation (installs qemu-user-static, registers it with
+                         binfmt_misc, makes the arm64 build image); implies --container
   --no-service           do not install a service; start the worker directly (tests)
 USAGE
 }
@@ -45,6 +51,8 @@ while [ $# -gt 0 ]; do
         --password-file) password_file="$2"; shift 2 ;;
         --run-as) run_as="$2"; shift 2 ;;
         --no-service) service=0; shift ;;
+        --container) container="$2"; shift 2 ;;
+        --emulate) emulate="$2"; container="${container:-podman}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "join-linux.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -52,12 +60,22 @@ done
 
 die() { echo "join-linux.sh: $*" >&2; exit 1; }
 say() { echo "join-linux.sh: $*"; }
+apt_install() {
+    [ "$(id -u)" = 0 ] || die "install $* (as root), then run this again"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "$@" >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
 
 [ -n "$master" ] || die "give --master HOST:PORT (or set WHEELFARM_MASTER)"
 [ -n "$name" ] || die "give --name NAME (or set WHEELFARM_WORKER_NAME)"
 [[ "$master" =~ ^[^[:space:]/]+:[0-9]+$ ]] || die "--master must be HOST:PORT, not '$master'"
 [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || die "'$name' is not a valid worker name"
 [ "$(uname -s)" = Linux ] || die "this script is for Linux; see join-macos.sh, join-windows.ps1"
+[ -z "$container" ] || [ "$container" = podman ] || die "--container: only podman is set up here"
+[ -z "$emulate" ] || [ "$emulate" = aarch64 ] || die "--emulate: only aarch64 is offered"
+[ -z "$emulate" ] || [ "$(uname -m)" = x86_64 ] || die "--emulate aarch64 is for x86_64 hosts"
+[ -z "$emulate" ] || [ "$(id -u)" = 0 ] || die "--emulate needs root (binfmt_misc, debootstrap)"
 
 if [ -n "$password_file" ]; then
     WHEELFARM_WORKER_PASSWORD="$(cat "$password_file")"
@@ -81,6 +99,27 @@ say "venv in $venv"
 # exactly the locked tools, every file checked against its sha256
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
     -r "$here/requirements.txt"
+
+containers_conf=""
+if [ -n "$container" ]; then
+    command -v podman >/dev/null && command -v runc >/dev/null || apt_install podman runc
+    # podman's settings for hosts where crun or the default ulimits fail (see the file)
+    containers_conf="$dir/containers.conf"
+    cp "$here/podman/containers.conf" "$containers_conf"
+    export CONTAINERS_CONF="$containers_conf"
+fi
+if [ -n "$emulate" ]; then
+    command -v qemu-aarch64-static >/dev/null && command -v debootstrap >/dev/null \
+        || apt_install qemu-user-static binfmt-support debootstrap
+    [ -e /proc/sys/fs/binfmt_misc/register ] \
+        || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+    say "making the linux-aarch64 build image (minutes the first time)"
+    image="$("$python" "$here/images/make_image.py" --suite bookworm --arch arm64 \
+        --python 3.11 --name localhost/wheelfarm-linux-aarch64 | tail -n 1)"
+    say "image $image: the master's build_images must name it for linux-aarch64"
+    say "declare in workers.yaml: platform: linux-aarch64, container: podman, emulated: true"
+fi
 
 say "worker $name in $basedir, connecting to $master"
 # The password is not put on a command line: create-worker gets a placeholder, which
@@ -116,6 +155,8 @@ done
     echo "arch: $(uname -m)"
     echo "cpus: $(getconf _NPROCESSORS_ONLN)"
     echo "pythons:${pythons:- none}"
+    [ -z "$container" ] || echo "container: $container"
+    [ -z "$emulate" ] || echo "emulates: linux-$emulate (QEMU)"
 } > "$basedir/info/host"
 [ -n "$pythons" ] || say "warning: no python3.10 .. python3.14 on PATH: this worker cannot build"
 
@@ -159,6 +200,7 @@ mkdir -p "$unit_dir"
     [ -n "$run_as" ] && echo "User=$run_as"
     echo "WorkingDirectory=$basedir"
     echo "Environment=\"PATH=$path\""
+    [ -z "$containers_conf" ] || echo "Environment=\"CONTAINERS_CONF=$containers_conf\""
     echo "ExecStart=\"$venv/bin/buildbot-worker\" start --nodaemon \"$basedir\""
     echo "Restart=always"
     echo "RestartSec=30"

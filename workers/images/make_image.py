@@ -226,10 +226,10 @@ def has_image(engine: str, name: str) -> bool:
 
 def make(args: argparse.Namespace) -> str:
     key = recipe_key(args.suite, args.arch, args.python)
-    name = args.name or f"localhost/wheelfarm-{args.suite}-{args.arch}:{key}"
+    name = f"localhost/wheelfarm-{args.suite}-{args.arch}:{key}"
     if args.engine and has_image(args.engine, name):
         say("image", name, "is already there")
-        return name
+        return tag(args, name)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     root = cache / f"{args.suite}-{args.arch}-{key}"
@@ -255,7 +255,15 @@ def make(args: argparse.Namespace) -> str:
         options = [arg for change in changes for arg in ("--change", change)]
         run([args.engine, "import", "--arch", args.arch, *options, "-", name], stdin=tar.stdout)
         tar.wait()
-    return name
+    return tag(args, name)
+
+
+def tag(args: argparse.Namespace, name: str) -> str:
+    """`--name`: a stable name for the image of this recipe (what the master names)."""
+    if not (args.engine and args.name):
+        return name
+    run([args.engine, "tag", name, args.name])
+    return args.name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="amd64", choices=sorted(DEBIAN_ARCH))
     p.add_argument("--python", action="append", help="CPython X.Y to include (repeatable)")
     p.add_argument("--engine", default="podman", help="podman or docker; '' for the root only")
-    p.add_argument("--name", help="the image's name (default: by suite, arch and recipe)")
+    p.add_argument("--name", help="also tag it so (default: only by suite, arch and recipe)")
     p.add_argument("--cache", default="/var/cache/wheelfarm/images", help="roots and sources")
     p.add_argument("--mirror", default=MIRROR)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
