@@ -154,8 +154,13 @@ def test_branch_change_reconfigures_and_builds_only_what_it_adds(registry_farm, 
     steps = {s["name"]: s for s in farm.api(f"builds/{update['buildid']}/steps")["steps"]}
     assert steps["request builds"]["state_string"] == "started rollouts toolchain-next"
     orchestrate = builder_id(farm, "orchestrate")
+    # a build's properties reach the database a moment after the build itself
     rollout = wait_for(
-        lambda: farm.api(f"builders/{orchestrate}/builds", property="rollout")["builds"]
+        lambda: [
+            b
+            for b in farm.api(f"builders/{orchestrate}/builds", property="rollout")["builds"]
+            if "rollout" in b["properties"]
+        ]
     )
     assert rollout[0]["properties"]["rollout"][0] == "toolchain-next"
 
