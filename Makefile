@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up down check test test-fast test-e2e lint bench venv browser crossbar
+.PHONY: up down check test test-fast test-e2e lint bench venv browser crossbar bubblewrap
 
 venv: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ $(CROSSBAR_VENV)/.installed: | venv
 	$(BIN)/uv pip install -q --python $(CROSSBAR_VENV)/bin/python crossbar==26.10.1
 	touch $@
 
-up: venv
+up: venv bubblewrap
 	$(BIN)/wheelfarm up
 
 down: venv
@@ -42,14 +42,20 @@ browser:
 	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# A Linux worker runs the package's own code in Debian's bubblewrap (README: "Isolation").
+bubblewrap:
+	[ "$$(uname)" != Linux ] || command -v bwrap >/dev/null \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap)
+
 # The whole suite: lint, unit tests, then the end-to-end tests with real masters and workers.
-test: venv crossbar lint browser
+test: venv crossbar lint browser bubblewrap
 	$(BIN)/pytest
 
 test-fast: venv
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv crossbar
+test-e2e: venv crossbar bubblewrap
 	$(BIN)/pytest -m e2e
 
 bench: venv

@@ -17,12 +17,25 @@ from . import safeyaml
 from .fields import Fields, kind, unknown_platform, unsupported_python
 from .problems import FieldPath
 
-KEYS = ("name", "owner", "platform", "python", "max_builds", "tags", "container", "downtime")
+KEYS = (
+    "name",
+    "owner",
+    "platform",
+    "python",
+    "max_builds",
+    "tags",
+    "container",
+    "isolation",
+    "downtime",
+)
 DOWNTIME_KEYS = ("days", "start", "end")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 # Linux workers with one of these build in the platform's manylinux image.
 CONTAINER_ENGINES = ("docker", "podman")
+# How a worker isolates the package's own code (farmtool's ISOLATIONS, plus `auto`:
+# bubblewrap where it is installed; a worker with nothing refuses untrusted builds).
+ISOLATIONS = ("auto", "bubblewrap", "none-i-accept-the-risk")
 # The name is also a secret name and a directory name, so keep it plain.
 WORKER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
@@ -53,6 +66,7 @@ class WorkerEntry:
     line: int  # of the entry in the file
     container: str | None = None  # docker or podman: build inside manylinux images
     downtime: tuple[Downtime, ...] = ()
+    isolation: str = "auto"
 
 
 def password_secret_name(name: str) -> str:
@@ -94,6 +108,7 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         tags=key("tags", fields.strings, (), check=_tag_error),
         line=fields.doc.line(path),
         container=key("container", string, None, check=_container_error),
+        isolation=key("isolation", string, "auto", check=_isolation_error),
         downtime=tuple(_read_downtimes(fields, (*path, "downtime"), entry.get("downtime", []))),
     )
     return worker if worker.name else None
@@ -158,6 +173,12 @@ def _container_error(engine: str) -> str | None:
     if engine in CONTAINER_ENGINES:
         return None
     return f"unknown container engine {engine!r} (one of: {', '.join(CONTAINER_ENGINES)})"
+
+
+def _isolation_error(kind: str) -> str | None:
+    if kind in ISOLATIONS:
+        return None
+    return f"unknown isolation {kind!r} (one of: {', '.join(ISOLATIONS)})"
 
 
 def _tag_error(tag: str) -> str | None:
