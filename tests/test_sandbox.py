@@ -70,7 +70,14 @@ def test_argv_binds_only_what_the_phase_needs(tmp_path):
     # the writable folder is mounted over the read-only build dir, the facts hidden last
     assert argv.index("--bind") > argv.index(str(build))
     assert options(argv, "--tmpfs")[-1] == (str(build / ".facts"),)
-    assert ("/tmp",) in options(argv, "--tmpfs")
+    assert argv[argv.index(str(build / ".facts")) + 1 :][:2] == [
+        "--remount-ro",
+        str(build / ".facts"),
+    ]
+    # the way to the build dir is made read-only (mode 0555), outermost first
+    made = [argv[i + 3] for i, a in enumerate(argv) if a == "--perms"]
+    assert str(tmp_path / "worker") in made and str(build) not in made
+    assert made.index(str(tmp_path)) < made.index(str(build.parent))
     # nothing of the worker's basedir, /root or /home, and never the whole root
     sources = [src for src, _ in ro + rw]
     for path in ("/", "/root", "/home", str(tmp_path / "worker")):
@@ -251,10 +258,9 @@ def test_bubblewrap_keeps_the_code_in_its_folder(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     assert "the-worker-password" not in out
     assert "build.json" not in out  # the facts folder is an empty tmpfs in there
-    for name in ("read-tac", "write-build"):
+    for name in ("read-tac", "write-build", "write-basedir"):
         assert f"{name} failed" in out, out
-    # the way to the build dir exists (bwrap made it), empty; under /tmp, as here, it is
-    # on the sandbox's own /tmp, so writing there "succeeds", but into nothing real
+    # the way to the build dir exists (bwrap made it), empty and read-only
     assert "['build-linux-x86_64']" in out
     assert "network failed" in out and "write-own succeeded" in out
     assert "write-home succeeded" in out  # into its own tmpfs HOME, gone with it

@@ -308,13 +308,23 @@ def bwrap_argv(
             out += ["--tmpfs", path]
         elif os.path.lexists(path):
             out += ["--ro-bind", "/dev/null", path]
+    # The folders on the way to each mount point (e.g. the worker's basedir, which bwrap
+    # makes empty) are read-only too, even on the sandbox's own /tmp: nobody writes there.
+    made = {"/", "/tmp", SANDBOX_HOME}
+    mounted = list(SYSTEM_DIRS)
     for option, paths in (("--ro-bind", readable), ("--bind", writable)):
         for path in paths:
             p = os.path.abspath(os.fspath(path))
+            for parent in map(str, reversed(Path(p).parents)):
+                inside = any(parent == m or parent.startswith(m + "/") for m in mounted)
+                if parent not in made and not inside:
+                    out += ["--perms", "0555", "--dir", parent]
+                    made.add(parent)
             out += [option, p, p]
+            mounted.append(p)
     for path in hidden:
-        out += ["--tmpfs", os.path.abspath(os.fspath(path))]
-    # the folders bwrap made for the mount points (the way to the build dir) stay empty
+        p = os.path.abspath(os.fspath(path))
+        out += ["--tmpfs", p, "--remount-ro", p]
     out += ["--remount-ro", "/"]
     out += ["--chdir", os.path.abspath(os.fspath(cwd))]
     if reaper:
