@@ -313,3 +313,46 @@ def test_an_unknown_isolation_is_refused_with_its_line(tmp_path):
         f"{path}:11: workers[1].isolation: unknown isolation 'chroot' "
         "(one of: auto, bubblewrap, none-i-accept-the-risk)"
     ]
+
+
+# --- the import check ----------------------------------------------------------------
+
+FREE_THREADED_ONLY = """\
+import sysconfig
+assert sysconfig.get_config_var("Py_GIL_DISABLED"), "needs a free-threaded build"
+"""
+
+
+def test_import_check_skips_other_flavours_and_shows_tracebacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    pkg = site / "flav"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "test_free_threading.py").write_text(FREE_THREADED_ONLY)
+    (pkg / "broken.py").write_text("def helper():\n    raise RuntimeError('boom')\n\nhelper()\n")
+    run = tmp_path / ".testrun"
+    run.mkdir()
+    sandbox = farmtool.Untrusted(NONE, (run,), farmtool.untrusted_env(NONE, venv))
+    modules = ["flav", "flav.broken", "flav.test_free_threading"]
+    python = venv / "bin" / "python"
+    imported, skipped, failures = farmtool.import_all(
+        python, modules, set(modules), sandbox, run, 60
+    )
+    out = capsys.readouterr().out
+    assert imported == ["flav"]
+    if not sysconfig_free_threaded():
+        assert skipped == ["flav.test_free_threading"]
+        assert "skipped import: flav.test_free_threading (another interpreter flavour" in out
+    assert failures == ["flav.broken: RuntimeError: boom"]
+    # the log shows where it broke: the traceback's last lines
+    assert 'flav/broken.py", line 4, in <module>' in out
+    assert "    RuntimeError: boom" in out
+
+
+def sysconfig_free_threaded() -> bool:
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
