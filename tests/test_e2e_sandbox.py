@@ -177,6 +177,8 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
     assert "forged" not in json.dumps(record)
     assert record["toolchain"]["python"].startswith("3.11")
     assert record["isolation"] == {"build": "bubblewrap", "test": "bubblewrap"}
+    page = requests.get(f"{farm.url}farm/packages/hostile", timeout=10).text
+    assert "isolated: bubblewrap" in page
 
     # nothing was written outside the build directory, nothing outlived its step
     assert survivors == []

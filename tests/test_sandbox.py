@@ -356,3 +356,14 @@ def sysconfig_free_threaded() -> bool:
     import sysconfig
 
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def test_the_package_page_says_how_a_wheel_was_isolated():
+    from wheelfarm.packages import isolation_text
+
+    assert isolation_text({"isolation": {"build": "bubblewrap", "test": "bubblewrap"}}) == (
+        "bubblewrap"
+    )
+    mixed = {"build": "container (podman)", "test": "bubblewrap"}
+    assert isolation_text({"isolation": mixed}) == "build: container (podman), test: bubblewrap"
+    assert isolation_text({}) == "not recorded"  # wheels built before records said it
