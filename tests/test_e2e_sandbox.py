@@ -195,3 +195,38 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
     after = {k: v[0] for k, v in again["properties"].items()}["published"]
     assert after["filename"] == before["filename"]
     assert after["sha256"] == before["sha256"]
+
+
+def test_a_backend_finds_the_tools_of_its_build_venv(tmp_path):
+    """As maturin's backend runs `maturin`: a build requirement's script, by name, in bwrap."""
+    import subprocess
+    import sys
+
+    from sdists import make_wheel
+
+    tool = make_wheel(
+        tmp_path / "wheels",
+        "probetool",
+        files={
+            "probetool/__init__.py": "",
+            "probetool-1.0.data/scripts/probe-tool": "#!python\nprint('probe tool ran')\n",
+        },
+    )
+    setup_py = (
+        "import subprocess\nsubprocess.run(['probe-tool'], check=True)\n"
+        "from setuptools import setup\nsetup()\n"
+    )
+    build = tmp_path / "build"
+    make_sdist(
+        build / "sdist", "usesprobe", "1.0", {"usesprobe/__init__.py": ""}, setup_py=setup_py
+    )
+    shutil.copy(FARMTOOL / "farmtool.py", build)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    argv = [sys.executable, "farmtool.py", "build", "--sdist-dir", "sdist", "--out", "dist"]
+    argv += ["--requires", str(tool), "--isolation", "bubblewrap"]
+    done = subprocess.run(argv, cwd=build, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "probe tool ran" in done.stdout
+    facts = json.loads((build / ".facts" / "build.json").read_text())
+    assert facts["isolation"] == "bubblewrap"
+    assert facts["summary"] == "built usesprobe-1.0-py3-none-any.whl"
