@@ -155,6 +155,9 @@ UNTRUSTED_ENV = (
     "PATH",
     "LANG",
     "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "MACOSX_DEPLOYMENT_TARGET",
@@ -391,7 +394,7 @@ def untrusted_env(
     env = pick_env(UNTRUSTED_ENV, UNTRUSTED_ENV_PREFIXES)
     env.update({n: os.environ[n] for n in pass_names if ENV_NAME.fullmatch(n) and n in os.environ})
     if isolation.sandboxed:
-        env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp")
+        env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", TEMP="/tmp", TMP="/tmp")
     else:
         home = fresh_dir(Path(".home")).absolute()  # at least not the worker's own
         env.update(HOME=str(home))
@@ -1110,7 +1113,12 @@ def violation(needed: str, show_lines: list[str], policy: str) -> str:
 
 
 def cmd_repair(args: argparse.Namespace) -> None:
-    """Make the wheel portable for the platform policy (or pass a pure wheel through)."""
+    """Make the wheel portable for the platform policy (or pass a pure wheel through).
+
+    Not sandboxed, by decision: repair (and check) run only the farm's own tools
+    (auditwheel, patchelf, delocate, delvewheel), never the package's code; they read
+    the wheel as data, and must see the system's libraries to vendor them.
+    """
     wheel = one_file(Path(args.in_dir), "*.whl", "wheel")
     out = Path(args.out)
     if is_pure(wheel) or args.tool == "none":
