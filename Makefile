@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y
 
-.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers
+.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers bubblewrap
 
 venv: $(VENV)/.installed
 
@@ -52,7 +52,7 @@ $(CROSSBAR_VENV)/.installed: requirements-crossbar.lock | venv
 	$(BIN)/uv pip sync -q --require-hashes --python $(CROSSBAR_VENV)/bin/python requirements-crossbar.lock
 	touch $@
 
-up: venv
+up: venv bubblewrap
 	$(BIN)/wheelfarm up
 
 down: venv
@@ -70,6 +70,12 @@ browser:
 	command -v chromium >/dev/null || $(APT_INSTALL) chromium \
 		|| (apt-get update && $(APT_INSTALL) chromium)
 
+# A Linux worker runs the package's own code in Debian's bubblewrap (README: "Isolation").
+bubblewrap:
+	[ "$$(uname)" != Linux ] || command -v bwrap >/dev/null \
+		|| $(APT_INSTALL) bubblewrap \
+		|| (apt-get update && $(APT_INSTALL) bubblewrap)
+
 # Containers and emulation for Linux workers (README: "Build images"): podman with runc
 # (workers/podman/containers.conf), debootstrap to make images from Debian's packages,
 # and QEMU user-mode emulation registered with binfmt_misc for linux-aarch64 on x86_64.
@@ -84,13 +90,13 @@ containers:
 
 # The whole suite: lint, the lock, unit tests, then the end-to-end tests with real
 # masters and workers.
-test: venv wheelhouse crossbar lint lock-check browser containers
+test: venv wheelhouse crossbar lint lock-check browser bubblewrap containers
 	$(BIN)/pytest
 
 test-fast: venv wheelhouse
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv wheelhouse crossbar containers
+test-e2e: venv wheelhouse crossbar bubblewrap containers
 	$(BIN)/pytest -m e2e
 
 bench: venv

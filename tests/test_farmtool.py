@@ -465,7 +465,7 @@ def test_container_argv():
         ["CFLAGS", "SOURCE_DATE_EPOCH"],
     )
     assert argv == [
-        "podman", "run", "--rm", "-v", "/b:/work", "-w", "/work",
+        "podman", "run", "--rm", "-v", "/b:/work:ro", "-w", "/work",
         "-e", "CFLAGS", "-e", "SOURCE_DATE_EPOCH",
         "quay.io/pypa/manylinux_2_28_x86_64", "/opt/python/cp311-cp311/bin/python",
         "farmtool.py", "build", "--out", "o",
@@ -479,6 +479,12 @@ def test_container_argv():
         farmtool.container_argv("docker", "img", "3.11", "/b", [], ["CFLAGS=-O0 --privileged"])
     with pytest.raises(ValueError):
         farmtool.container_argv("docker", "img", "python3", "/b", [], [])
+    # the build directory is read-only but for the folders the step writes
+    argv = farmtool.container_argv("podman", "img", "3.11", "/b", [], [], writable=["dist/o"])
+    assert argv[3:9] == ["-v", "/b:/work:ro", "-w", "/work", "-v", "/b/dist/o:/work/dist/o"]
+    for outside in ("/etc", "../up"):
+        with pytest.raises(ValueError):
+            farmtool.container_argv("podman", "img", "3.11", "/b", [], [], writable=[outside])
 
 
 @pytest.fixture
@@ -507,13 +513,23 @@ def test_build_in_container_relays_the_inner_result(tmp_path, fake_engine):
     error = error_of(build(cwd, env, *container))
     assert error == "error: build failed: ModuleNotFoundError: No module named 'six'"
     out = ok(build(cwd, env, *container, "--requires", "six"))
-    argv = json.loads(log.read_text().splitlines()[-1])
-    assert argv[:6] == ["run", "--rm", "-v", f"{cwd.resolve()}:/work", "-w", "/work"]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    argv = next(a for a in reversed(calls) if "build" in a[a.index("farmtool.py") :])
+    assert argv[:6] == ["run", "--rm", "-v", f"{cwd.resolve()}:/work:ro", "-w", "/work"]
+    # what the inner build may write; farmtool.py and the rest stay read-only
+    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"][1:]
+    assert {m.rsplit(":", 1)[1] for m in mounts} == {
+        "/work/.facts", "/work/.buildenv", "/work/.buildtool", "/work/.buildsrc",
+        "/work/dist/built", "/work/.home",
+    }  # fmt: skip
     assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     assert argv[argv.index("img") :] == [
         "img", f"/opt/python/{PY_TAG}-{PY_TAG}/bin/python",
         "farmtool.py", "build", "--sdist-dir", "sdist", "--out", "dist/built", "--requires", "six",
+        "--frontend", "build",
     ]  # fmt: skip
+    # the toolchain comes from a fresh container of the image, where no package code ran
+    assert calls[-1][calls[-1].index("farmtool.py") :] == ["farmtool.py", "toolchain"]
     assert ["-e", "CFLAGS"] == argv[argv.index("CFLAGS") - 1 : argv.index("CFLAGS") + 1]
     assert "-O1" not in argv  # values never go on the command line
     toolchain = json.loads(next(ln for ln in out.splitlines() if ln.startswith("toolchain: "))[11:])

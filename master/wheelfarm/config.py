@@ -143,6 +143,7 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
 
 def _worker_properties(entry: WorkerEntry) -> dict:
     props = {"platform": entry.platform, "pythons": list(entry.pythons)}
+    props["isolation"] = entry.isolation  # how its builds sandbox the package's own code
     if entry.container:
         props["container_engine"] = entry.container  # build and repair in manylinux images
     if entry.emulated:

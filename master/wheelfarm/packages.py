@@ -242,7 +242,27 @@ def _pager(query: str, status: str, page: int, first: int, shown: int, matching:
     return f"<p class='pager'>{' · '.join(parts)}</p>"
 
 
-def _cell(target_status: str, row: Row | None, by: str | None, sha: dict[str, str], up: str) -> str:
+def isolation_text(record: dict) -> str:
+    """How a wheel's build ran the package's code, from its build record."""
+    steps = record.get("isolation")
+    # built in another architecture's image, under QEMU
+    emulated = ", emulated (QEMU)" if record.get("emulated") else ""
+    if not isinstance(steps, dict) or not steps:
+        return "not recorded" + emulated
+    kinds = sorted({str(kind) for kind in steps.values()})
+    if len(kinds) == 1:
+        return kinds[0] + emulated
+    return ", ".join(f"{step}: {kind}" for step, kind in sorted(steps.items())) + emulated
+
+
+def _cell(
+    target_status: str,
+    row: Row | None,
+    by: str | None,
+    sha: dict[str, str],
+    up: str,
+    isolated: dict[str, str] | None = None,
+) -> str:
     colour = COLOURS.get(target_status, "#9e9e9e")
     parts = [target_status if by is None else f"blocked by {_e(by)}"]
     if row is not None and row.status == FAILED and row.step:
@@ -259,6 +279,8 @@ def _cell(target_status: str, row: Row | None, by: str | None, sha: dict[str, st
             parts.append(f"<a href='{up}simple/{project}/{wheel}'>{_e(row.wheel)}</a>")
             if row.wheel in sha:
                 parts.append(f"<span class='sha'>sha256:{sha[row.wheel]}</span>")
+            if isolated and row.wheel in isolated:
+                parts.append(f"<span class='isolation'>isolated: {_e(isolated[row.wheel])}</span>")
             parts.append(f"<a href='{up}simple/{project}/{wheel}.json'>build record</a>")
     return (
         f"<td class='cell {target_status.replace(' ', '-')}' style='background:{colour}'>"
@@ -294,12 +316,17 @@ def package_page(
 ) -> bytes:
     up = "../../"
     rows = records.rows(package.name)
-    sha = {}
+    sha, isolated = {}, {}
     if index is not None:
-        sha = {r["filename"]: r.get("sha256", "") for r in index.cached_records(package.name)}
+        wheels = index.cached_records(package.name)
+        sha = {r["filename"]: r.get("sha256", "") for r in wheels}
+        isolated = {r["filename"]: isolation_text(r) for r in wheels}
     found = targets(package, rows, blocked, served)
     state = overall(package, found)
-    now = {(t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up) for t in found}
+    now = {
+        (t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up, isolated)
+        for t in found
+    }
     badge = f"{up}badges/{quote(package.name)}.svg"
     info = [f"<img alt='badge' src='{badge}'>"]
     if package.skip:
@@ -316,7 +343,7 @@ def package_page(
     for row in sorted(rows, key=lambda r: r.finished_at):
         status = {BUILT: PKG_BUILT, SKIPPED_ROW: PKG_BUILT, FAILED: PKG_FAILED}
         by_version.setdefault(row.version, {})[(row.platform, row.python)] = _cell(
-            status.get(row.status, row.status), row, None, sha, up
+            status.get(row.status, row.status), row, None, sha, up, isolated
         )
     for version in sorted(by_version, key=_version_key, reverse=True):
         title = f"version {version}" if version else "version not resolved"

@@ -60,6 +60,36 @@ ABI_KINDS = ("major", "minor", "every-release", "none")
 # Names end up in paths, URLs and build commands; refuse anything a shell would interpret.
 SHELL_METACHARACTERS = frozenset(" \t\n;&|$`<>()[]{}*?!~#'\"\\")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# build.env names a registry entry may not set: they change how programs load or find
+# code (the dynamic loader, Python's import system, shells), where installers fetch
+# from, or what the farm itself sets for the build (PATH, HOME, VIRTUAL_ENV).
+FORBIDDEN_ENV = frozenset(
+    (
+        "PATH",
+        "HOME",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONPLATLIBDIR",
+        "PYTHONEXECUTABLE",
+        "PYTHONINSPECT",
+        "PYTHONBREAKPOINT",
+        "PYTHONSAFEPATH",
+        "PYTHONNOUSERSITE",
+        "GCONV_PATH",
+        "LOCPATH",
+        "BASH_ENV",
+        "ENV",
+        "IFS",
+        "PERL5LIB",
+        "PERL5OPT",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+    )
+)
+FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_")
 GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 # PEP 508 names, for the JSON schema only; Python code asks packaging.
 _NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
@@ -217,9 +247,19 @@ def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, s
     for key, val in env.items():
         if not ENV_NAME.fullmatch(key):
             fields.error((*path, key), f"{key!r} is not a valid environment variable name")
-        elif fields.string((*path, key), val) is not None:
+        elif key.upper() in FORBIDDEN_ENV or key.upper().startswith(FORBIDDEN_ENV_PREFIXES):
+            fields.error(
+                (*path, key),
+                f"{key!r} changes how programs load or find code: a build may not set it",
+            )
+        elif fields.string((*path, key), val, check=_env_value_error) is not None:
             good.append((key, val))
     return tuple(good)
+
+
+def _env_value_error(value: str) -> str | None:
+    # no C program could receive it, and it would cut the value short
+    return "contains a NUL byte" if "\0" in value else None
 
 
 def _name_error(name: str) -> str | None:

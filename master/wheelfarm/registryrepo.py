@@ -186,6 +186,7 @@ def make_builders(
                 command=["git", "-C", str(checkout), "rev-parse", "HEAD"],
                 property="live_revision",
                 hideStepIf=True,
+                logEnviron=False,
             ),
             _git(
                 checkout,
@@ -239,6 +240,7 @@ def make_builders(
 
 def _git(checkout: Path, name: str, args: list, **kwargs) -> steps.ShellCommand:
     kwargs.setdefault("haltOnFailure", True)
+    kwargs["logEnviron"] = False  # logs are public; the master's environment is not
     return steps.ShellCommand(name=name, command=["git", "-C", str(checkout), *args], **kwargs)
 
 
@@ -250,6 +252,7 @@ class CheckRegistry(steps.ShellCommand):
     def __init__(self, stage: Path, **kwargs):
         kwargs.setdefault("haltOnFailure", True)
         command = [WHEELFARM, "check", str(stage / "packages.yaml"), "--workers", stage / "workers"]
+        kwargs["logEnviron"] = False
         super().__init__(command=[str(a) for a in command], **kwargs)
         self.problems: list[str] = []
         self.addLogObserver("stdio", logobserver.LineConsumerLogObserver(self._lines))

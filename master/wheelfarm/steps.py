@@ -24,9 +24,10 @@ import tarfile
 from pathlib import Path
 
 from buildbot.plugins import steps, util
-from buildbot.process import build, buildstep, logobserver, remotetransfer
+from buildbot.process import build, buildstep, remotecommand, remotetransfer
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
 from buildbot.steps.transfer import makeStatusRemoteCommand
+from buildbot.worker.protocols.base import FileWriterImpl
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -100,8 +101,15 @@ def _container_args(props) -> list[str]:
 
 @util.renderer
 def _pass_env(props) -> list[str]:
-    # names only: a container build gets the registry's build variables by name
+    # names only: the build gets the registry's variables (and only those of the step's
+    # environment) by name, so no value is ever on a command line
     return [arg for name in props.getProperty("build_env") or {} for arg in ("--pass-env", name)]
+
+
+@util.renderer
+def _isolation(props) -> list[str]:
+    # the worker's declared isolation (workers.yaml); `auto` finds bubblewrap on Linux
+    return ["--isolation", props.getProperty("isolation") or "auto"]
 
 
 @util.renderer
@@ -128,23 +136,98 @@ class OneLineReason:
         return super().getResultSummary()
 
 
+FACTS_MAX = 1 << 20  # a facts file is a few kB; more is not farmtool's
+# What the master takes from a facts file, and what each must be.
+FACT_KINDS = {"reason": str, "summary": str, "toolchain": dict, "isolation": str}
+
+
+class _BytesWriter(FileWriterImpl):
+    """Receives a file the worker process sends (Buildbot's `uploadFile` command)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def remote_write(self, data) -> None:
+        self.data += data if isinstance(data, bytes) else data.encode()
+        if len(self.data) > FACTS_MAX:
+            raise ValueError("facts file too large")
+
+    def remote_utime(self, accessed_modified) -> None:
+        pass
+
+    def remote_close(self) -> None:
+        pass
+
+
+def parse_facts(data: bytes) -> dict:
+    """The facts farmtool wrote, keeping only well-formed ones: never raises."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    facts = {k: doc[k] for k, kind in FACT_KINDS.items() if isinstance(doc.get(k), kind)}
+    for key in ("reason", "summary", "isolation"):
+        if key in facts:
+            facts[key] = " ".join(facts[key].split())[:500]
+    return facts
+
+
 class FarmCommand(OneLineReason, steps.ShellCommand):
-    """A farmtool subcommand on the worker; its last `error: ...` line is the reason."""
+    """A farmtool subcommand on the worker.
+
+    Its output is shown, never believed: the build's own code prints into it too. What
+    the master records (the reason of a failure, the summary, the toolchain and how
+    the code was isolated) comes from the facts file farmtool writes where no sandbox
+    can see it, fetched by the worker process itself after the step.
+    """
 
     def __init__(self, subcommand: str, args: list, **kwargs):
         kwargs.setdefault("name", subcommand)
         kwargs.setdefault("haltOnFailure", True)
         kwargs.setdefault("maxTime", STEP_MAX_TIME)
+        kwargs["logEnviron"] = False  # the worker's environment is nobody's business
         super().__init__(command=[python_argv, "farmtool.py", subcommand, *args], **kwargs)
-        self.addLogObserver("stdio", logobserver.LineConsumerLogObserver(self._lines))
+        self.subcommand = subcommand
 
-    def _lines(self):
-        while True:
-            _, line = yield
-            if line.startswith("error: "):
-                self.reason = line[len("error: ") :].strip()
-            elif line.startswith("toolchain: "):
-                self.setProperty("toolchain", json.loads(line[len("toolchain: ") :]), "farmtool")
+    @defer.inlineCallbacks
+    def run(self):
+        results = yield super().run()
+        facts = yield self._facts()
+        if facts.get("toolchain") is not None:
+            self.setProperty("toolchain", facts["toolchain"], "farmtool")
+        if facts.get("isolation"):
+            isolation = dict(self.getProperty("isolation_used") or {})
+            isolation[self.subcommand] = facts["isolation"]
+            self.setProperty("isolation_used", isolation, "farmtool")
+        if results not in (SUCCESS, SKIPPED):
+            self.reason = (
+                facts.get("reason") or f"{self.subcommand} failed (farmtool gave no reason)"
+            )
+        elif facts.get("summary"):
+            self.descriptionDone = [facts["summary"]]
+        return results
+
+    @defer.inlineCallbacks
+    def _facts(self):
+        writer = _BytesWriter()
+        args = {
+            "workdir": self.workdir,
+            "workersrc": f".facts/{self.subcommand}.json",
+            "writer": writer,
+            "maxsize": FACTS_MAX,
+            "blocksize": 16 * 1024,
+            "keepstamp": False,
+        }
+        cmd = remotecommand.RemoteCommand("uploadFile", args)
+        try:
+            yield self.runCommand(cmd)
+        except Exception:  # a lost worker: the step's own result says what happened
+            return {}
+        if cmd.didFail():
+            return {}
+        return parse_facts(writer.data)
 
 
 class MasterStep(OneLineReason, buildstep.BuildStep):
@@ -313,6 +396,8 @@ class PublishWheel(MasterStep):
             # which lock of the farm's tools, and whether the worker's tools were its own
             "toolchain_lock": worker_lock().compare(toolchain),
             "toolchain_key": self.getProperty("toolchain_key"),
+            # how the package's own code was isolated, per step: farmtool's word, not the build's
+            "isolation": self.getProperty("isolation_used") or {},
             "build_url": url,
             "cause": self.getProperty("cause"),
             # built and tested in another architecture's image under QEMU
@@ -566,6 +651,7 @@ def build_factory(
                 *("--frontend", worker_lock().requirement("build")),
                 _repeat("--requires", "build_requires"),
                 _pass_env,
+                _isolation,
                 _container_args,
             ],
             env=util.Property("build_env", default={}),
@@ -582,6 +668,7 @@ def build_factory(
                 *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 _repeat("--requires", "test_requires"),
                 _repeat("--skip-import", "skip_imports"),
+                _isolation,
                 _container_args,
                 _test_command,
             ],

@@ -26,6 +26,7 @@ KEYS = (
     "tags",
     "container",
     "emulated",
+    "isolation",
     "downtime",
 )
 DOWNTIME_KEYS = ("days", "start", "end")
@@ -33,6 +34,9 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.wee
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 # Linux workers with one of these build in the platform's manylinux image.
 CONTAINER_ENGINES = ("docker", "podman")
+# How a worker isolates the package's own code (farmtool's ISOLATIONS, plus `auto`:
+# bubblewrap where it is installed; a worker with nothing refuses untrusted builds).
+ISOLATIONS = ("auto", "bubblewrap", "none-i-accept-the-risk")
 # The name is also a secret name and a directory name, so keep it plain.
 WORKER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
@@ -66,6 +70,7 @@ class WorkerEntry:
     # another architecture's platform, offered by running its image under QEMU
     # (binfmt_misc): slower, so native workers of the platform go first
     emulated: bool = False
+    isolation: str = "auto"
 
 
 def password_secret_name(name: str) -> str:
@@ -135,6 +140,7 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         tags=key("tags", fields.strings, (), check=_tag_error),
         line=fields.doc.line(path),
         container=key("container", string, None, check=_container_error),
+        isolation=key("isolation", string, "auto", check=_isolation_error),
         downtime=tuple(_read_downtimes(fields, (*path, "downtime"), entry.get("downtime", []))),
         emulated=bool(key("emulated", fields.boolean, False)),
     )
@@ -203,6 +209,12 @@ def _container_error(engine: str) -> str | None:
     if engine in CONTAINER_ENGINES:
         return None
     return f"unknown container engine {engine!r} (one of: {', '.join(CONTAINER_ENGINES)})"
+
+
+def _isolation_error(kind: str) -> str | None:
+    if kind in ISOLATIONS:
+        return None
+    return f"unknown isolation {kind!r} (one of: {', '.join(ISOLATIONS)})"
 
 
 def _tag_error(tag: str) -> str | None:

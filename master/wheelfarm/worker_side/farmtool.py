@@ -14,6 +14,11 @@ one final line `error: <reason>` on stderr: the build summary shows that line.
     check      the wheel meets the platform policy, abi3 rules and content checks
     test       install the wheel in a fresh venv, import every module, run the tests
     toolchain  print the versions of the toolchain as one JSON object
+
+What the master believes about a step (its reason, summary, toolchain, isolation)
+is not read from this output, which the build's own code prints into too: each
+subcommand writes it to `.facts/SUBCOMMAND.json`, a folder the sandboxed code
+never sees, and the master fetches that file after the step.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import posixpath
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -43,13 +49,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 CHUNK = 1 << 20
 BUILD_ENV = ".buildenv"  # the build's venv, made anew for every build
 BUILD_TOOL = ".buildtool"  # the `build` library, kept out of the build's venv
 BUILD_SRC = ".buildsrc"  # the unpacked sdist
 TEST_ENV = ".testenv"
+TEST_RUN = ".testrun"  # where the imports and tests run
 EXTENSION_SUFFIXES = (".so", ".pyd")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -76,6 +83,327 @@ class Failure(Exception):
 
 def fail(message: str) -> NoReturn:
     raise Failure(message)
+
+
+# --- facts for the master -----------------------------------------------------------
+
+FACTS_DIR = ".facts"  # in the build directory; hidden from every sandbox
+FACTS: dict = {}  # what this run found: summary, toolchain, isolation (reason on failure)
+
+
+def facts_path(subcommand: str) -> Path:
+    return Path(FACTS_DIR) / f"{subcommand}.json"
+
+
+def write_facts(subcommand: str) -> None:
+    folder = Path(FACTS_DIR)
+    folder.mkdir(exist_ok=True)
+    partial = folder / f".{subcommand}.json.part"
+    partial.write_text(json.dumps(FACTS, sort_keys=True), encoding="utf-8")
+    os.replace(partial, facts_path(subcommand))
+
+
+def read_untrusted(path: Path, limit: int = 64 << 20) -> str:
+    """A file sandboxed code wrote: never through a link it may have planted."""
+    # O_NONBLOCK: a planted FIFO must not hang us either
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror or e}")
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            fail(f"{path} is not a regular file")
+        return f.read(limit).decode("utf-8", "replace")
+
+
+# --- environments -------------------------------------------------------------------
+
+# What the farm's own tools (uv, pip) keep of the worker's environment: what they need
+# to run and to reach an index (the operator's index settings, certificates, proxy).
+TOOL_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SOURCE_DATE_EPOCH",
+    "WHEELFARM_CONTAINER_IMAGE",
+)
+TOOL_ENV_PREFIXES = ("UV_", "PIP_", "XDG_", "LC_")
+# What untrusted code (the build backend, the import check, the test command) gets
+# from the worker: what programs need to run and compile, never credentials, proxies
+# (they may embed a password) or tool settings. The farm adds HOME, TMPDIR, the
+# venv's PATH and SOURCE_DATE_EPOCH; the registry adds its `build.env` by name.
+UNTRUSTED_ENV = (
+    "PATH",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "SDKROOT",
+    "DEVELOPER_DIR",
+    # Windows: Python and MSVC do not start without these
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "NUMBER_OF_PROCESSORS",
+    "PROCESSOR_ARCHITECTURE",
+    "PROGRAMDATA",
+    "PROGRAMFILES",
+    "PROGRAMFILES(X86)",
+    "PROGRAMW6432",
+    "COMMONPROGRAMFILES",
+    "COMMONPROGRAMFILES(X86)",
+)
+UNTRUSTED_ENV_PREFIXES = ("LC_",)
+
+
+def pick_env(names: Iterable[str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    wanted = set(names)
+    return {k: v for k, v in os.environ.items() if k in wanted or k.startswith(prefixes)}
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    return {**pick_env(TOOL_ENV, TOOL_ENV_PREFIXES), **extra}
+
+
+# --- isolation ----------------------------------------------------------------------
+
+
+class Isolation(NamedTuple):
+    """How a worker runs untrusted code: one row of ISOLATIONS."""
+
+    name: str
+    platforms: tuple[str, ...]  # sys.platform prefixes it works on
+    tool: str | None  # must be on PATH
+    sandboxed: bool
+
+
+ISOLATIONS = {
+    i.name: i
+    for i in (
+        Isolation("bubblewrap", ("linux",), "bwrap", True),
+        # The volunteer's informed choice (workers.yaml): the build runs as the worker.
+        Isolation("none-i-accept-the-risk", ("linux", "darwin", "win32"), None, False),
+    )
+}
+# `auto`: the first of these the worker can run.
+AUTO_ISOLATION = ("bubblewrap",)
+
+# Read-only in every sandbox: the system as found (merged-/usr systems have /bin and
+# /lib* as symlinks, recreated as such). /etc holds the loader's and the TLS config.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# ... but not what in /etc only holds the host's secrets (the worker may run as root,
+# and root reads these).
+MASKED = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/machine-id",
+)
+SANDBOX_HOME = "/tmp/home"  # on the sandbox's own /tmp
+
+
+def resolve_isolation(declared: str) -> Isolation:
+    """The worker's declared isolation, or the first that works here for `auto`.
+
+    A worker where nothing isolates untrusted code refuses it, unless its entry
+    opts out (`none-i-accept-the-risk`).
+    """
+    here = sys.platform
+    if declared == "auto":
+        for name in AUTO_ISOLATION:
+            kind = ISOLATIONS[name]
+            if here.startswith(kind.platforms) and (kind.tool is None or which(kind.tool)):
+                return kind
+        fail(
+            "untrusted build refused: nothing isolates it on this worker (install bubblewrap, "
+            "or set `isolation: none-i-accept-the-risk` in its workers.yaml entry)"
+        )
+    kind = ISOLATIONS.get(declared)
+    if kind is None:
+        fail(f"unknown isolation {declared!r} (known: auto, {', '.join(ISOLATIONS)})")
+    if not here.startswith(kind.platforms):
+        fail(f"untrusted build refused: isolation {declared} does not work on {here}")
+    if kind.tool and not which(kind.tool):
+        fail(f"untrusted build refused: isolation {declared} needs {kind.tool} on PATH")
+    return kind
+
+
+def python_prefixes() -> list[str]:
+    """Where this Python (and a venv's base Python) lives: a sandbox must see it."""
+    found = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        for q in (p, os.path.realpath(p)):
+            if q not in found:
+                found.append(q)
+    exe = os.path.realpath(sys.executable)
+    prefix = os.path.dirname(os.path.dirname(exe))
+    if prefix not in found:
+        found.append(prefix)
+    return found
+
+
+def bwrap_argv(
+    argv: Sequence[str | os.PathLike],
+    *,
+    cwd: str | os.PathLike,
+    readable: Sequence[str | os.PathLike] = (),
+    writable: Sequence[str | os.PathLike] = (),
+    hidden: Sequence[str | os.PathLike] = (),
+    network: bool = False,
+    reaper: Sequence[str | os.PathLike] = (),
+) -> list[str]:
+    """The bubblewrap argv that runs `argv` sandboxed (data in, argv out; no shell).
+
+    It sees the system and `readable` read-only, `writable` read-write (later
+    entries mount over earlier ones, so a writable folder may sit in a readable
+    one), nothing of `hidden`, its own /tmp and $HOME (tmpfs), and nothing else:
+    not the worker's basedir, other builds, /root or /home. It gets its own PID
+    namespace (so everything it starts dies with it), no capabilities, no network
+    unless `network`, and a new session (no terminal to inject keys into).
+
+    `reaper` (an argv prefix) runs as the namespace's PID 1 in bwrap's stead: bwrap
+    returns as soon as the command exits, while the kernel is still killing what the
+    command left behind, and for that moment a leftover could still write into the
+    build; the reaper kills and reaps everything before it exits, and bwrap waits
+    for it.
+    """
+    out = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL"]
+    if network:
+        out.append("--share-net")
+    out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            out += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            out += ["--ro-bind", d, d]
+    for path in MASKED:
+        if os.path.isdir(path) and not os.path.islink(path):
+            out += ["--tmpfs", path]
+        elif os.path.lexists(path):
+            out += ["--ro-bind", "/dev/null", path]
+    # The folders on the way to each mount point (e.g. the worker's basedir, which bwrap
+    # makes empty) are read-only too, even on the sandbox's own /tmp: nobody writes there.
+    made = {"/", "/tmp", SANDBOX_HOME}
+    mounted = list(SYSTEM_DIRS)
+    for option, paths in (("--ro-bind", readable), ("--bind", writable)):
+        for path in paths:
+            p = os.path.abspath(os.fspath(path))
+            for parent in map(str, reversed(Path(p).parents)):
+                inside = any(parent == m or parent.startswith(m + "/") for m in mounted)
+                if parent not in made and not inside:
+                    out += ["--perms", "0555", "--dir", parent]
+                    made.add(parent)
+            out += [option, p, p]
+            mounted.append(p)
+    for path in hidden:
+        p = os.path.abspath(os.fspath(path))
+        out += ["--tmpfs", p, "--remount-ro", p]
+    out += ["--remount-ro", "/"]
+    out += ["--chdir", os.path.abspath(os.fspath(cwd))]
+    if reaper:
+        out += ["--as-pid-1", "--", *(os.fspath(a) for a in reaper)]
+    else:
+        out.append("--")
+    return [*out, *(os.fspath(a) for a in argv)]
+
+
+# PID 1 of a sandbox (see bwrap_argv): runs the command, then kills and reaps every
+# process of the namespace (orphans are its children) before it exits with its status.
+_REAPER = r"""
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    except OSError as e:
+        print(f"cannot run {sys.argv[1]}: {e.strerror}", file=sys.stderr)
+        os._exit(127)
+while True:
+    done, status = os.wait()
+    if done == pid:
+        code = os.waitstatus_to_exitcode(status)
+        break
+try:
+    os.kill(-1, signal.SIGKILL)
+except ProcessLookupError:  # nothing was left behind
+    pass
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+class Untrusted(NamedTuple):
+    """How to run one phase of a package's own code (backend, imports, tests)."""
+
+    isolation: Isolation
+    writable: tuple[Path, ...]  # besides these, the build directory is read-only
+    env: Mapping[str, str]
+
+    def argv(self, argv: Sequence[str | os.PathLike], cwd: str | os.PathLike) -> list[str]:
+        if not self.isolation.sandboxed:
+            return [os.fspath(a) for a in argv]
+        build_dir = Path.cwd()
+        return bwrap_argv(
+            argv,
+            cwd=cwd,
+            readable=[*python_prefixes(), build_dir],
+            writable=self.writable,
+            hidden=[build_dir / FACTS_DIR],
+            reaper=[sys.executable, "-I", "-c", _REAPER],
+        )
+
+
+def untrusted_env(
+    isolation: Isolation, venv: Path | None, pass_names: Iterable[str] = ()
+) -> dict[str, str]:
+    """The whole environment of untrusted code: never the worker's."""
+    env = pick_env(UNTRUSTED_ENV, UNTRUSTED_ENV_PREFIXES)
+    env.update({n: os.environ[n] for n in pass_names if ENV_NAME.fullmatch(n) and n in os.environ})
+    if isolation.sandboxed:
+        env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", TEMP="/tmp", TMP="/tmp")
+    else:
+        home = fresh_dir(Path(".home")).absolute()  # at least not the worker's own
+        env.update(HOME=str(home))
+    if venv is not None:
+        # backends run their own tools (maturin, cmake, ninja) from the venv's bin
+        bindir = venv_python(venv).parent.absolute()
+        env["PATH"] = os.pathsep.join(p for p in (str(bindir), env.get("PATH")) if p)
+        env["VIRTUAL_ENV"] = str(venv.absolute())
+    return env
 
 
 # --- running commands ---------------------------------------------------------------
@@ -204,11 +532,17 @@ def venv_python(venv: Path) -> Path:
 
 
 def fresh_dir(path: Path) -> Path:
+    """An empty folder at `path`. Its contents go, not the folder itself: in a container
+    it may be a mount point (the only writable places of the build directory)."""
+    if path.is_dir() and not path.is_symlink():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return path
     if path.exists() or path.is_symlink():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        path.unlink()
     path.mkdir(parents=True)
     return path
 
@@ -216,12 +550,14 @@ def fresh_dir(path: Path) -> Path:
 def make_venv(venv: Path) -> Path:
     """A new, empty venv for the Python running this script."""
     if venv.exists():
-        shutil.rmtree(venv)
+        fresh_dir(venv)
     if which("uv"):
-        check_run(["uv", "venv", "--quiet", venv, "--python", sys.executable], "venv failed")
+        argv = ["uv", "venv", "--quiet", venv, "--python", sys.executable]
+        check_run(argv, "venv failed", env=tool_env())
     else:
         # pip runs from the target Python and installs into the venv with --python.
-        check_run([sys.executable, "-m", "venv", "--without-pip", venv], "venv failed")
+        argv = [sys.executable, "-m", "venv", "--without-pip", venv]
+        check_run(argv, "venv failed", env=tool_env())
     return venv_python(venv).absolute()  # absolute: the backend runs in the source dir
 
 
@@ -236,7 +572,9 @@ def pip_install(
     else:
         argv = [sys.executable, "-m", "pip", "--python", python, "install"]
         argv += ["--disable-pip-version-check", *index_args, *requirements]
-    check_run(argv, what)
+    # The farm's installer, outside any sandbox (it needs the network); it gets the
+    # tools' environment, not the worker's whole one.
+    check_run(argv, what, env=tool_env())
 
 
 def one_file(folder: Path, pattern: str, what: str) -> Path:
@@ -397,6 +735,7 @@ class Background:
         self.argv, self.what = [str(a) for a in argv], what
         self.proc = subprocess.Popen(
             self.argv,
+            env=tool_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=DEVNULL,
@@ -430,6 +769,7 @@ def container_argv(
     user: str | None = None,
     arch: str | None = None,
     network: str | None = None,
+    writable: Sequence[str] = (),
 ) -> list[str]:
     """The argv that runs `farmtool.py ARGS` in IMAGE with the image's Python X.Y.
 
@@ -439,6 +779,9 @@ def container_argv(
     files the container writes belong to the worker's user. `arch` runs an image of
     another architecture (QEMU, through binfmt_misc); `network` is the engine's
     network mode (`host` where the farm's index is on this machine's loopback).
+    The build directory is read-only but for the `writable` folders in it: the
+    package's code in the container cannot touch farmtool.py, which later steps run on
+    the host.
     """
     match = re.fullmatch(r"3\.(\d+)(t?)", python_version)
     if not match:
@@ -448,7 +791,11 @@ def container_argv(
     for name in names:
         if not ENV_NAME.fullmatch(name):
             raise ValueError(f"not an environment variable name: {name!r}")
-    argv = [engine, "run", "--rm", "-v", f"{os.fspath(cwd)}:/work", "-w", "/work"]
+    argv = [engine, "run", "--rm", "-v", f"{os.fspath(cwd)}:/work:ro", "-w", "/work"]
+    for folder in writable:
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValueError(f"not a folder of the build directory: {folder!r}")
+        argv += ["-v", f"{os.path.join(os.fspath(cwd), folder)}:/work/{folder}"]
     if arch:
         argv += ["--arch", arch]
     if network:
@@ -467,6 +814,7 @@ def in_container(
     farm_args: list[str],
     env_names: list[str],
     network: str | None = None,
+    writable: Sequence[str] = (),
 ) -> None:
     """Run this subcommand again inside the container; relay its one error line."""
     engine = which(args.container_engine)
@@ -489,7 +837,10 @@ def in_container(
         user=user,
         arch=args.container_arch,
         network=network,
+        writable=[FACTS_DIR, *writable],  # the inner farmtool's facts are not ours
     )
+    for folder in [FACTS_DIR, *writable]:
+        Path(folder).mkdir(parents=True, exist_ok=True)  # mount points
     show(argv)
     # The inner farmtool's stderr is held back so that its `error:` line becomes ours.
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -503,6 +854,23 @@ def in_container(
     rc = proc.wait()
     if rc:
         fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
+
+
+def image_toolchain(args: argparse.Namespace) -> dict:
+    """The image's toolchain, from a fresh container in which no package code ever ran
+    (the build directory read-only): what the build ran with, as the farm says it."""
+    engine = which(args.container_engine) or args.container_engine
+    argv = container_argv(
+        engine, args.image, python_version(), os.getcwd(), ["toolchain"],
+        ["WHEELFARM_CONTAINER_IMAGE"], arch=args.container_arch,
+    )  # fmt: skip
+    env = dict(os.environ, WHEELFARM_CONTAINER_IMAGE=args.image)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=DEVNULL)
+    try:
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        fail(f"cannot read the image's toolchain ({Path(engine).name} exited {done.returncode})")
+    return info if isinstance(info, dict) else {}
 
 
 def relative_to_cwd(path: str) -> str:
@@ -527,8 +895,19 @@ def cmd_build(args: argparse.Namespace) -> None:
         farm_args += ["--out", relative_to_cwd(args.out)]
         farm_args += [a for r in args.requires for a in ("--requires", r)]
         names = [n for n in (*args.pass_env, "SOURCE_DATE_EPOCH") if n in os.environ]
-        in_container(args, farm_args, names)
+        FACTS["isolation"] = f"container ({args.container_engine})"
+        writable = [BUILD_ENV, BUILD_TOOL, BUILD_SRC, relative_to_cwd(args.out), ".home"]
+        in_container(args, farm_args + ["--frontend", args.frontend], names, writable=writable)
+        info = image_toolchain(args)
+        info["build"] = installed_versions(Path(BUILD_TOOL)).get("build")
+        info["build_deps"] = installed_versions(Path(BUILD_ENV))
+        FACTS["toolchain"] = info
+        FACTS["summary"] = (
+            f"built {one_file(Path(args.out), '*.whl', 'wheel').name} in {args.image}"
+        )
         return
+    isolation = resolve_isolation(args.isolation)
+    FACTS["isolation"] = isolation.name
 
     out = fresh_dir(Path(args.out))
     tool = Path(BUILD_TOOL).absolute()
@@ -548,40 +927,62 @@ def cmd_build(args: argparse.Namespace) -> None:
         frontend.proc.kill()
         raise
     frontend.wait()
-    env = dict(os.environ)
+    env = untrusted_env(isolation, Path(BUILD_ENV), [*args.pass_env, "SOURCE_DATE_EPOCH"])
     if "SOURCE_DATE_EPOCH" not in env and newest:
         # Builds that honour it (setuptools, hatchling, flit...) then give the same bytes.
         env["SOURCE_DATE_EPOCH"] = str(newest)
         print(f"SOURCE_DATE_EPOCH={newest} (the newest file of the sdist)")
+    # The backend writes only into its source tree, the output folder and the frontend's
+    # folder (its answers); without network: the requirements are installed before.
+    sandbox = Untrusted(isolation, (Path(BUILD_SRC).absolute(), out.absolute(), tool), env)
 
     def helper(step: str, *extra: str) -> dict:
         result = tool / f"{step}.json"
         argv = [tool, src.absolute(), step, result, *extra]
         show([python, "-I", "-c", f"<build helper: {step}>", *argv])
-        rc, lines = run([python, "-I", "-c", _BUILD_HELPER, *argv], env=env, echo_cmd=False)
+        sandboxed = sandbox.argv([python, "-I", "-c", _BUILD_HELPER, *argv], src.absolute())
+        rc, lines = run(sandboxed, env=env, echo_cmd=False)
         if rc:
             fail(f"build failed: {error_line(lines) or f'{step} step exited {rc}'}")
-        return json.loads(result.read_text(encoding="utf-8"))
+        try:
+            answer = json.loads(read_untrusted(result))
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            fail(f"build failed: the build helper's {step} answer is not a JSON object")
+        return answer
 
     # One resolution for the declared requirements and the registry's extras; the
     # backend's own (get_requires_for_build_wheel) are installed only if missing.
     system = declared_build_requires(src)
     if system is None:
-        system = helper("system")["requires"]
+        system = _strings(helper("system").get("requires"), "requires")
     pip_install(python, [*system, *args.requires], "cannot install build requirements")
     for _ in range(3):
         done = helper("wheel", str(out.absolute()))
         if "wheel" in done:
             break
-        pip_install(python, done["missing"], "cannot install build requirements")
+        missing = _strings(done.get("missing"), "missing")
+        pip_install(python, missing, "cannot install build requirements")
     else:
         fail(f"build failed: backend requirements stay missing: {', '.join(done['missing'])}")
     wheel = one_file(out, "*.whl", "wheel")
+    if wheel.is_symlink() or not wheel.is_file():
+        fail(f"build failed: {wheel.name} is not a regular file")
     info = toolchain()
     info["build"] = installed_versions(tool).get("build")  # the frontend, not the backend
     info["build_deps"] = installed_versions(Path(BUILD_ENV))
+    FACTS["toolchain"] = info
     print("toolchain:", json.dumps(info, sort_keys=True))
     print(f"built {wheel.name}")
+    FACTS["summary"] = f"built {wheel.name}"
+
+
+def _strings(value: object, what: str) -> list[str]:
+    """A list of requirement strings the (sandboxed) build helper answered."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fail(f"build failed: the build helper's {what} is not a list of strings")
+    return value
 
 
 def installed_versions(prefix: Path) -> dict[str, str]:
@@ -778,7 +1179,12 @@ def violation(needed: str, show_lines: list[str], policy: str) -> str:
 
 
 def cmd_repair(args: argparse.Namespace) -> None:
-    """Make the wheel portable for the platform policy (or pass a pure wheel through)."""
+    """Make the wheel portable for the platform policy (or pass a pure wheel through).
+
+    Not sandboxed, by decision: repair (and check) run only the farm's own tools
+    (auditwheel, patchelf, delocate, delvewheel), never the package's code; they read
+    the wheel as data, and must see the system's libraries to vendor them.
+    """
     wheel = one_file(Path(args.in_dir), "*.whl", "wheel")
     out = Path(args.out)
     if is_pure(wheel) or args.tool == "none":
@@ -792,8 +1198,8 @@ def cmd_repair(args: argparse.Namespace) -> None:
     if args.container_engine and args.tool == "auditwheel":
         farm_args = ["repair", "--tool", args.tool, "--policy", args.policy]
         farm_args += ["--in", relative_to_cwd(args.in_dir), "--out", relative_to_cwd(args.out)]
-        in_container(args, farm_args, [])
-        one_file(out, "*.whl", "repaired wheel")
+        in_container(args, farm_args, [], writable=[relative_to_cwd(args.out)])
+        FACTS["summary"] = f"repaired to {one_file(out, '*.whl', 'repaired wheel').name}"
         return
     fresh_dir(out)
     if args.tool == "auditwheel":
@@ -968,6 +1374,8 @@ def wheel_modules(wheel: Path) -> list[str]:
 _IMPORT_HELPER = r"""
 import importlib, json, re, sys, traceback
 PLATFORM = re.compile(r"assert\s*\(?\s*(sys\.platform|os\.name|platform\.system\(\))")
+# what only another build of CPython has: free-threading, a debug build
+FLAVOUR = re.compile(r"Py_GIL_DISABLED|_is_gil_enabled|Py_DEBUG|gettotalrefcount")
 result, modules = sys.argv[1], json.load(open(sys.argv[2]))
 with open(result, "a") as out:
     for module in modules:
@@ -998,6 +1406,14 @@ with open(result, "a") as out:
             frames = traceback.extract_tb(e.__traceback__)
             if isinstance(e, AssertionError) and frames and PLATFORM.match(frames[-1].line or ""):
                 rec["platform"] = frames[-1].line
+            else:
+                flavour = FLAVOUR.search((frames[-1].line or "" if frames else "") + " " + str(e))
+                if flavour:
+                    rec["flavour"] = flavour[0]
+                elif type(e).__name__ == "SkipTest":  # a test module that says "not here"
+                    rec["flavour"] = f"SkipTest: {rec['message']}"
+            text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            rec["traceback"] = text.rstrip().splitlines()[-12:]
         out.write(json.dumps(rec) + "\n")
         out.flush()
 """
@@ -1008,7 +1424,12 @@ def skipped_by(module: str, skips: Sequence[str]) -> bool:
 
 
 def import_all(
-    python: Path, modules: list[str], shipped: set[str], cwd: str, timeout: float
+    python: Path,
+    modules: list[str],
+    shipped: set[str],
+    sandbox: Untrusted,
+    cwd: Path,
+    timeout: float,
 ) -> tuple[list[str], list[str], list[str]]:
     """Import each module in the test venv; return (imported, skipped, failures)."""
     work = Path(cwd)
@@ -1018,24 +1439,29 @@ def import_all(
     show([python, "-I", "-c", "<import each module>", result, work / "modules.json"])
     crashed = None
     try:
-        rc = subprocess.call([str(a) for a in argv], cwd=cwd, stdin=DEVNULL, timeout=timeout)
+        rc = subprocess.call(
+            sandbox.argv(argv, cwd), cwd=cwd, env=sandbox.env, stdin=DEVNULL, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         rc, crashed = None, f"timed out after {timeout:g} s"
     records = []
-    if result.exists():
-        for line in result.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:  # half a line, from an interpreter that died writing it
-                pass
+    text = read_untrusted(result) if result.exists() or result.is_symlink() else ""
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # half a line, from an interpreter that died writing it
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("module"), str):
+            records.append(rec)
     imported, skipped, failures = [], [], []
-    done = {r["module"] for r in records if r["status"] != "start"}
+    done = {r["module"] for r in records if r.get("status") != "start"}
     for rec in records:
         module = rec["module"]
-        if rec["status"] == "ok":
+        if rec.get("status") == "ok":
             imported.append(module)
-        elif rec["status"] == "error":
+        elif rec.get("status") == "error":
             missing, plat = rec.get("missing"), rec.get("platform")
+            flavour = rec.get("flavour")
             if missing and missing not in shipped:
                 # An optional dependency, or another platform's module: not this wheel's fault.
                 print(f"skipped import: {module} (needs {missing})")
@@ -1043,11 +1469,18 @@ def import_all(
             elif plat:
                 print(f"skipped import: {module} (needs {plat.removeprefix('assert').strip()})")
                 skipped.append(module)
+            elif flavour:
+                # e.g. a test module of the free-threaded build, asserting Py_GIL_DISABLED
+                print(f"skipped import: {module} (another interpreter flavour: {flavour})")
+                skipped.append(module)
             else:
-                message = re.sub(r"^(/\S+|[A-Za-z]:\\\S+): ", "", rec["message"])
+                message = re.sub(r"^(/\S+|[A-Za-z]:\\\S+): ", "", str(rec.get("message", "")))
                 message = re.sub(r" \((/|[A-Za-z]:\\)[^()]*\)$", "", message)
-                failures.append(f"{module}: {rec['type']}: {message}".rstrip(": "))
-    started = [r["module"] for r in records if r["status"] == "start"]
+                failures.append(f"{module}: {rec.get('type')}: {message}".rstrip(": "))
+                print(f"import of {module} failed:")
+                for line in rec.get("traceback") or []:
+                    print(f"    {line}")
+    started = [r["module"] for r in records if r.get("status") == "start"]
     if started and started[-1] not in done:  # the interpreter died in this import
         why = crashed or (f"signal {-rc}" if rc and rc < 0 else f"exit {rc}")
         failures.append(f"{started[-1]}: interpreter died ({why})")
@@ -1067,8 +1500,12 @@ def cmd_test(args: argparse.Namespace) -> None:
         farm_args += [a for s in args.skip_import for a in ("--skip-import", s)]
         farm_args += ["--import-timeout", str(args.import_timeout)]
         farm_args += ["--", *args.command] if args.command else []
-        in_container(args, farm_args, [], network="host")
+        FACTS["isolation"] = f"container ({args.container_engine})"
+        in_container(args, farm_args, [], network="host", writable=[TEST_ENV, ".home"])
+        FACTS["summary"] = f"imported and tested in {args.image}"
         return
+    isolation = resolve_isolation(args.isolation)
+    FACTS["isolation"] = isolation.name
     wheel = one_file(Path(args.wheel_dir), "*.whl", "wheel").absolute()
     python = make_venv(Path(TEST_ENV)).absolute()
     if which("uv"):
@@ -1094,23 +1531,28 @@ def cmd_test(args: argparse.Namespace) -> None:
         else:
             to_import.append(m)
 
-    with tempfile.TemporaryDirectory(prefix="farmtool-test-") as neutral:
-        imported, not_needed, failures = import_all(
-            python, to_import, shipped, neutral, args.import_timeout
-        )
-        skipped += not_needed
-        if failures:
-            shown = failures[:8] + ([f"... {len(failures) - 8} more"] if len(failures) > 8 else [])
-            fail(f"import failed: {'; '.join(shown)}")
-        summary = f"imported {len(imported)} modules"
-        if skipped:
-            summary += f" ({len(skipped)} skipped: {', '.join(skipped)})"
-        print(summary)
-        if args.command:
-            run_tests(python, args.command, neutral)
+    # The imports and the tests run from a folder of their own, the only one they may
+    # write to, without network (what they need is installed above).
+    neutral = fresh_dir(Path(TEST_RUN)).absolute()
+    sandbox = Untrusted(isolation, (neutral,), untrusted_env(isolation, Path(TEST_ENV)))
+    imported, not_needed, failures = import_all(
+        python, to_import, shipped, sandbox, neutral, args.import_timeout
+    )
+    skipped += not_needed
+    if failures:
+        shown = failures[:8] + ([f"... {len(failures) - 8} more"] if len(failures) > 8 else [])
+        fail(f"import failed: {'; '.join(shown)}")
+    summary = f"imported {len(imported)} modules"
+    if skipped:
+        summary += f" ({len(skipped)} skipped: {', '.join(skipped)})"
+    print(summary)
+    FACTS["summary"] = summary
+    if args.command:
+        run_tests(python, args.command, sandbox, neutral)
+        FACTS["summary"] = f"{summary}; tests passed"
 
 
-def run_tests(python: Path, command: list[str], cwd: str) -> None:
+def run_tests(python: Path, command: list[str], sandbox: Untrusted, cwd: Path) -> None:
     """The registry's test command, in the test venv, from a directory of its own."""
     bindir = python.parent
     argv = list(command)
@@ -1118,11 +1560,9 @@ def run_tests(python: Path, command: list[str], cwd: str) -> None:
         argv[0] = str(python)
     elif (bindir / argv[0]).exists():
         argv[0] = str(bindir / argv[0])
-    env = dict(os.environ, VIRTUAL_ENV=str(bindir.parent))
-    env["PATH"] = os.pathsep.join([str(bindir), env.get("PATH", "")])
     show(argv)
     try:
-        rc = subprocess.call(argv, cwd=cwd, env=env, stdin=DEVNULL)
+        rc = subprocess.call(sandbox.argv(argv, cwd), cwd=cwd, env=sandbox.env, stdin=DEVNULL)
     except OSError as e:
         fail(f"cannot run tests: {command[0]}: {e.strerror or e}")
     if rc:
@@ -1157,6 +1597,11 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--image", help="a manylinux image with /opt/python/cp3XY-cp3XY")
         cmd.add_argument("--container-arch", help="the image's architecture, if not this one's")
 
+    def isolation(cmd: argparse.ArgumentParser) -> None:
+        # The master always passes the worker's declared kind; run by hand, it is yours.
+        choices = ["auto", *ISOLATIONS]
+        cmd.add_argument("--isolation", choices=choices, default="none-i-accept-the-risk")
+
     build = sub.add_parser("build", help=cmd_build.__doc__)
     build.add_argument("--sdist-dir", required=True)
     build.add_argument("--out", required=True)
@@ -1168,6 +1613,7 @@ def parser() -> argparse.ArgumentParser:
         "--pass-env", action="append", default=[], help="variable to pass into the container"
     )
     container(build)
+    isolation(build)
     build.set_defaults(func=cmd_build)
 
     tools = ["auditwheel", "delocate", "delvewheel", "none"]
@@ -1197,6 +1643,7 @@ def parser() -> argparse.ArgumentParser:
     )
     test.add_argument("--import-timeout", type=float, default=600)
     container(test)
+    isolation(test)
     test.set_defaults(func=cmd_test, command=[])
 
     sub.add_parser("toolchain", help=cmd_toolchain.__doc__).set_defaults(func=cmd_toolchain)
@@ -1215,17 +1662,26 @@ def main(argv: list[str] | None = None) -> int:
             print("error: only `test` takes a command after --", file=sys.stderr)
             return 2
         args.command = command
+    facts = facts_path(args.subcommand)
+    facts.parent.mkdir(exist_ok=True)  # before any sandbox starts: it hides the folder
+    if facts.exists():
+        facts.unlink()  # a previous build's, never to be taken for this one's
     try:
         args.func(args)
     except Failure as e:
         sys.stdout.flush()
         print(f"error: {e}", file=sys.stderr, flush=True)
+        FACTS["reason"] = str(e)
+        write_facts(args.subcommand)
         return 1
     except Exception as e:  # a bug here must still end with one clear line
         traceback.print_exc(file=sys.stdout)
         sys.stdout.flush()
         print(f"error: farmtool crashed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        FACTS["reason"] = f"farmtool crashed: {type(e).__name__}: {e}"
+        write_facts(args.subcommand)
         return 1
+    write_facts(args.subcommand)
     return 0
 
 

@@ -1,0 +1,369 @@
+"""The sandbox farmtool runs a package's own code in: its argv, its environment, and
+what a real bubblewrap then lets that code do. No network is used (a loopback
+server stands for "the network"), so these are unit tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from wheelfarm.steps import parse_facts
+
+FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
+
+
+def _load_farmtool():
+    spec = importlib.util.spec_from_file_location("farmtool_sandbox", FARMTOOL / "farmtool.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+farmtool = _load_farmtool()
+BWRAP = farmtool.ISOLATIONS["bubblewrap"]
+NONE = farmtool.ISOLATIONS["none-i-accept-the-risk"]
+needs_bwrap = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and shutil.which("bwrap")),
+    reason="bubblewrap is not installed (make test installs it)",
+)
+
+
+def options(argv: list[str], option: str) -> list[tuple[str, ...]]:
+    """The arguments of each occurrence of `option` (bwrap's binds take two)."""
+    width = {"--ro-bind": 2, "--bind": 2, "--symlink": 2, "--tmpfs": 1, "--chdir": 1}[option]
+    return [tuple(argv[i + 1 : i + 1 + width]) for i, a in enumerate(argv) if a == option]
+
+
+# --- the argv ------------------------------------------------------------------------
+
+
+def test_argv_binds_only_what_the_phase_needs(tmp_path):
+    build = tmp_path / "worker" / "build-linux-x86_64" / "build"
+    src = build / ".buildsrc"
+    argv = farmtool.bwrap_argv(
+        ["python", "-c", "print('hi; rm -rf /')"],
+        cwd=src,
+        readable=["/opt/python", build],
+        writable=[src],
+        hidden=[build / ".facts"],
+    )
+    assert argv[0] == "bwrap"
+    # the command is passed as its own arguments, after --, never as a shell line
+    assert argv[argv.index("--") + 1 :] == ["python", "-c", "print('hi; rm -rf /')"]
+    for flag in ("--die-with-parent", "--unshare-all", "--new-session"):
+        assert flag in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    assert "--share-net" not in argv
+    ro, rw = options(argv, "--ro-bind"), options(argv, "--bind")
+    assert (str(build), str(build)) in ro and rw == [(str(src), str(src))]
+    # the writable folder is mounted over the read-only build dir, the facts hidden last
+    assert argv.index("--bind") > argv.index(str(build))
+    assert options(argv, "--tmpfs")[-1] == (str(build / ".facts"),)
+    assert argv[argv.index(str(build / ".facts")) + 1 :][:2] == [
+        "--remount-ro",
+        str(build / ".facts"),
+    ]
+    # the way to the build dir is made read-only (mode 0555), outermost first
+    made = [argv[i + 3] for i, a in enumerate(argv) if a == "--perms"]
+    assert str(tmp_path / "worker") in made and str(build) not in made
+    assert made.index(str(tmp_path)) < made.index(str(build.parent))
+    # nothing of the worker's basedir, /root or /home, and never the whole root
+    sources = [src for src, _ in ro + rw]
+    for path in ("/", "/root", "/home", str(tmp_path / "worker")):
+        assert path not in sources
+    assert options(argv, "--chdir") == [(str(src),)]
+
+
+def test_a_reaper_is_pid_1():
+    argv = farmtool.bwrap_argv(["make"], cwd="/tmp", reaper=["python", "-c", "reap"])
+    assert argv[argv.index("--as-pid-1") :] == ["--as-pid-1", "--", "python", "-c", "reap", "make"]
+
+
+def test_argv_system_dirs_and_masks_follow_the_host():
+    argv = farmtool.bwrap_argv(["true"], cwd="/tmp")
+    seen = {dest for _, dest in options(argv, "--ro-bind") + options(argv, "--symlink")}
+    for d in ("/usr", "/etc", "/bin", "/lib"):
+        if os.path.lexists(d):
+            assert d in seen
+    if os.path.exists("/etc/shadow"):
+        assert ("/dev/null", "/etc/shadow") in options(argv, "--ro-bind")
+    if os.path.islink("/bin"):  # merged /usr: recreated as the same link
+        assert (os.readlink("/bin"), "/bin") in options(argv, "--symlink")
+
+
+def test_network_only_when_asked():
+    assert "--share-net" in farmtool.bwrap_argv(["true"], cwd="/tmp", network=True)
+
+
+def test_without_isolation_the_argv_is_the_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sandbox = farmtool.Untrusted(NONE, (tmp_path,), {})
+    assert sandbox.argv(["python", Path("x.py")], tmp_path) == ["python", "x.py"]
+
+
+# --- the environment ------------------------------------------------------------------
+
+
+def test_untrusted_code_never_gets_the_workers_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy:3128")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://user:pw@mirror/simple")
+    monkeypatch.setenv("CFLAGS", "-O2")  # the registry's build.env, named by the master
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    env = farmtool.untrusted_env(BWRAP, tmp_path / ".buildenv", ["CFLAGS", "NOT_SET"])
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "HTTPS_PROXY" not in env
+    assert "PIP_INDEX_URL" not in env and "NOT_SET" not in env
+    assert env["CFLAGS"] == "-O2" and env["SSL_CERT_FILE"].endswith(".crt")
+    assert env["HOME"] == farmtool.SANDBOX_HOME and env["TMPDIR"] == "/tmp"
+    # the build venv's tools (maturin, cmake) come first
+    assert env["PATH"].split(os.pathsep)[0] == str(tmp_path / ".buildenv" / "bin")
+    assert env["VIRTUAL_ENV"] == str(tmp_path / ".buildenv")
+    # ... and the farm's own tools keep what they need to reach an index
+    assert farmtool.tool_env()["PIP_INDEX_URL"] == "https://user:pw@mirror/simple"
+    assert "AWS_SECRET_ACCESS_KEY" not in farmtool.tool_env()
+
+
+def test_without_a_sandbox_home_is_a_fresh_folder_of_the_build(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = farmtool.untrusted_env(NONE, None)
+    assert env["HOME"] == str(tmp_path / ".home")
+
+
+# --- choosing the isolation ----------------------------------------------------------
+
+
+def test_auto_refuses_where_nothing_isolates(monkeypatch):
+    monkeypatch.setattr(farmtool, "which", lambda tool: None)
+    with pytest.raises(farmtool.Failure) as e:
+        farmtool.resolve_isolation("auto")
+    assert str(e.value).startswith("untrusted build refused: nothing isolates it")
+    assert "isolation: none-i-accept-the-risk" in str(e.value)
+    with pytest.raises(farmtool.Failure, match="needs bwrap on PATH"):
+        farmtool.resolve_isolation("bubblewrap")
+    assert farmtool.resolve_isolation("none-i-accept-the-risk") is NONE
+
+
+def test_auto_is_bubblewrap_where_it_is_installed(monkeypatch):
+    monkeypatch.setattr(farmtool, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(farmtool.sys, "platform", "linux")
+    assert farmtool.resolve_isolation("auto") is BWRAP
+    monkeypatch.setattr(farmtool.sys, "platform", "darwin")
+    with pytest.raises(farmtool.Failure, match="nothing isolates it"):
+        farmtool.resolve_isolation("auto")
+
+
+# --- the facts the master reads -------------------------------------------------------
+
+
+def test_facts_keep_only_well_formed_values():
+    good = {"reason": "build failed:\n boom", "toolchain": {"python": "3.11"}, "isolation": "x"}
+    assert parse_facts(json.dumps(good).encode()) == {
+        "reason": "build failed: boom",
+        "toolchain": {"python": "3.11"},
+        "isolation": "x",
+    }
+    assert parse_facts(b"toolchain: {not json") == {}
+    assert parse_facts(b"\xff\xfe") == {}
+    assert parse_facts(b"[1, 2]") == {}
+    assert parse_facts(json.dumps({"toolchain": "forged", "summary": 3}).encode()) == {}
+
+
+def test_farmtool_writes_its_facts_and_drops_a_previous_builds(tmp_path):
+    facts = tmp_path / ".facts" / "fetch.json"
+    facts.parent.mkdir()
+    facts.write_text('{"summary": "stale"}')
+    shutil.copy(FARMTOOL / "farmtool.py", tmp_path)
+    argv = [sys.executable, "farmtool.py", "fetch", "--url", "file:///nonexistent/x.tar.gz"]
+    argv += ["--sha256", "0" * 64, "--filename", "x.tar.gz", "--dest", "sdist"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert json.loads(facts.read_text())["reason"].startswith("sdist not found")
+    assert "summary" not in json.loads(facts.read_text())
+
+
+# --- what a real bubblewrap lets the package's code do ----------------------------------
+
+HOSTILE = """
+import os, socket, subprocess, sys, pathlib
+worker, port, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3][::-1]
+def attempt(name, action):
+    try:
+        action()
+        print(name, "succeeded")
+    except Exception as e:
+        print(name, "failed", type(e).__name__)
+attempt("read-tac", lambda: print(open(worker + "/buildbot.tac").read()))
+attempt("list-basedir", lambda: print(os.listdir(worker)))
+attempt("write-basedir", lambda: open(worker + "/owned", "w").write("x"))
+attempt("write-build", lambda: open("../farmtool.py", "a").write("x"))
+attempt("read-facts", lambda: print(os.listdir("../.facts")))
+attempt("write-home", lambda: open(os.path.expanduser("~/owned"), "w").write("x"))
+attempt("network", lambda: socket.create_connection(("127.0.0.1", port), timeout=2))
+attempt("write-own", lambda: open("mine", "w").write("x"))
+# outlives us if it can: sleeps, then writes into the build dir
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3); open('late', 'w')", marker],
+                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@needs_bwrap
+def test_bubblewrap_keeps_the_code_in_its_folder(tmp_path, monkeypatch):
+    worker = tmp_path / "worker"
+    build = worker / "build-linux-x86_64" / "build"
+    own = build / ".testrun"
+    own.mkdir(parents=True)
+    (build / ".facts").mkdir()
+    (build / ".facts" / "build.json").write_text("{}")
+    (build / "farmtool.py").write_text("# the farm's\n")
+    (worker / "buildbot.tac").write_text("passwd = 'the-worker-password'\n")
+    monkeypatch.chdir(build)
+    home = Path.home()
+    before = set(os.listdir(home))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    env = farmtool.untrusted_env(BWRAP, None)
+    sandbox = farmtool.Untrusted(BWRAP, (own,), env)
+    port = str(listener.getsockname()[1])
+    # reversed: only the sleeper's command line holds the marker, not bwrap's
+    argv = [sys.executable, "-c", HOSTILE, str(worker), port, marker[::-1]]
+    done = subprocess.run(sandbox.argv(argv, own), cwd=own, env=env, capture_output=True, text=True)
+    listener.close()
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "the-worker-password" not in out
+    assert "build.json" not in out  # the facts folder is an empty tmpfs in there
+    for name in ("read-tac", "write-build", "write-basedir"):
+        assert f"{name} failed" in out, out
+    # the way to the build dir exists (bwrap made it), empty and read-only
+    assert "['build-linux-x86_64']" in out
+    assert "network failed" in out and "write-own succeeded" in out
+    assert "write-home succeeded" in out  # into its own tmpfs HOME, gone with it
+    assert (own / "mine").exists() and not (worker / "owned").exists()
+    assert (build / "farmtool.py").read_text() == "# the farm's\n"
+    assert set(os.listdir(home)) == before
+    # the detached sleeper died with the sandbox, and never wrote
+    assert _processes_with(marker) == []
+    time.sleep(3.5)
+    assert not (own / "late").exists()
+
+
+# --- a worker declares how it isolates ------------------------------------------------
+
+WORKER = """\
+schema: 1
+workers:
+  - name: w1
+    owner: "A <a@example.org>"
+    platform: linux-x86_64
+    python: ["3.11"]
+  - name: w2
+    owner: "A <a@example.org>"
+    platform: macos-arm64
+    python: ["3.11"]
+    isolation: {isolation}
+"""
+
+
+def test_workers_declare_their_isolation(tmp_path):
+    from wheelfarm.config import _worker_properties
+    from wheelfarm.workers import load_workers
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(WORKER.format(isolation="none-i-accept-the-risk"))
+    linux, mac = load_workers(path)
+    assert linux.isolation == "auto" and mac.isolation == "none-i-accept-the-risk"
+    assert _worker_properties(mac)["isolation"] == "none-i-accept-the-risk"
+
+
+def test_an_unknown_isolation_is_refused_with_its_line(tmp_path):
+    from wheelfarm.problems import ValidationError
+    from wheelfarm.workers import load_workers
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(WORKER.format(isolation="chroot"))
+    with pytest.raises(ValidationError) as e:
+        load_workers(path)
+    assert [str(p) for p in e.value.problems] == [
+        f"{path}:11: workers[1].isolation: unknown isolation 'chroot' "
+        "(one of: auto, bubblewrap, none-i-accept-the-risk)"
+    ]
+
+
+# --- the import check ----------------------------------------------------------------
+
+FREE_THREADED_ONLY = """\
+import sysconfig
+assert sysconfig.get_config_var("Py_GIL_DISABLED"), "needs a free-threaded build"
+"""
+
+
+def test_import_check_skips_other_flavours_and_shows_tracebacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    pkg = site / "flav"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "test_free_threading.py").write_text(FREE_THREADED_ONLY)
+    (pkg / "broken.py").write_text("def helper():\n    raise RuntimeError('boom')\n\nhelper()\n")
+    run = tmp_path / ".testrun"
+    run.mkdir()
+    sandbox = farmtool.Untrusted(NONE, (run,), farmtool.untrusted_env(NONE, venv))
+    modules = ["flav", "flav.broken", "flav.test_free_threading"]
+    python = venv / "bin" / "python"
+    imported, skipped, failures = farmtool.import_all(
+        python, modules, set(modules), sandbox, run, 60
+    )
+    out = capsys.readouterr().out
+    assert imported == ["flav"]
+    if not sysconfig_free_threaded():
+        assert skipped == ["flav.test_free_threading"]
+        assert "skipped import: flav.test_free_threading (another interpreter flavour" in out
+    assert failures == ["flav.broken: RuntimeError: boom"]
+    # the log shows where it broke: the traceback's last lines
+    assert 'flav/broken.py", line 4, in <module>' in out
+    assert "    RuntimeError: boom" in out
+
+
+def sysconfig_free_threaded() -> bool:
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def test_the_package_page_says_how_a_wheel_was_isolated():
+    from wheelfarm.packages import isolation_text
+
+    assert isolation_text({"isolation": {"build": "bubblewrap", "test": "bubblewrap"}}) == (
+        "bubblewrap"
+    )
+    mixed = {"build": "container (podman)", "test": "bubblewrap"}
+    assert isolation_text({"isolation": mixed}) == "build: container (podman), test: bubblewrap"
+    assert isolation_text({}) == "not recorded"  # wheels built before records said it
