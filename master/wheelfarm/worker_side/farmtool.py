@@ -910,9 +910,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     FACTS["isolation"] = isolation.name
 
     out = fresh_dir(Path(args.out))
-    tool = Path(BUILD_TOOL).absolute()
-    if tool.exists():
-        shutil.rmtree(tool)
+    tool = fresh_dir(Path(BUILD_TOOL).absolute())
     # The frontend installs (network) while the sdist unpacks and the venv is made.
     if which("uv"):
         argv = ["uv", "pip", "install", "--quiet", "--python", sys.executable, "--target", tool]
@@ -1501,7 +1499,8 @@ def cmd_test(args: argparse.Namespace) -> None:
         farm_args += ["--import-timeout", str(args.import_timeout)]
         farm_args += ["--", *args.command] if args.command else []
         FACTS["isolation"] = f"container ({args.container_engine})"
-        in_container(args, farm_args, [], network="host", writable=[TEST_ENV, ".home"])
+        writable = [TEST_ENV, TEST_RUN, ".home"]
+        in_container(args, farm_args, [], network="host", writable=writable)
         FACTS["summary"] = f"imported and tested in {args.image}"
         return
     isolation = resolve_isolation(args.isolation)
