@@ -110,6 +110,16 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     assert cascade_action([], breaks, "major", store) is None  # a first release
     rebuilt = dict(breaks, filename="base-2.0-1-cp312-cp312-linux_x86_64.whl")
     assert cascade_action([old, breaks], rebuilt, "major", store) is None  # not a new release
+    pinned = dict(breaks, version="2.0+abicore.1", filename="base-2.0+abicore.1-cp312-x.whl")
+    assert cascade_action([old, breaks], pinned, "major", store) is None  # a rebuild of 2.0
+    # a backfill of an old version (0.9 or 1.5 while 2.0 is published) starts nothing,
+    # whenever it is added
+    backfill, between = record("0.9", "3"), record("1.5", "3")
+    assert cascade_action([old, breaks], backfill, "major", store) is None
+    assert cascade_action([old, breaks], between, "major", store) is None
+    # the previous *version* decides, not the last wheel added
+    assert cascade_action([breaks, backfill], record("2.1", "4"), "major", store) is None
+    assert cascade_action([old, backfill], record("3.0", "4"), "major", store) == "cascade"
 
     registry, graph = diamond(tmp_path)
     campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)

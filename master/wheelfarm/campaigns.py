@@ -427,7 +427,10 @@ def cascade_action(
     """What a newly published wheel means downstream: "cascade", "resume" or nothing.
 
     A cascade needs a new release (no other wheel of this version for this
-    platform and Python) whose ABI key differs from the last one published.
+    platform and Python) that is the newest published one (a backfill of an old
+    version never starts one) and whose ABI key differs from the previous
+    version's. Versions compare without their local label (`1.0+abicore.2`, see
+    pins.py): it marks a rebuild, not a release.
     """
     platform, python = published["platform"], published["python"]
     mine = [
@@ -438,14 +441,14 @@ def cascade_action(
         and r["filename"] != published["filename"]
     ]
     pure = published["filename"].endswith("-any.whl")
-    new_key = abi_key(abi, published["version"], pure)
-    same_version = [r for r in mine if Version(r["version"]) == Version(published["version"])]
-    older = sorted(
-        (r for r in mine if Version(r["version"]) != Version(published["version"])),
-        key=lambda r: r.get("added_at", ""),
-    )
-    if new_key is not None and not same_version and older:
-        if abi_key(abi, older[-1]["version"], pure) != new_key:
+    version = Version(Version(published["version"]).public)
+    new_key = abi_key(abi, str(version), pure)
+    others = [Version(Version(r["version"]).public) for r in mine]
+    same_version = version in others
+    backfill = any(v > version for v in others)
+    older = sorted(v for v in others if v < version)
+    if new_key is not None and not same_version and not backfill and older:
+        if abi_key(abi, str(older[-1]), pure) != new_key:
             return "cascade"
     key = node_key(published["project"], platform, python)
     if any(c.nodes.get(key) and c.nodes[key].state == FAILED for c in store.all()):
