@@ -1,0 +1,127 @@
+"""farmtool's facts about a build environment (which farm wheel, which sha256) and the
+normalised zip of a repaired wheel; hermetic (no network, no build)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from sdists import make_wheel
+
+FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
+
+
+def _load_farmtool():
+    spec = importlib.util.spec_from_file_location("farmtool_abi", FARMTOOL / "farmtool.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+farmtool = _load_farmtool()
+
+
+def _venv_with(tmp_path: Path, wheel: Path) -> Path:
+    """A fake venv whose site-packages holds the wheel's .dist-info as an installer leaves it."""
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if ".dist-info/" in name:
+                zf.extract(name, site)
+    return venv
+
+
+def test_build_env_facts_name_the_farm_wheel_by_its_metadata(tmp_path, monkeypatch):
+    wheel = make_wheel(tmp_path / "w", "Abi_Core", "1.0")
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read("abi_core-1.0.dist-info/METADATA")
+    page = {
+        "files": [
+            {  # same version, other METADATA: another build, not the one installed
+                "filename": "abi_core-1.0-1-py3-none-any.whl",
+                "hashes": {"sha256": "00" * 32},
+                "core-metadata": {"sha256": "11" * 32},
+            },
+            {
+                "filename": wheel.name,
+                "hashes": {"sha256": "ab" * 32},
+                "core-metadata": {"sha256": hashlib.sha256(metadata).hexdigest()},
+            },
+        ]
+    }
+    asked = []
+
+    def urlopen(request, timeout):
+        asked.append((request.full_url, request.headers.get("Accept")))
+        if "abi-core" not in request.full_url:
+            raise OSError("404")
+        return io.BytesIO(json.dumps(page).encode())
+
+    monkeypatch.setattr(farmtool.urllib.request, "urlopen", urlopen)
+    venv = _venv_with(tmp_path, wheel)
+    facts = farmtool.build_env_facts(venv, "http://farm/simple/")
+    assert facts == {
+        "abi-core": {
+            "version": "1.0",
+            "tags": ["py3-none-any"],
+            "metadata_sha256": hashlib.sha256(metadata).hexdigest(),
+            "wheel": wheel.name,
+            "sha256": "ab" * 32,
+            "from": "farm",
+        }
+    }
+    assert asked == [("http://farm/simple/abi-core/", "application/vnd.pypi.simple.v1+json")]
+    # not on the farm: said so, nothing made up
+    page["files"].pop()
+    assert farmtool.build_env_facts(venv, "http://farm/simple/")["abi-core"]["from"] == "elsewhere"
+    assert "sha256" not in farmtool.build_env_facts(venv, None)["abi-core"]
+
+
+def _zip(path: Path, entries: list[tuple[str, bytes, tuple, int]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data, stamp, mode in entries:
+            info = zipfile.ZipInfo(name, stamp)
+            info.external_attr = mode << 16
+            zf.writestr(info, data)
+    return path
+
+
+def test_repaired_zips_are_normalised_to_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    files = {
+        "demo/__init__.py": b"",
+        "demo/_x.so": b"\x7fELF",
+        "demo-1.0.dist-info/RECORD": b"...",
+        "demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\n",
+    }
+    backend = _zip(
+        tmp_path / "backend.whl",
+        [(n, d, (2023, 11, 14, 22, 13, 20), 0o644) for n, d in files.items()],
+    )
+    # two repairs: other times, other order, other permissions
+    one = _zip(
+        tmp_path / "one.whl",
+        [(n, d, (2026, 1, 2, 3, 4, 6), 0o664) for n, d in files.items()],
+    )
+    two = _zip(
+        tmp_path / "two.whl",
+        [(n, d, (2026, 5, 6, 7, 8, 10), 0o600) for n, d in reversed(files.items())],
+    )
+    assert one.read_bytes() != two.read_bytes()
+    epoch = farmtool.normalise_wheel(one, backend)
+    assert farmtool.normalise_wheel(two, backend) == epoch == 1_700_000_000
+    assert one.read_bytes() == two.read_bytes()
+    with zipfile.ZipFile(one) as zf:
+        names = zf.namelist()
+        assert names[-1] == "demo-1.0.dist-info/RECORD"
+        assert names[-2] == "demo-1.0.dist-info/WHEEL"
+        assert {zf.read(n) for n in names} == set(files.values())
+        assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
+    assert farmtool.normalise_wheel(one, backend) == 1_600_000_000
