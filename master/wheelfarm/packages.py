@@ -217,7 +217,14 @@ def _pager(query: str, status: str, page: int, first: int, shown: int, matching:
     return f"<p class='pager'>{' · '.join(parts)}</p>"
 
 
-def _cell(target_status: str, row: Row | None, by: str | None, sha: dict[str, str], up: str) -> str:
+def _cell(
+    target_status: str,
+    row: Row | None,
+    by: str | None,
+    sha: dict[str, str],
+    up: str,
+    pins: dict[str, list[str]] | None = None,
+) -> str:
     colour = COLOURS.get(target_status, "#9e9e9e")
     parts = [target_status if by is None else f"blocked by {_e(by)}"]
     if row is not None and row.status == FAILED and row.step:
@@ -234,6 +241,9 @@ def _cell(target_status: str, row: Row | None, by: str | None, sha: dict[str, st
             parts.append(f"<a href='{up}simple/{project}/{wheel}'>{_e(row.wheel)}</a>")
             if row.wheel in sha:
                 parts.append(f"<span class='sha'>sha256:{sha[row.wheel]}</span>")
+            if pins and pins.get(row.wheel):  # ABI pins (pins.py) written into its METADATA
+                shown = ", ".join(_e(p) for p in pins[row.wheel])
+                parts.append(f"<span class='pins'>requires {shown}</span>")
             parts.append(f"<a href='{up}simple/{project}/{wheel}.json'>build record</a>")
     return (
         f"<td class='cell {target_status.replace(' ', '-')}' style='background:{colour}'>"
@@ -268,12 +278,15 @@ def package_page(
 ) -> bytes:
     up = "../../"
     rows = records.rows(package.name)
-    sha = {}
+    sha, pins = {}, {}
     if index is not None:
         sha = {r["filename"]: r.get("sha256", "") for r in index.cached_records(package.name)}
+        pins = {r["filename"]: r.get("pins") or [] for r in index.cached_records(package.name)}
     found = targets(package, rows, blocked)
     state = overall(package, found)
-    now = {(t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up) for t in found}
+    now = {
+        (t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up, pins) for t in found
+    }
     badge = f"{up}badges/{quote(package.name)}.svg"
     info = [f"<img alt='badge' src='{badge}'>"]
     if package.skip:
@@ -289,7 +302,7 @@ def package_page(
     for row in sorted(rows, key=lambda r: r.finished_at):
         status = {BUILT: PKG_BUILT, SKIPPED_ROW: PKG_BUILT, FAILED: PKG_FAILED}
         by_version.setdefault(row.version, {})[(row.platform, row.python)] = _cell(
-            status.get(row.status, row.status), row, None, sha, up
+            status.get(row.status, row.status), row, None, sha, up, pins
         )
     for version in sorted(by_version, key=_version_key, reverse=True):
         title = f"version {version}" if version else "version not resolved"

@@ -32,8 +32,10 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
@@ -343,3 +345,55 @@ def rewrite_wheel(wheel: Path, dest_dir: Path, pins: list[Pin]) -> Path:
                 new_info.create_system = info.create_system
                 out.writestr(new_info, contents.get(info.filename, b""))
     return target
+
+
+# -- on the master, at publish
+
+
+NOT_FROM_THE_FARM = (
+    "not a wheel of this farm (PyPI's, or built from its sdist in the build environment)"
+)
+
+
+def built_against(build_env: dict[str, dict], registry: Mapping[str, Any], package: str) -> dict:
+    """The registry packages of a build's environment, for its record.
+
+    `build_env` is what farmtool found in the build's venv (name -> version, tags,
+    and the farm's wheel with its sha256 when it was one); `registry` maps the
+    registry's names to its entries.
+    """
+    found = {}
+    for name, fact in sorted(build_env.items()):
+        name = canonicalize_name(name)
+        if name not in registry or name == canonicalize_name(package):
+            continue
+        entry = {"version": fact.get("version"), "from": fact.get("from")}
+        if fact.get("from") == "farm":
+            entry.update(wheel=fact.get("wheel"), sha256=fact.get("sha256"))
+        else:
+            entry["note"] = NOT_FROM_THE_FARM
+        found[name] = entry
+    return found
+
+
+def pin_wheel(
+    wheel: Path, built: dict[str, dict], registry: Mapping[str, Any], dest_dir: Path
+) -> tuple[Path, list[Pin]]:
+    """The wheel to publish and its pins: `wheel` itself when nothing is pinned.
+
+    A pure wheel is never pinned (no compiled code, no ABI). PinError when a pin
+    contradicts the wheel's own requirements.
+    """
+    if is_pure(wheel.name):
+        return wheel, []
+    own = own_requirements(read_wheel_metadata(wheel))
+    found = []
+    for name, entry in sorted(built.items()):
+        package = registry[name]
+        rule = export_rule(package.abi, getattr(package, "run_exports", None))
+        if rule is None or not entry.get("version"):
+            continue
+        found.append(pin_for(name, entry["version"], package.abi, rule, own.get(name)))
+    if not found:
+        return wheel, []
+    return rewrite_wheel(wheel, dest_dir, found), found

@@ -15,6 +15,7 @@ shows as skipped; `rebuild` forces it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from twisted.internet import defer, threads
 from .campaigns import ORCHESTRATE, CampaignStore, cascade_action
 from .graph import undeclared_dependencies
 from .index import Index, IndexConflict, InvalidWheel, read_metadata
+from .pins import PinError, built_against, pin_wheel
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
 from .registry import Registry
@@ -271,9 +273,18 @@ class CheckMetadata(MasterStep):
 
 
 class PublishWheel(MasterStep):
-    """Add the checked wheel to the farm's index, with its build record."""
+    """Add the checked wheel to the farm's index, with its build record.
+
+    The record lists the registry packages of the build environment (farmtool's
+    facts: version, and the farm's wheel with its sha256); a compiled wheel built
+    against packages with an ABI is published pinned to it (pins.py).
+    """
 
     name = "publish"
+
+    def __init__(self, index: Index, registry: Registry | None = None, **kwargs):
+        super().__init__(index, **kwargs)
+        self.registry = registry
 
     @defer.inlineCallbacks
     def run(self):
@@ -293,6 +304,21 @@ class PublishWheel(MasterStep):
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
         wheel = wheels[0]
+        packages = self.registry.packages if self.registry is not None else {}
+        build_env = (self.getProperty("toolchain") or {}).get("build_env") or {}
+        built = built_against(build_env, packages, self.getProperty("package"))
+        if built:
+            record["built_against"] = built
+            try:
+                pinned, pins = yield threads.deferToThread(
+                    pin_wheel, wheel, built, packages, wheel.parent / "pinned"
+                )
+            except PinError as e:
+                return self.fail(f"publish refused: {e}")
+            if pins:
+                record["pins"] = [p.requirement for p in pins]
+                record["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
+                wheel = pinned
         try:
             result = yield threads.deferToThread(self.index.add, wheel, record)
         except IndexConflict as e:
@@ -310,6 +336,11 @@ class PublishWheel(MasterStep):
         yield log.addStdout(json.dumps(result.record, indent=2) + "\n")
         self.descriptionDone = [f"published {wheel.name} ({result})"]
         return SUCCESS
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def retag(wheel: Path, index: Index) -> Path:
@@ -410,6 +441,7 @@ def build_factory(
             [
                 *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
                 _repeat("--requires", "build_requires"),
+                *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 _pass_env,
                 _container_args,
             ],
@@ -437,7 +469,7 @@ def build_factory(
             haltOnFailure=True,
         ),
         CheckMetadata(index=index, registry=registry),
-        PublishWheel(index=index, doStepIf=publishing),
+        PublishWheel(index=index, registry=registry, doStepIf=publishing),
         CascadeCheck(index=index, store=store, doStepIf=publishing),
         steps.Trigger(
             name="start campaign",
