@@ -110,7 +110,7 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     assert cascade_action([], breaks, "major", store) is None  # a first release
     rebuilt = dict(breaks, filename="base-2.0-1-cp312-cp312-linux_x86_64.whl")
     assert cascade_action([old, breaks], rebuilt, "major", store) is None  # not a new release
-    pinned = dict(breaks, version="2.0+abicore.1", filename="base-2.0+abicore.1-cp312-x.whl")
+    pinned = dict(breaks, version="2.0+abicore.1.0", filename="base-2.0+abicore.1.0-cp312-x.whl")
     assert cascade_action([old, breaks], pinned, "major", store) is None  # a rebuild of 2.0
     # a backfill of an old version (0.9 or 1.5 while 2.0 is published) starts nothing,
     # whenever it is added

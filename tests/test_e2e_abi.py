@@ -196,7 +196,7 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
         core1_record = record_of(farm, "abicore", core1["wheel"])
 
         # abiuser was built against the farm's abicore wheel, and its record says which
-        assert user1["wheel"].startswith("abiuser-1.0+abicore.1-cp311-cp311-")
+        assert user1["wheel"].startswith("abiuser-1.0+abicore.1.0-cp311-cp311-")
         record = record_of(farm, "abiuser", user1["wheel"])
         assert record["built_against"] == {
             "abicore": {
@@ -212,7 +212,7 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
         # METADATA (as PEP 658 serves it) pins abicore to its ABI 1
         metadata = requests.get(f"{index}abiuser/{user1['wheel']}.metadata", timeout=10).text
         assert "Requires-Dist: abicore>=1.0,<2" in metadata.splitlines()
-        assert "Version: 1.0+abicore.1" in metadata.splitlines()
+        assert "Version: 1.0+abicore.1.0" in metadata.splitlines()
         assert hashlib.sha256(metadata.encode()).hexdigest() == record["metadata_sha256"]
         page = requests.get(f"{farm.url}farm/packages/abiuser", timeout=10).text
         assert "abicore&gt;=1.0,&lt;2" in page
@@ -226,7 +226,7 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
         assert len(users) == 2
         user2 = ok(users[1])
         assert user2["cause"] == "cascade from abicore 2.0"
-        assert user2["wheel"].startswith("abiuser-1.0+abicore.2-cp311-cp311-")
+        assert user2["wheel"].startswith("abiuser-1.0+abicore.2.0-cp311-cp311-")
         record2 = record_of(farm, "abiuser", user2["wheel"])
         core2_record = record_of(farm, "abicore", core2["wheel"])
         assert record2["built_against"]["abicore"]["wheel"] == core2["wheel"]
@@ -240,15 +240,15 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
             # abiuser alone: the new pair, and it imports
             py, done = install(tool, tmp_path / f"{tool}-new", index, "abiuser")
             assert done.returncode == 0, done.stderr
-            assert versions_in(py) == {"abicore": "2.0", "abiuser": "1.0+abicore.2"}
+            assert versions_in(py) == {"abicore": "2.0", "abiuser": "1.0+abicore.2.0"}
             assert imports(py).stdout.strip() == "2"
             # with abicore 1.0: the old abiuser, and it imports
             py, done = install(tool, tmp_path / f"{tool}-old", index, "abiuser", "abicore==1.0")
             assert done.returncode == 0, done.stderr
-            assert versions_in(py) == {"abicore": "1.0", "abiuser": "1.0+abicore.1"}
+            assert versions_in(py) == {"abicore": "1.0", "abiuser": "1.0+abicore.1.0"}
             assert imports(py).stdout.strip() == "1"
             # the new abiuser with abicore 1.0: refused by the resolver
-            mixed = ("abiuser==1.0+abicore.2", "abicore==1.0")
+            mixed = ("abiuser==1.0+abicore.2.0", "abicore==1.0")
             _, done = install(tool, tmp_path / f"{tool}-mixed", index, *mixed)
             assert done.returncode != 0
             assert "abicore" in done.stderr

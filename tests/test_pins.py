@@ -92,12 +92,15 @@ def test_intersect_orders_bounds_first():
 def test_local_label_orders_newer_abis_higher():
     old = [Pin("abicore", "1.0", "1", ">=1.0,<2")]
     new = [Pin("abicore", "2.0", "2", ">=2.0,<3")]
-    assert pins.local_label(old) == "abicore.1"
+    assert pins.local_label(old) == "abicore.1.0"
     from packaging.version import Version
 
     assert Version(f"1.0+{pins.local_label(new)}") > Version(f"1.0+{pins.local_label(old)}")
     two = [Pin("zeta-lib", "3.1", "3.1", ""), Pin("abicore", "2.0", "2", "")]
-    assert pins.local_label(two) == "abicore.2.zetalib.3.1"
+    assert pins.local_label(two) == "abicore.2.0.zetalib.3.1"
+    # one ABI, two versions built against: two versions of the wheel, the newer higher
+    patch = [Pin("abicore", "1.1", "1", ">=1.1,<2")]
+    assert Version(f"1.0+{pins.local_label(patch)}") > Version(f"1.0+{pins.local_label(old)}")
 
 
 def _record_ok(wheel) -> list[str]:
@@ -127,12 +130,12 @@ def test_rewrite_metadata_record_and_name(tmp_path):
     wheel = _user(tmp_path / "in")
     pin = pin_for("abicore", "1.0", "major", export_rule("major", None), SpecifierSet(">=1.0"))
     out = pins.rewrite_wheel(wheel, tmp_path / "out", [pin])
-    assert out.name == "abiuser-1.0+abicore.1-py3-none-any.whl"
+    assert out.name == "abiuser-1.0+abicore.1.0-py3-none-any.whl"
     names = _record_ok(out)
-    assert "abiuser-1.0+abicore.1.dist-info/METADATA" in names
+    assert "abiuser-1.0+abicore.1.0.dist-info/METADATA" in names
     assert not any(n.startswith("abiuser-1.0.dist-info") for n in names)
     meta = Metadata.from_email(pins.read_wheel_metadata(out))
-    assert str(meta.version) == "1.0+abicore.1"
+    assert str(meta.version) == "1.0+abicore.1.0"
     reqs = [str(r) for r in meta.requires_dist]
     assert "abicore<2,>=1.0" in reqs  # the one unconditional line, merged with its own
     assert 'extra-thing; extra == "x"' in reqs  # conditional lines are left alone
@@ -177,10 +180,10 @@ def test_pinned_wheels_resolve_to_matching_pairs_with_pip(tmp_path):
             return done.stdout + done.stderr
         return sorted(p.name for p in target.glob("*.dist-info"))
 
-    assert installed("abiuser") == ["abicore-2.0.dist-info", "abiuser-1.0+abicore.2.dist-info"]
+    assert installed("abiuser") == ["abicore-2.0.dist-info", "abiuser-1.0+abicore.2.0.dist-info"]
     assert installed("abiuser", "abicore==1.0") == [
         "abicore-1.0.dist-info",
-        "abiuser-1.0+abicore.1.dist-info",
+        "abiuser-1.0+abicore.1.0.dist-info",
     ]
-    refused = installed("abiuser==1.0+abicore.2", "abicore==1.0")
+    refused = installed("abiuser==1.0+abicore.2.0", "abicore==1.0")
     assert isinstance(refused, str) and "ResolutionImpossible" in refused

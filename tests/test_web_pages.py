@@ -128,7 +128,7 @@ def test_package_page_shows_a_wheels_abi_pins(tmp_path):
     reg = registry(tmp_path)
     index = Index(tmp_path / "index")
     tag = "cp311-cp311-manylinux_2_28_x86_64"
-    wheel = make_wheel(tmp_path / "w", "half", "1.0+abicore.2", tag=tag)
+    wheel = make_wheel(tmp_path / "w", "half", "1.0+abicore.2.0", tag=tag)
     index.add(wheel, {"pins": ["abicore>=2.0,<3"]})
     records = StatusRecords()
     records.add(row("half", BUILT, wheel=wheel.name))

@@ -154,8 +154,9 @@ class Index:
         """Records of wheels that match every filter given (None: any).
 
         version: a version without a local label also finds its pinned rebuilds
-        (`1.0+abicore.1`). python "X.Y": the wheel's tags install on CPython X.Y. platform: the farm
-        platform in the record; a wheel tagged for `any` platform matches every one.
+        (`1.0+abicore.1.0`). python "X.Y": the wheel's tags install on CPython X.Y.
+        platform: the farm platform in the record; a wheel tagged for `any` platform
+        matches every one.
         """
         want = Version(version) if version is not None else None
         found = []
@@ -266,7 +267,7 @@ class Index:
 
 def _version_of(record: dict[str, Any], want: Version) -> Version:
     """The record's version; without its local label (a pinned rebuild, see pins.py) when
-    `want` has none: `1.0+abicore.1` is a build of 1.0."""
+    `want` has none: `1.0+abicore.1.0` is a build of 1.0."""
     version = Version(record["version"])
     return version if want.local is not None else Version(version.public)
 

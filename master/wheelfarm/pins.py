@@ -16,7 +16,7 @@ Placeholders in a `run_exports` rule: {version} (2.1.3), {major} (2), {minor} (2
 Installers take one set of metadata per *version* of a project (pip and uv both pick
 the best file of a version and never look at the others), so two builds of B 1.0
 pinned to different ABIs of A must be two versions: the pinned wheel gets a PEP 440
-local version label naming the ABI keys it was built against, `1.0+abicore.1`, in its
+local version label naming what it was built against, `1.0+abicore.1.0`, in its
 file name, its METADATA and its .dist-info directory. A resolver then finds the old
 pair or the new pair, never a mixed one, and `abiuser==1.0` still matches both.
 
@@ -182,11 +182,16 @@ def pin_for(
 
 
 def local_label(pins: list[Pin]) -> str:
-    """`abicore.1` for pins on abicore's ABI 1: sorts higher for a newer ABI."""
+    """`abicore.1.0` for a build against abicore 1.0: names what the wheel was built
+    against, and sorts higher for a newer one (so a resolver prefers the newest pair).
+
+    The full version, not only its ABI key: two builds against 1.0 and 1.1 (one ABI)
+    pin differently (>=1.0 and >=1.1), so they must be two versions too.
+    """
     parts = []
     for pin in sorted(pins, key=lambda p: p.name):
         parts.append(re.sub(r"[^a-z0-9]", "", pin.name) or "abi")
-        parts.extend(s for s in re.split(r"[^A-Za-z0-9]+", pin.abi_key.lower()) if s)
+        parts.extend(s for s in re.split(r"[^A-Za-z0-9]+", pin.built_against.lower()) if s)
     return ".".join(parts)
 
 
