@@ -278,5 +278,11 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
         assert publish["state_string"].endswith("(exists)"), publish["state_string"]
         (again,) = map(ok, wait_builds(farm, farm.force("abiuser", rebuild=True)))
         assert again["wheel"] == user2["wheel"]  # pinned, and still the same bytes
+        # ... which a verify build (force form option) checks and says, publishing nothing
+        for name in ("abicore", "abiuser"):
+            before = sorted((farm.master_dir / "index" / name).iterdir())
+            (verified,) = map(ok, wait_builds(farm, farm.force(name, verify=True)))
+            assert verified["verify"]["reproducible"] is True, verified["verify"]
+            assert sorted((farm.master_dir / "index" / name).iterdir()) == before
     finally:
         pypi.stop()

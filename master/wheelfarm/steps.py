@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from buildbot.plugins import steps, util
@@ -179,6 +180,8 @@ class ResolveSdist(MasterStep):
         yield log.addStdout(json.dumps(sdist.__dict__, indent=2) + "\n")
         self.descriptionDone = [f"{package} {sdist.version}"]
         built = []
+        if self.getProperty("verify"):
+            self.descriptionDone = [f"{package} {sdist.version}: verify"]
         if not self.getProperty("rebuild"):
             built = yield threads.deferToThread(
                 self.index.find,
@@ -286,6 +289,20 @@ class PublishWheel(MasterStep):
         super().__init__(index, **kwargs)
         self.registry = registry
 
+    def pinned(self, wheel: Path) -> tuple[Path, dict]:
+        """The wheel to publish (pinned when it must be) and what its record says of it."""
+        packages = self.registry.packages if self.registry is not None else {}
+        build_env = (self.getProperty("toolchain") or {}).get("build_env") or {}
+        built = built_against(build_env, packages, self.getProperty("package"))
+        if not built:
+            return wheel, {}
+        extra: dict = {"built_against": built}
+        pinned, pins = pin_wheel(wheel, built, packages, wheel.parent / "pinned")
+        if pins:
+            extra["pins"] = [p.requirement for p in pins]
+            extra["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
+        return pinned, extra
+
     @defer.inlineCallbacks
     def run(self):
         wheels = _incoming_wheels(self, self.index)
@@ -303,22 +320,11 @@ class PublishWheel(MasterStep):
         }
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
-        wheel = wheels[0]
-        packages = self.registry.packages if self.registry is not None else {}
-        build_env = (self.getProperty("toolchain") or {}).get("build_env") or {}
-        built = built_against(build_env, packages, self.getProperty("package"))
-        if built:
-            record["built_against"] = built
-            try:
-                pinned, pins = yield threads.deferToThread(
-                    pin_wheel, wheel, built, packages, wheel.parent / "pinned"
-                )
-            except PinError as e:
-                return self.fail(f"publish refused: {e}")
-            if pins:
-                record["pins"] = [p.requirement for p in pins]
-                record["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
-                wheel = pinned
+        try:
+            wheel, extra = yield threads.deferToThread(self.pinned, wheels[0])
+        except PinError as e:
+            return self.fail(f"publish refused: {e}")
+        record.update(extra)
         try:
             result = yield threads.deferToThread(self.index.add, wheel, record)
         except IndexConflict as e:
@@ -336,6 +342,54 @@ class PublishWheel(MasterStep):
         yield log.addStdout(json.dumps(result.record, indent=2) + "\n")
         self.descriptionDone = [f"published {wheel.name} ({result})"]
         return SUCCESS
+
+
+class VerifyWheel(PublishWheel):
+    """A verify build: the wheel it would publish, compared with the one published.
+
+    Publishes nothing; says `reproducible` (same bytes) or which files differ, in its
+    summary, its `verify` log and the build's `verify` property.
+    """
+
+    name = "verify"
+    warnOnWarnings = True
+
+    @defer.inlineCallbacks
+    def run(self):
+        wheels = _incoming_wheels(self, self.index)
+        if len(wheels) != 1:
+            return self.fail(f"verify failed: expected one wheel, got {len(wheels)}")
+        try:
+            wheel, _ = yield threads.deferToThread(self.pinned, wheels[0])
+        except PinError as e:
+            return self.fail(f"verify failed: {e}")
+        project = canonicalize_name(self.getProperty("package"))
+        published = self.index.root / project / wheel.name
+        if not published.is_file():
+            return self.fail(f"verify failed: the index has no {wheel.name} to compare with")
+        differ = yield threads.deferToThread(wheel_differences, published, wheel)
+        result = {"wheel": wheel.name, "reproducible": not differ, "differ": differ}
+        self.setProperty("verify", result, "verify")
+        log = yield self.addLog("verify")
+        yield log.addStdout(json.dumps(result, indent=2) + "\n")
+        if not differ:
+            self.descriptionDone = [f"reproducible: {wheel.name}"]
+            return SUCCESS
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        self.reason = f"not reproducible: {wheel.name}: {shown} differ"
+        return WARNINGS
+
+
+def wheel_differences(published: Path, rebuilt: Path) -> list[str]:
+    """The members whose contents differ (or that one wheel lacks); `(zip metadata)` when
+    the files differ though every member is the same (timestamps, order, permissions)."""
+    if _sha256(published) == _sha256(rebuilt):
+        return []
+    with zipfile.ZipFile(published) as a, zipfile.ZipFile(rebuilt) as b:
+        names = sorted(set(a.namelist()) | set(b.namelist()))
+        have_a, have_b = set(a.namelist()), set(b.namelist())
+        differ = [n for n in names if n not in have_a or n not in have_b or a.read(n) != b.read(n)]
+    return differ or ["(zip metadata)"]
 
 
 def _sha256(path: Path) -> str:
@@ -470,6 +524,12 @@ def build_factory(
         ),
         CheckMetadata(index=index, registry=registry),
         PublishWheel(index=index, registry=registry, doStepIf=publishing),
+        VerifyWheel(
+            index=index,
+            registry=registry,
+            doStepIf=lambda step: bool(step.getProperty("verify")),
+            hideStepIf=lambda results, step: results == SKIPPED,
+        ),
         CascadeCheck(index=index, store=store, doStepIf=publishing),
         steps.Trigger(
             name="start campaign",

@@ -1,0 +1,23 @@
+"""A verify build's comparison of a rebuilt wheel with the published one."""
+
+from __future__ import annotations
+
+import zipfile
+
+from wheelfarm.steps import wheel_differences
+from wheelmaker import make_wheel
+
+
+def test_wheel_differences(tmp_path):
+    one = make_wheel(tmp_path / "a", "demo", "1.0", payload="x")
+    same = make_wheel(tmp_path / "b", "demo", "1.0", payload="x")
+    other = make_wheel(tmp_path / "c", "demo", "1.0", payload="y")
+    assert wheel_differences(one, same) == []
+    assert wheel_differences(one, other) == ["demo-1.0.dist-info/RECORD", "demo/__init__.py"]
+    # same members, other zip timestamps: the bytes differ, no member does
+    stamped = tmp_path / "d" / one.name
+    stamped.parent.mkdir()
+    with zipfile.ZipFile(one) as src, zipfile.ZipFile(stamped, "w") as out:
+        for info in src.infolist():
+            out.writestr(zipfile.ZipInfo(info.filename, (2026, 1, 1, 0, 0, 0)), src.read(info))
+    assert wheel_differences(one, stamped) == ["(zip metadata)"]
