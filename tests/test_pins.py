@@ -187,3 +187,31 @@ def test_pinned_wheels_resolve_to_matching_pairs_with_pip(tmp_path):
     ]
     refused = installed("abiuser==1.0+abicore.2.0", "abicore==1.0")
     assert isinstance(refused, str) and "ResolutionImpossible" in refused
+
+
+def test_the_record_lists_registry_packages_of_the_build_environment(tmp_path):
+    class Entry:
+        def __init__(self, abi=None, run_exports=None):
+            self.abi, self.run_exports = abi, run_exports
+
+    registry = {"abicore": Entry("major"), "cython-ish": Entry(), "abiuser": Entry()}
+    build_env = {
+        "abicore": {"version": "1.0", "from": "farm", "wheel": "w.whl", "sha256": "ab" * 32},
+        "cython_ish": {"version": "3.0", "from": "elsewhere"},  # no farm wheel yet: PyPI's
+        "setuptools": {"version": "80.0", "from": "elsewhere"},  # not a registry package
+        "abiuser": {"version": "1.0", "from": "elsewhere"},  # the build itself, never
+    }
+    built = pins.built_against(build_env, registry, "abiuser")
+    assert built == {
+        "abicore": {"version": "1.0", "from": "farm", "wheel": "w.whl", "sha256": "ab" * 32},
+        "cython-ish": {"version": "3.0", "from": "elsewhere", "note": pins.NOT_FROM_THE_FARM},
+    }
+    # only abicore declares an ABI: one pin; a pure wheel gets none
+    wheel = make_wheel(tmp_path, "abiuser", "1.0", {"abiuser/__init__.py": ""})
+    compiled = wheel.with_name("abiuser-1.0-cp311-cp311-manylinux_2_28_x86_64.whl")
+    wheel.rename(compiled)
+    out, found = pins.pin_wheel(compiled, built, registry, tmp_path / "pinned")
+    assert [p.requirement for p in found] == ["abicore>=1.0,<2"]
+    assert out.name == "abiuser-1.0+abicore.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    pure = make_wheel(tmp_path / "pure", "abiuser", "1.0", {"abiuser/__init__.py": ""})
+    assert pins.pin_wheel(pure, built, registry, tmp_path / "p2") == (pure, [])
