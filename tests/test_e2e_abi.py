@@ -28,6 +28,7 @@ from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 from test_e2e_cascade import builds_of, campaign_builds, wait_campaigns
+from wheelfarm.pins import NOT_FROM_THE_FARM
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +121,7 @@ def publish_core(pypi: FakePyPI, folder: Path, version: str) -> None:
     pypi.publish(make_sdist(folder, "abicore", version, files, setup_py=CORE_SETUP))
 
 
-def publish_user(pypi: FakePyPI, folder: Path, version: str) -> None:
+def publish_user(pypi: FakePyPI, folder: Path, version: str, runtime: bool = True) -> None:
     files = {"abiuser/__init__.py": "from ._user import COMPILED_ABI\n", "abiuser/_user.c": USER_C}
     sdist = make_sdist(
         folder,
@@ -128,7 +129,7 @@ def publish_user(pypi: FakePyPI, folder: Path, version: str) -> None:
         version,
         files,
         build_requires=["setuptools>=61", "abicore"],
-        dependencies=["abicore"],
+        dependencies=["abicore"] if runtime else [],
         setup_py=USER_SETUP,
     )
     pypi.publish(sdist)
@@ -284,5 +285,36 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
             (verified,) = map(ok, wait_builds(farm, farm.force(name, verify=True)))
             assert verified["verify"]["reproducible"] is True, verified["verify"]
             assert sorted((farm.master_dir / "index" / name).iterdir()) == before
+            page = requests.get(f"{farm.url}farm/packages/{name}", timeout=10).text
+            assert ">reproducible</a>" in page
+    finally:
+        pypi.stop()
+
+
+def test_without_a_farm_wheel_the_build_uses_pypi_and_says_so(farm_factory, tmp_path):
+    """Outside a cascade, a registry package the farm has not built yet comes from PyPI
+    (here abicore's sdist, built in abiuser's build environment): the record says so.
+
+    The tests' PyPI serves sdists only, so the test step could not install abicore at
+    runtime (its sdist needs setuptools, which only the real PyPI has): this abiuser
+    declares no runtime dependency and the import check leaves it out.
+    """
+    pypi = FakePyPI()
+    sdists = tmp_path / "sdists"
+    publish_core(pypi, sdists, "1.0")
+    publish_user(pypi, sdists, "1.0", runtime=False)
+    registry = REGISTRY + "    test: {skip_imports: [abiuser]}\n"
+    farm = farm_factory(write_registry(tmp_path / "packages.yaml", registry), pypi_url=pypi.start())
+    try:
+        (build,) = wait_builds(farm, farm.force("abiuser"))
+        user = ok(build)
+        record = record_of(farm, "abiuser", user["wheel"])
+        assert record["built_against"] == {
+            "abicore": {"version": "1.0", "from": "elsewhere", "note": NOT_FROM_THE_FARM}
+        }
+        assert record["pins"] == ["abicore>=1.0,<2"]  # the ABI it was compiled against
+        steps = farm.api(f"builds/{build['buildid']}/steps")["steps"]
+        publish = next(s for s in steps if s["name"] == "publish")
+        assert "built against abicore not from the farm" in publish["state_string"]
     finally:
         pypi.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 
-from wheelfarm.steps import wheel_differences
+from wheelfarm.verify import record_verification, verifications, wheel_differences
 from wheelmaker import make_wheel
 
 
@@ -21,3 +21,14 @@ def test_wheel_differences(tmp_path):
         for info in src.infolist():
             out.writestr(zipfile.ZipInfo(info.filename, (2026, 1, 1, 0, 0, 0)), src.read(info))
     assert wheel_differences(one, stamped) == ["(zip metadata)"]
+
+
+def test_verifications_keep_the_latest_per_wheel(tmp_path):
+    assert verifications(tmp_path, "demo") == {}
+    record_verification(tmp_path, "Demo", {"wheel": "a.whl", "reproducible": False})
+    record_verification(tmp_path, "demo", {"wheel": "b.whl", "reproducible": True})
+    record_verification(tmp_path, "demo", {"wheel": "a.whl", "reproducible": True})
+    with (tmp_path / ".verify" / "demo.jsonl").open("a") as f:
+        f.write('{"wheel": "cut')  # a master that died writing
+    found = verifications(tmp_path, "DEMO")
+    assert {k: v["reproducible"] for k, v in found.items()} == {"a.whl": True, "b.whl": True}

@@ -134,6 +134,13 @@ def test_package_page_shows_a_wheels_abi_pins(tmp_path):
     records.add(row("half", BUILT, wheel=wheel.name))
     page = package_page(reg.packages["half"], records, {}, index).decode()
     assert "<span class='pins'>requires abicore&gt;=2.0,&lt;3</span>" in page
+    # and what the latest verify build of it said
+    from wheelfarm.verify import record_verification
+
+    result = {"wheel": wheel.name, "reproducible": False, "differ": ["half/_x.so"]}
+    record_verification(index.root, "half", {**result, "build_url": "http://farm/#/b/9"})
+    page = package_page(reg.packages["half"], records, {}, index).decode()
+    assert "href='http://farm/#/b/9'>not reproducible: half/_x.so differ</a>" in page
 
 
 def test_badges_are_svg_coloured_by_status():

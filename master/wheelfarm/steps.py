@@ -20,7 +20,6 @@ import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 from buildbot.plugins import steps, util
@@ -38,6 +37,7 @@ from .pins import PinError, built_against, pin_wheel
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
 from .registry import Registry
+from .verify import record_verification, wheel_differences
 
 FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
@@ -289,19 +289,12 @@ class PublishWheel(MasterStep):
         super().__init__(index, **kwargs)
         self.registry = registry
 
-    def pinned(self, wheel: Path) -> tuple[Path, dict]:
-        """The wheel to publish (pinned when it must be) and what its record says of it."""
+    def pinning(self, wheel: Path):
+        """Deferred (wheel to publish, what its record says of it): pinned when it must be."""
         packages = self.registry.packages if self.registry is not None else {}
         build_env = (self.getProperty("toolchain") or {}).get("build_env") or {}
-        built = built_against(build_env, packages, self.getProperty("package"))
-        if not built:
-            return wheel, {}
-        extra: dict = {"built_against": built}
-        pinned, pins = pin_wheel(wheel, built, packages, wheel.parent / "pinned")
-        if pins:
-            extra["pins"] = [p.requirement for p in pins]
-            extra["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
-        return pinned, extra
+        package = self.getProperty("package")
+        return threads.deferToThread(_pinned, wheel, build_env, packages, package)
 
     @defer.inlineCallbacks
     def run(self):
@@ -321,7 +314,7 @@ class PublishWheel(MasterStep):
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
         try:
-            wheel, extra = yield threads.deferToThread(self.pinned, wheels[0])
+            wheel, extra = yield self.pinning(wheels[0])
         except PinError as e:
             return self.fail(f"publish refused: {e}")
         record.update(extra)
@@ -341,6 +334,9 @@ class PublishWheel(MasterStep):
         log = yield self.addLog("record")
         yield log.addStdout(json.dumps(result.record, indent=2) + "\n")
         self.descriptionDone = [f"published {wheel.name} ({result})"]
+        elsewhere = [n for n, e in extra.get("built_against", {}).items() if e["from"] != "farm"]
+        if elsewhere:  # the farm had no wheel of these yet: the record says so too
+            self.descriptionDone.append(f"built against {', '.join(elsewhere)} not from the farm")
         return SUCCESS
 
 
@@ -348,7 +344,8 @@ class VerifyWheel(PublishWheel):
     """A verify build: the wheel it would publish, compared with the one published.
 
     Publishes nothing; says `reproducible` (same bytes) or which files differ, in its
-    summary, its `verify` log and the build's `verify` property.
+    summary, its `verify` log, the build's `verify` property and the project's
+    verification records (verify.py), which the package page shows.
     """
 
     name = "verify"
@@ -360,7 +357,7 @@ class VerifyWheel(PublishWheel):
         if len(wheels) != 1:
             return self.fail(f"verify failed: expected one wheel, got {len(wheels)}")
         try:
-            wheel, _ = yield threads.deferToThread(self.pinned, wheels[0])
+            wheel, _ = yield self.pinning(wheels[0])
         except PinError as e:
             return self.fail(f"verify failed: {e}")
         project = canonicalize_name(self.getProperty("package"))
@@ -369,6 +366,8 @@ class VerifyWheel(PublishWheel):
             return self.fail(f"verify failed: the index has no {wheel.name} to compare with")
         differ = yield threads.deferToThread(wheel_differences, published, wheel)
         result = {"wheel": wheel.name, "reproducible": not differ, "differ": differ}
+        result["build_url"] = yield self.build.getUrl()
+        yield threads.deferToThread(record_verification, self.index.root, project, result)
         self.setProperty("verify", result, "verify")
         log = yield self.addLog("verify")
         yield log.addStdout(json.dumps(result, indent=2) + "\n")
@@ -380,21 +379,21 @@ class VerifyWheel(PublishWheel):
         return WARNINGS
 
 
-def wheel_differences(published: Path, rebuilt: Path) -> list[str]:
-    """The members whose contents differ (or that one wheel lacks); `(zip metadata)` when
-    the files differ though every member is the same (timestamps, order, permissions)."""
-    if _sha256(published) == _sha256(rebuilt):
-        return []
-    with zipfile.ZipFile(published) as a, zipfile.ZipFile(rebuilt) as b:
-        names = sorted(set(a.namelist()) | set(b.namelist()))
-        have_a, have_b = set(a.namelist()), set(b.namelist())
-        differ = [n for n in names if n not in have_a or n not in have_b or a.read(n) != b.read(n)]
-    return differ or ["(zip metadata)"]
-
-
 def _sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _pinned(wheel: Path, build_env: dict, packages: dict, package: str) -> tuple[Path, dict]:
+    built = built_against(build_env, packages, package)
+    if not built:
+        return wheel, {}
+    extra: dict = {"built_against": built}
+    pinned, pins = pin_wheel(wheel, built, packages, wheel.parent / "pinned")
+    if pins:
+        extra["pins"] = [p.requirement for p in pins]
+        extra["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
+    return pinned, extra
 
 
 def retag(wheel: Path, index: Index) -> Path:
