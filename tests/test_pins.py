@@ -215,3 +215,12 @@ def test_the_record_lists_registry_packages_of_the_build_environment(tmp_path):
     assert out.name == "abiuser-1.0+abicore.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
     pure = make_wheel(tmp_path / "pure", "abiuser", "1.0", {"abiuser/__init__.py": ""})
     assert pins.pin_wheel(pure, built, registry, tmp_path / "p2") == (pure, [])
+
+
+def test_pins_outside_depends_are_named():
+    from wheelfarm.steps import undeclared_pins
+
+    pinned = ["abicore>=1.0,<2", "Other_Lib==2.1"]
+    assert undeclared_pins(pinned, ("abicore",)) == ["other-lib"]
+    assert undeclared_pins(pinned, ("abicore", "other-lib")) == []
+    assert undeclared_pins([], ()) == []

@@ -25,6 +25,7 @@ from pathlib import Path
 from buildbot.plugins import steps, util
 from buildbot.process import build, buildstep, logobserver
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -284,6 +285,7 @@ class PublishWheel(MasterStep):
     """
 
     name = "publish"
+    warnOnWarnings = True
 
     def __init__(self, index: Index, registry: Registry | None = None, **kwargs):
         super().__init__(index, **kwargs)
@@ -337,6 +339,16 @@ class PublishWheel(MasterStep):
         elsewhere = [n for n, e in extra.get("built_against", {}).items() if e["from"] != "farm"]
         if elsewhere:  # the farm had no wheel of these yet: the record says so too
             self.descriptionDone.append(f"built against {', '.join(elsewhere)} not from the farm")
+        entry = (self.registry.packages if self.registry is not None else {}).get(
+            canonicalize_name(self.getProperty("package") or "")
+        )
+        missing = undeclared_pins(extra.get("pins", []), entry.depends if entry else ())
+        if missing:
+            # published all the same; but a new ABI of these would not rebuild this package
+            self.reason = (
+                f"pinned to {', '.join(missing)}: not in its depends, so cascades miss this edge"
+            )
+            return WARNINGS
         return SUCCESS
 
 
@@ -382,6 +394,12 @@ class VerifyWheel(PublishWheel):
 def _sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def undeclared_pins(pins: list[str], depends) -> list[str]:
+    """The packages a wheel is pinned to that its registry entry does not `depends` on."""
+    names = [canonicalize_name(Requirement(p).name) for p in pins]
+    return [n for n in names if n not in {canonicalize_name(d) for d in depends}]
 
 
 def _pinned(wheel: Path, build_env: dict, packages: dict, package: str) -> tuple[Path, dict]:
