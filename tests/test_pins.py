@@ -46,6 +46,12 @@ def test_pin_arithmetic(abi, version, own, want):
     assert SpecifierSet(pin.specifier).contains(version, prereleases=True)
 
 
+def test_a_pinned_build_of_the_dependency_pins_its_public_version():
+    pin = pin_for("a", "2.0+c.1.0", "major", export_rule("major", None), SpecifierSet(">=1"))
+    assert (pin.specifier, pin.built_against) == (">=2.0,<3", "2.0")
+    assert pins.local_label([pin]) == "a.2.0"
+
+
 def test_own_rule_instead_of_the_default():
     # numpy's C API: built against 2.0.1, runs on numpy 1.25 and later 2.x
     rule = export_rule("major", ">=1.25,<{next_major}")

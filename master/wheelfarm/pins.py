@@ -167,7 +167,12 @@ def intersect(*specs: SpecifierSet) -> str:
 def pin_for(
     name: str, version: str, abi: str | None, rule: str, own: SpecifierSet | None = None
 ) -> Pin:
-    """The pin of a build against `name` `version`, with B's own requirement `own`."""
+    """The pin of a build against `name` `version`, with B's own requirement `own`.
+
+    A local label of `version` (A's own pinned build, `2.0+c.1.0`) is left out: A's ABI
+    is its public version's, and `>=` clauses cannot hold a local version.
+    """
+    version = Version(version).public
     exported = render(rule, version)
     if not exported.contains(version, prereleases=True):
         raise PinError(f"{name}'s export rule {rule!r} excludes {version}, built against")
