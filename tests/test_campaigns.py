@@ -91,6 +91,18 @@ def test_rollout_nodes_and_records_round_trip(tmp_path):
     assert store.load("../etc") is None
 
 
+def test_a_verify_rollout_waits_for_nothing(tmp_path):
+    registry, graph = diamond(tmp_path)
+    rollout = Rollout("check", "", ("3.12",), ("linux-x86_64",), None, None, 3, verify=True)
+    campaign = rollout_campaign(registry, graph, rollout, ["linux-x86_64"])
+    assert campaign.verify and len(campaign.nodes) == 5
+    assert all(node.parents == [] for node in campaign.nodes.values())
+    assert sorted(campaign.ready()) == sorted(campaign.nodes)
+    store = CampaignStore(tmp_path / "campaigns")
+    store.save(campaign)
+    assert store.load(campaign.id).verify
+
+
 def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     store = CampaignStore(tmp_path / "campaigns")
 
@@ -127,3 +139,22 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     store.save(campaign)
     fixed = {**record("1.2", "3"), "project": "right", "filename": "right-1.2-py3-none-any.whl"}
     assert cascade_action([], fixed, None, store) == "resume"
+
+
+def test_rollouts_file_reads_verify(tmp_path):
+    from wheelfarm.problems import ValidationError
+    from wheelfarm.rollouts import load_rollouts
+
+    path = tmp_path / "rollouts.yaml"
+    path.write_text("schema: 1\nrollouts:\n  - {name: check, verify: true}\n  - {name: py}\n")
+    check, py = load_rollouts(path, {"a"})
+    assert check.verify is True and py.verify is False
+    path.write_text("schema: 1\nrollouts:\n  - name: check\n    verify: sometimes\n")
+    try:
+        load_rollouts(path, {"a"})
+    except ValidationError as e:
+        assert [str(p) for p in e.problems] == [
+            f"{path}:4: rollouts[0].verify: expected true or false, got string"
+        ]
+    else:
+        raise AssertionError("verify: sometimes was accepted")

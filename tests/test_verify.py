@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 
-from wheelfarm.verify import record_verification, verifications, wheel_differences
+from wheelfarm.verify import main, record_verification, share, verifications, wheel_differences
 from wheelmaker import make_wheel
 
 
@@ -32,3 +32,25 @@ def test_verifications_keep_the_latest_per_wheel(tmp_path):
         f.write('{"wheel": "cut')  # a master that died writing
     found = verifications(tmp_path, "DEMO")
     assert {k: v["reproducible"] for k, v in found.items()} == {"a.whl": True, "b.whl": True}
+
+
+def test_the_share_of_reproducible_packages(tmp_path, capsys):
+    index = tmp_path / "index"
+    record_verification(index, "a", {"wheel": "a1.whl", "reproducible": True, "differ": []})
+    record_verification(index, "b", {"wheel": "b1.whl", "reproducible": True, "differ": []})
+    record_verification(index, "b", {"wheel": "b2.whl", "reproducible": False, "differ": ["x"]})
+    found = share(index, ["a", "b", "c"])
+    assert found == {
+        "packages": 3,
+        "verified": 2,
+        "reproducible": 1,
+        "not_reproducible": {"b": {"b2.whl": ["x"]}},
+    }
+    registry = tmp_path / "packages.yaml"
+    registry.write_text("schema: 1\npackages:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n")
+    assert main(["--registry", str(registry), "--index", str(index)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "1 of 2 verified packages reproducible (50%); 1 of 3 not verified",
+        "not reproducible: b: b2.whl: x",
+    ]

@@ -84,6 +84,7 @@ class Campaign:
     nodes: dict[str, Node]
     rebuild: bool = False  # build even what the index has (a cascade: new ABI upstream)
     toolchain: str | None = None  # a rollout's toolchain generation
+    verify: bool = False  # a rollout of verify builds (steps.VerifyWheel): nothing published
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     orchestrated_by: int | None = None  # the build request running it: resumed by its retry
@@ -221,7 +222,8 @@ def rollout_campaign(
                 deps = [node_key(d, platform, python) for d in sorted(parents[name])]
                 nodes[node_key(name, platform, python)] = Node(name, platform, python, deps)
     for node in nodes.values():  # a dependency the rollout does not build is not waited for
-        node.parents = [p for p in node.parents if p in nodes]
+        # verify builds publish nothing: none waits for another
+        node.parents = [p for p in node.parents if p in nodes and not rollout.verify]
     return Campaign(
         id=f"rollout-{rollout.name}-{time.strftime('%Y%m%d%H%M%S')}",
         kind="rollout",
@@ -230,6 +232,7 @@ def rollout_campaign(
         max_in_flight=rollout.max_in_flight,
         nodes=nodes,
         toolchain=rollout.toolchain,
+        verify=rollout.verify,
     )
 
 
@@ -397,6 +400,8 @@ class RunCampaign(buildstep.BuildStep):
             rebuild=campaign.rebuild,
         )
         request.update(campaign=campaign.id, reason=campaign.cause)
+        if campaign.verify:
+            request.update(verify=True, publish=False, rebuild=True)
         if campaign.toolchain:
             request["toolchain_key"] = f"{PLATFORMS[node.platform].policy}/{campaign.toolchain}"
         props = Properties()

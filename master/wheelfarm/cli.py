@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import plan  # only this subcommand needs the graph code
 
         return plan.main(argv[1:])
+    if argv and argv[0] == "reproducible":
+        from . import verify
+
+        return verify.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="wheelfarm", description="a community build farm for PyPI"
     )
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="validate packages.yaml and workers/ (see `wheelfarm check -h`)")
     sub.add_parser("plan", help="print the cascade a new ABI of a package causes (`plan -h`)")
     sub.add_parser("worker-password", help="make a worker's password (`worker-password -h`)")
+    sub.add_parser("reproducible", help="share of packages whose verify builds gave the same bytes")
     up = sub.add_parser("up", help="start a local farm and build the registry for this machine")
     up.add_argument("--python", help="Python version to build for (default: this one)")
     up.add_argument("--rebuild", action="store_true", help="rebuild what is already built")

@@ -69,3 +69,55 @@ def verifications(index_root: Path, project: str) -> dict[str, dict[str, Any]]:
         if isinstance(entry, dict) and isinstance(entry.get("wheel"), str):
             latest[entry["wheel"]] = entry
     return latest
+
+
+def share(index_root: Path, projects: list[str]) -> dict[str, Any]:
+    """The registry's share of reproducible packages, from the latest verify builds.
+
+    A package counts when some wheel of it was verified; it is reproducible when the
+    latest verification of every verified wheel found the same bytes.
+    """
+    verified, reproducible, not_reproducible = [], [], {}
+    for project in projects:
+        latest = verifications(index_root, project)
+        if not latest:
+            continue
+        verified.append(project)
+        bad = {w: e.get("differ", []) for w, e in sorted(latest.items()) if not e["reproducible"]}
+        if bad:
+            not_reproducible[project] = bad
+        else:
+            reproducible.append(project)
+    return {
+        "packages": len(projects),
+        "verified": len(verified),
+        "reproducible": len(reproducible),
+        "not_reproducible": not_reproducible,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`wheelfarm reproducible`: the share of the registry's packages whose verify builds
+    gave the same bytes (start a verify rollout first)."""
+    import argparse
+
+    from .registry import load_registry
+
+    repo = Path(__file__).resolve().parents[2]
+    parser = argparse.ArgumentParser(prog="wheelfarm reproducible", description=main.__doc__)
+    parser.add_argument("--registry", type=Path, default=repo / "packages.yaml")
+    parser.add_argument("--index", type=Path, default=repo / ".farm" / "master" / "index")
+    args = parser.parse_args(argv)
+    registry = load_registry(args.registry)
+    names = [n for n, p in registry.packages.items() if p.skip is None]
+    found = share(args.index, names)
+    verified = found["verified"]
+    percent = f" ({100 * found['reproducible'] / verified:.0f}%)" if verified else ""
+    print(
+        f"{found['reproducible']} of {verified} verified packages reproducible{percent}; "
+        f"{found['packages'] - verified} of {found['packages']} not verified"
+    )
+    for project, wheels in found["not_reproducible"].items():
+        for wheel, differ in wheels.items():
+            print(f"not reproducible: {project}: {wheel}: {', '.join(differ)}")
+    return 0
