@@ -91,6 +91,18 @@ def test_rollout_nodes_and_records_round_trip(tmp_path):
     assert store.load("../etc") is None
 
 
+def test_a_verify_rollout_waits_for_nothing(tmp_path):
+    registry, graph = diamond(tmp_path)
+    rollout = Rollout("check", "", ("3.12",), ("linux-x86_64",), None, None, 3, verify=True)
+    campaign = rollout_campaign(registry, graph, rollout, ["linux-x86_64"])
+    assert campaign.verify and len(campaign.nodes) == 5
+    assert all(node.parents == [] for node in campaign.nodes.values())
+    assert sorted(campaign.ready()) == sorted(campaign.nodes)
+    store = CampaignStore(tmp_path / "campaigns")
+    store.save(campaign)
+    assert store.load(campaign.id).verify
+
+
 def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     store = CampaignStore(tmp_path / "campaigns")
 
@@ -110,6 +122,16 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     assert cascade_action([], breaks, "major", store) is None  # a first release
     rebuilt = dict(breaks, filename="base-2.0-1-cp312-cp312-linux_x86_64.whl")
     assert cascade_action([old, breaks], rebuilt, "major", store) is None  # not a new release
+    pinned = dict(breaks, version="2.0+abicore.1.0", filename="base-2.0+abicore.1.0-cp312-x.whl")
+    assert cascade_action([old, breaks], pinned, "major", store) is None  # a rebuild of 2.0
+    # a backfill of an old version (0.9 or 1.5 while 2.0 is published) starts nothing,
+    # whenever it is added
+    backfill, between = record("0.9", "3"), record("1.5", "3")
+    assert cascade_action([old, breaks], backfill, "major", store) is None
+    assert cascade_action([old, breaks], between, "major", store) is None
+    # the previous *version* decides, not the last wheel added
+    assert cascade_action([breaks, backfill], record("2.1", "4"), "major", store) is None
+    assert cascade_action([old, backfill], record("3.0", "4"), "major", store) == "cascade"
 
     registry, graph = diamond(tmp_path)
     campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)
@@ -117,3 +139,22 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
     store.save(campaign)
     fixed = {**record("1.2", "3"), "project": "right", "filename": "right-1.2-py3-none-any.whl"}
     assert cascade_action([], fixed, None, store) == "resume"
+
+
+def test_rollouts_file_reads_verify(tmp_path):
+    from wheelfarm.problems import ValidationError
+    from wheelfarm.rollouts import load_rollouts
+
+    path = tmp_path / "rollouts.yaml"
+    path.write_text("schema: 1\nrollouts:\n  - {name: check, verify: true}\n  - {name: py}\n")
+    check, py = load_rollouts(path, {"a"})
+    assert check.verify is True and py.verify is False
+    path.write_text("schema: 1\nrollouts:\n  - name: check\n    verify: sometimes\n")
+    try:
+        load_rollouts(path, {"a"})
+    except ValidationError as e:
+        assert [str(p) for p in e.problems] == [
+            f"{path}:4: rollouts[0].verify: expected true or false, got string"
+        ]
+    else:
+        raise AssertionError("verify: sometimes was accepted")

@@ -223,6 +223,11 @@ def test_find_matches_what_a_build_would_make(tmp_path):
     ]
     assert found("pure", toolchain_key="k2") == ["pure-1.1-py3-none-any.whl"]
     assert found("unknown") == [] and found("..") == []
+    # a pinned rebuild (pins.py) is a wheel of its public version
+    index.add(make_wheel(src, "pinned", "1.0+abicore.2.0"), RECORD)
+    assert found("pinned", version="1.0") == ["pinned-1.0+abicore.2.0-py3-none-any.whl"]
+    assert found("pinned", version="1.0+abicore.2.0") != []
+    assert found("pinned", version="1.0+abicore.1.0") == []
 
 
 def test_records_follow_adds_made_by_another_index_object(tmp_path):

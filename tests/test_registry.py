@@ -416,6 +416,39 @@ def test_every_abi_value_allowed(tmp_path, abi):
     assert load_registry(write(tmp_path, text)).packages["a"].abi == abi
 
 
+def test_run_exports(tmp_path):
+    text = (
+        "schema: 1\npackages:\n  - name: numpy\n    abi: major\n"
+        "    run_exports: '>=1.25,<{next_major}'\n  - {name: b}\n"
+    )
+    reg = load_registry(write(tmp_path, text))
+    assert reg.packages["numpy"].run_exports == ">=1.25,<{next_major}"
+    assert reg.packages["b"].run_exports is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("'>={verison}'", "unknown placeholder {verison} in '>={verison}' (known: {version}, "),
+        ("'at least {version}'", "'at least {version}' is not a version specifier"),
+        ("'>={version'", "unbalanced braces in '>={version'"),
+        ("['>=1']", "expected a string, got list"),
+    ],
+)
+def test_bad_run_exports(tmp_path, value, message):
+    path, found = problems(tmp_path, f"  - name: a\n    abi: major\n    run_exports: {value}\n")
+    assert len(found) == 1 and found[0].startswith(f"{path}:5: packages[0].run_exports: ")
+    assert message in found[0]
+
+
+def test_run_exports_with_abi_none(tmp_path):
+    path, found = problems(tmp_path, "  - name: a\n    abi: none\n    run_exports: '>=1'\n")
+    assert found == [
+        f"{path}:5: packages[0].run_exports: abi: none means nothing is built against this "
+        "package's ABI: remove run_exports or set abi"
+    ]
+
+
 @pytest.mark.parametrize(
     "handle", ["-octocat", "octo--cat", "octocat-", "a" * 40, "octo_cat", "@octocat"]
 )
@@ -530,10 +563,14 @@ def test_json_schema_accepts_a_valid_registry_and_refuses_mistakes():
         {"name": "a", "test": {"command": "pytest"}},
         {"name": "a", "build": {"env": {"1X": "y"}}},
         {"name": "a", "skip": " "},
+        {"name": "a", "run_exports": ">={verison}"},
+        {"name": "a", "run_exports": ">={version"},
         {"versions": "latest"},
     ):
         assert not validator.is_valid({"schema": 1, "packages": [bad]}), bad
     assert not validator.is_valid({"schema": 2, "packages": []})
+    good = {"name": "numpy", "run_exports": ">=1.25,<{next_major}"}
+    assert validator.is_valid({"schema": 1, "packages": [good]})
 
 
 def test_skip_imports_must_be_module_names(tmp_path):

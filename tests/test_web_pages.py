@@ -121,6 +121,28 @@ def test_pages_escape_what_builds_report(tmp_path):
     assert "'><script>" not in listing and "4 packages" in listing
 
 
+def test_package_page_shows_a_wheels_abi_pins(tmp_path):
+    from wheelfarm.index import Index
+    from wheelmaker import make_wheel
+
+    reg = registry(tmp_path)
+    index = Index(tmp_path / "index")
+    tag = "cp311-cp311-manylinux_2_28_x86_64"
+    wheel = make_wheel(tmp_path / "w", "half", "1.0+abicore.2.0", tag=tag)
+    index.add(wheel, {"pins": ["abicore>=2.0,<3"]})
+    records = StatusRecords()
+    records.add(row("half", BUILT, wheel=wheel.name))
+    page = package_page(reg.packages["half"], records, {}, index).decode()
+    assert "<span class='pins'>requires abicore&gt;=2.0,&lt;3</span>" in page
+    # and what the latest verify build of it said
+    from wheelfarm.verify import record_verification
+
+    result = {"wheel": wheel.name, "reproducible": False, "differ": ["half/_x.so"]}
+    record_verification(index.root, "half", {**result, "build_url": "http://farm/#/b/9"})
+    page = package_page(reg.packages["half"], records, {}, index).decode()
+    assert "href='http://farm/#/b/9'>not reproducible: half/_x.so differ</a>" in page
+
+
 def test_badges_are_svg_coloured_by_status():
     for status, colour in BADGE_COLOURS.items():
         svg = ET.fromstring(badge_svg(status))

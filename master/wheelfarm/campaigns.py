@@ -84,6 +84,7 @@ class Campaign:
     nodes: dict[str, Node]
     rebuild: bool = False  # build even what the index has (a cascade: new ABI upstream)
     toolchain: str | None = None  # a rollout's toolchain generation
+    verify: bool = False  # a rollout of verify builds (steps.VerifyWheel): nothing published
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     orchestrated_by: int | None = None  # the build request running it: resumed by its retry
@@ -221,7 +222,8 @@ def rollout_campaign(
                 deps = [node_key(d, platform, python) for d in sorted(parents[name])]
                 nodes[node_key(name, platform, python)] = Node(name, platform, python, deps)
     for node in nodes.values():  # a dependency the rollout does not build is not waited for
-        node.parents = [p for p in node.parents if p in nodes]
+        # verify builds publish nothing: none waits for another
+        node.parents = [p for p in node.parents if p in nodes and not rollout.verify]
     return Campaign(
         id=f"rollout-{rollout.name}-{time.strftime('%Y%m%d%H%M%S')}",
         kind="rollout",
@@ -230,6 +232,7 @@ def rollout_campaign(
         max_in_flight=rollout.max_in_flight,
         nodes=nodes,
         toolchain=rollout.toolchain,
+        verify=rollout.verify,
     )
 
 
@@ -397,6 +400,8 @@ class RunCampaign(buildstep.BuildStep):
             rebuild=campaign.rebuild,
         )
         request.update(campaign=campaign.id, reason=campaign.cause)
+        if campaign.verify:
+            request.update(verify=True, publish=False, rebuild=True)
         if campaign.toolchain:
             request["toolchain_key"] = f"{PLATFORMS[node.platform].policy}/{campaign.toolchain}"
         props = Properties()
@@ -427,7 +432,10 @@ def cascade_action(
     """What a newly published wheel means downstream: "cascade", "resume" or nothing.
 
     A cascade needs a new release (no other wheel of this version for this
-    platform and Python) whose ABI key differs from the last one published.
+    platform and Python) that is the newest published one (a backfill of an old
+    version never starts one) and whose ABI key differs from the previous
+    version's. Versions compare without their local label (`1.0+abicore.2.0`, see
+    pins.py): it marks a rebuild, not a release.
     """
     platform, python = published["platform"], published["python"]
     mine = [
@@ -438,14 +446,14 @@ def cascade_action(
         and r["filename"] != published["filename"]
     ]
     pure = published["filename"].endswith("-any.whl")
-    new_key = abi_key(abi, published["version"], pure)
-    same_version = [r for r in mine if Version(r["version"]) == Version(published["version"])]
-    older = sorted(
-        (r for r in mine if Version(r["version"]) != Version(published["version"])),
-        key=lambda r: r.get("added_at", ""),
-    )
-    if new_key is not None and not same_version and older:
-        if abi_key(abi, older[-1]["version"], pure) != new_key:
+    version = Version(Version(published["version"]).public)
+    new_key = abi_key(abi, str(version), pure)
+    others = [Version(Version(r["version"]).public) for r in mine]
+    same_version = version in others
+    backfill = any(v > version for v in others)
+    older = sorted(v for v in others if v < version)
+    if new_key is not None and not same_version and not backfill and older:
+        if abi_key(abi, str(older[-1]), pure) != new_key:
             return "cascade"
     key = node_key(published["project"], platform, python)
     if any(c.nodes.get(key) and c.nodes[key].state == FAILED for c in store.all()):

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import check, passwords, plan
+from . import check, passwords, plan, verify
 from .localfarm import DEFAULT_REGISTRY, LocalFarm, local_pythons
 from .platforms import SUPPORTED_PYTHONS, host_platform
 from .registry import Package, Registry, ValidationError, load_registry
@@ -186,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         "--registry", type=Path, help="the package registry (default: packages.yaml)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in (("check", check), ("plan", plan), ("worker-password", passwords)):
+    commands = (
+        ("check", check),
+        ("plan", plan),
+        ("worker-password", passwords),
+        ("reproducible", verify),
+    )
+    for name, module in commands:
         command = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
         module.add_arguments(command)
         command.set_defaults(func=module.run)

@@ -153,14 +153,16 @@ class Index:
     ) -> list[dict[str, Any]]:
         """Records of wheels that match every filter given (None: any).
 
-        python "X.Y": the wheel's tags install on CPython X.Y. platform: the farm
-        platform in the record; a wheel tagged for `any` platform matches every one.
+        version: a version without a local label also finds its pinned rebuilds
+        (`1.0+abicore.1.0`). python "X.Y": the wheel's tags install on CPython X.Y.
+        platform: the farm platform in the record; a wheel tagged for `any` platform
+        matches every one.
         """
         want = Version(version) if version is not None else None
         found = []
         for record in self.records(project):
             tags = parse_wheel_filename(record["filename"])[3]
-            if want is not None and Version(record["version"]) != want:
+            if want is not None and _version_of(record, want) != want:
                 continue
             if sdist_sha256 is not None and record.get("sdist_sha256") != sdist_sha256:
                 continue
@@ -270,6 +272,13 @@ class Index:
             if fcntl is not None:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _version_of(record: dict[str, Any], want: Version) -> Version:
+    """The record's version; without its local label (a pinned rebuild, see pins.py) when
+    `want` has none: `1.0+abicore.1.0` is a build of 1.0."""
+    version = Version(record["version"])
+    return version if want.local is not None else Version(version.public)
 
 
 def parse_filename(filename: str) -> tuple[NormalizedName, Version, tuple, frozenset[Tag]]:

@@ -34,6 +34,7 @@ from .status import (
     Row,
     StatusRecords,
 )
+from .verify import verifications
 
 # A package's (and a target's) status, worst first.
 PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED = (
@@ -262,6 +263,8 @@ def _cell(
     sha: dict[str, str],
     up: str,
     isolated: dict[str, str] | None = None,
+    pins: dict[str, list[str]] | None = None,
+    verified: dict[str, dict] | None = None,
 ) -> str:
     colour = COLOURS.get(target_status, "#9e9e9e")
     parts = [target_status if by is None else f"blocked by {_e(by)}"]
@@ -281,6 +284,16 @@ def _cell(
                 parts.append(f"<span class='sha'>sha256:{sha[row.wheel]}</span>")
             if isolated and row.wheel in isolated:
                 parts.append(f"<span class='isolation'>isolated: {_e(isolated[row.wheel])}</span>")
+            if pins and pins.get(row.wheel):  # ABI pins (pins.py) written into its METADATA
+                shown = ", ".join(_e(p) for p in pins[row.wheel])
+                parts.append(f"<span class='pins'>requires {shown}</span>")
+            check = (verified or {}).get(row.wheel)
+            if check:  # the latest verify build of this wheel (verify.py)
+                said = "reproducible" if check.get("reproducible") else "not reproducible"
+                if check.get("differ"):
+                    said += ": " + ", ".join(str(d) for d in check["differ"][:5]) + " differ"
+                link = check.get("build_url") or ""
+                parts.append(f"<a class='verify' href='{_e(link)}'>{_e(said)}</a>")
             parts.append(f"<a href='{up}simple/{project}/{wheel}.json'>build record</a>")
     return (
         f"<td class='cell {target_status.replace(' ', '-')}' style='background:{colour}'>"
@@ -316,15 +329,19 @@ def package_page(
 ) -> bytes:
     up = "../../"
     rows = records.rows(package.name)
-    sha, isolated = {}, {}
+    sha, isolated, pins, verified = {}, {}, {}, {}
     if index is not None:
         wheels = index.cached_records(package.name)
         sha = {r["filename"]: r.get("sha256", "") for r in wheels}
         isolated = {r["filename"]: isolation_text(r) for r in wheels}
+        pins = {r["filename"]: r.get("pins") or [] for r in wheels}
+        verified = verifications(index.root, package.name)
     found = targets(package, rows, blocked, served)
     state = overall(package, found)
     now = {
-        (t.platform, t.python): _cell(t.status, t.row, t.blocked_by, sha, up, isolated)
+        (t.platform, t.python): _cell(
+            t.status, t.row, t.blocked_by, sha, up, isolated, pins, verified
+        )
         for t in found
     }
     badge = f"{up}badges/{quote(package.name)}.svg"
@@ -343,7 +360,7 @@ def package_page(
     for row in sorted(rows, key=lambda r: r.finished_at):
         status = {BUILT: PKG_BUILT, SKIPPED_ROW: PKG_BUILT, FAILED: PKG_FAILED}
         by_version.setdefault(row.version, {})[(row.platform, row.python)] = _cell(
-            status.get(row.status, row.status), row, None, sha, up, isolated
+            status.get(row.status, row.status), row, None, sha, up, isolated, pins, verified
         )
     for version in sorted(by_version, key=_version_key, reverse=True):
         title = f"version {version}" if version else "version not resolved"

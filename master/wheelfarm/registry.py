@@ -11,6 +11,7 @@
         test: {requires: [pytest], command: [python, -m, pytest, --pyargs, markupsafe]}
         depends: [six]                # other registry packages
         abi: minor                    # major, minor, every-release or none
+        run_exports: ">=1.25,<{next_major}"  # what wheels built against it require of it
         maintainers: [octocat]        # GitHub handles
         skip: "needs libfoo"          # the reason it is not built
 
@@ -35,7 +36,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import graph, safeyaml
+from . import graph, pins, safeyaml
 from .fields import SCHEMA_VERSION, Fields, did_you_mean, unknown_platform, unsupported_python
 from .platforms import PLATFORMS, SUPPORTED_PYTHONS
 from .problems import FieldPath
@@ -51,6 +52,7 @@ KEYS = (
     "test",
     "depends",
     "abi",
+    "run_exports",
     "maintainers",
     "skip",
 )
@@ -116,6 +118,9 @@ class Package:
     maintainers: tuple[str, ...]
     skip: str | None
     line: int  # of the entry in the file
+    # what a wheel built against this package requires of it (pins.py); None: the
+    # default of its `abi`
+    run_exports: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,14 @@ def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) 
         maintainers=key("maintainers", strings, (), check=_handle_error),
         skip=key("skip", string, None, check=_skip_error),
         line=fields.doc.line(path),
+        run_exports=key("run_exports", string, None, check=pins.rule_error),
     )
+    if package.run_exports is not None and package.abi == "none":
+        fields.error(
+            (*path, "run_exports"),
+            "abi: none means nothing is built against this package's ABI: "
+            "remove run_exports or set abi",
+        )
     return package if name else None
 
 
@@ -456,6 +468,14 @@ def json_schema() -> dict[str, Any]:
                 {"pattern": _NAME_PATTERN}, "Registry packages this one builds or runs against."
             ),
             "abi": {"enum": list(ABI_KINDS), "description": "Which version change breaks the ABI."},
+            "run_exports": {
+                "type": "string",
+                "pattern": r"^[^{}]*(\{(version|major|minor|next_major|next_minor)\}[^{}]*)*$",
+                "description": "What a compiled wheel built against this package requires of it,"
+                ' instead of the default of `abi` (minor: ">={version},<{next_minor}"), e.g.'
+                ' ">=1.25,<{next_major}". Placeholders: {version} {major} {minor}'
+                " {next_major} {next_minor}.",
+            },
             "maintainers": strings({"pattern": f"^{GITHUB_HANDLE.pattern}$"}, "GitHub handles."),
             "skip": {
                 "type": "string",

@@ -9,6 +9,7 @@
         packages: all              # or a list of registry packages
         toolchain: "2026.12"       # optional: a new toolchain generation (rebuilds all)
         max_in_flight: 50          # builds queued at once (default 50)
+        verify: true               # optional: verify builds (publish nothing, compare)
 
 Nodes are released in dependency order, `max_in_flight` at a time, so a rollout
 over 15,000 packages never floods Buildbot's queue.
@@ -29,7 +30,16 @@ from . import safeyaml
 from .fields import Fields, unknown_platform, unsupported_python
 from .problems import FieldPath
 
-KEYS = ("name", "description", "python", "platforms", "packages", "toolchain", "max_in_flight")
+KEYS = (
+    "name",
+    "description",
+    "python",
+    "platforms",
+    "packages",
+    "toolchain",
+    "max_in_flight",
+    "verify",
+)
 NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 
 
@@ -42,6 +52,7 @@ class Rollout:
     packages: tuple[str, ...] | None  # None: all (normalised names)
     toolchain: str | None
     max_in_flight: int
+    verify: bool = False  # verify builds: build again, compare with the index, publish nothing
 
 
 def load_rollouts(path: str | os.PathLike[str], known_packages: set[str]) -> list[Rollout]:
@@ -80,6 +91,7 @@ def _read(fields: Fields, path: FieldPath, value: Any, known: set[str]) -> Rollo
         packages=tuple(canonicalize_name(p) for p in packages) if packages else None,
         toolchain=key("toolchain", fields.string, None),
         max_in_flight=key("max_in_flight", fields.positive, 50),
+        verify=key("verify", fields.boolean, False),
     )
 
 

@@ -20,7 +20,15 @@ from .platforms import PLATFORMS
 from .registry import Package, Registry
 
 # Requests are the same work only when all of these match (see collapse_same_target).
-TARGET_PROPERTIES = ("package", "version_spec", "platform", "python", "rebuild", "publish")
+TARGET_PROPERTIES = (
+    "package",
+    "version_spec",
+    "platform",
+    "python",
+    "rebuild",
+    "publish",
+    "verify",
+)
 
 
 def request_properties(
@@ -142,6 +150,11 @@ class PackageForceScheduler(KeepsFarmArgs, schedulers.ForceScheduler):
                     strict=True,
                 ),
                 util.BooleanParameter(name="rebuild", label="Rebuild even if built", default=False),
+                util.BooleanParameter(
+                    name="verify",
+                    label="Verify: build again, publish nothing, compare with the published wheel",
+                    default=False,
+                ),
             ],
         )
         kwargs.setdefault("codebases", [_hidden_codebase()])
@@ -208,6 +221,8 @@ class PackageForceScheduler(KeepsFarmArgs, schedulers.ForceScheduler):
                 rebuild=bool(props.getProperty("rebuild")),
             )
             properties.update(owner=owner, reason=reason)
+            if props.getProperty("verify"):  # steps.VerifyWheel: compare, never publish
+                properties.update(verify=True, publish=False, rebuild=True)
             bb_props = Properties()
             bb_props.update(properties, "Force Build Form")
             made.append(

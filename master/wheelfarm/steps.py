@@ -15,6 +15,7 @@ shows as skipped; `rebuild` forces it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from buildbot.process import build, buildstep, remotecommand, remotetransfer
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
 from buildbot.steps.transfer import makeStatusRemoteCommand
 from buildbot.worker.protocols.base import FileWriterImpl
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -36,10 +38,12 @@ from twisted.internet import defer, reactor, threads
 from .campaigns import ORCHESTRATE, CampaignStore, cascade_action
 from .graph import undeclared_dependencies
 from .index import Index, IndexConflict, InvalidWheel, read_metadata
+from .pins import PinError, built_against, pin_wheel
 from .platforms import PLATFORMS
 from .pypi import ResolveError, resolve_sdist
 from .registry import Registry
 from .toollock import worker_lock
+from .verify import record_verification, wheel_differences
 
 FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
 SDIST_DIR = "sdist"
@@ -283,6 +287,8 @@ class ResolveSdist(MasterStep):
         yield log.addStdout(json.dumps(sdist.__dict__, indent=2) + "\n")
         self.descriptionDone = [f"{package} {sdist.version}"]
         built = []
+        if self.getProperty("verify"):
+            self.descriptionDone = [f"{package} {sdist.version}: verify"]
         if not self.getProperty("rebuild"):
             built = yield self.in_thread(
                 self.index.find,
@@ -377,9 +383,26 @@ class CheckMetadata(MasterStep):
 
 
 class PublishWheel(MasterStep):
-    """Add the checked wheel to the farm's index, with its build record."""
+    """Add the checked wheel to the farm's index, with its build record.
+
+    The record lists the registry packages of the build environment (farmtool's
+    facts: version, and the farm's wheel with its sha256); a compiled wheel built
+    against packages with an ABI is published pinned to it (pins.py).
+    """
 
     name = "publish"
+    warnOnWarnings = True
+
+    def __init__(self, index: Index, registry: Registry | None = None, **kwargs):
+        super().__init__(index, **kwargs)
+        self.registry = registry
+
+    def pinning(self, wheel: Path):
+        """Deferred (wheel to publish, what its record says of it): pinned when it must be."""
+        packages = self.registry.packages if self.registry is not None else {}
+        build_env = (self.getProperty("toolchain") or {}).get("build_env") or {}
+        package = self.getProperty("package")
+        return threads.deferToThread(_pinned, wheel, build_env, packages, package)
 
     @defer.inlineCallbacks
     def run(self):
@@ -405,7 +428,11 @@ class PublishWheel(MasterStep):
         }
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
-        wheel = wheels[0]
+        try:
+            wheel, extra = yield self.pinning(wheels[0])
+        except PinError as e:
+            return self.fail(f"publish refused: {e}")
+        record.update(extra)
         try:
             result = yield self.in_thread(self.index.add, wheel, record)
         except IndexConflict as e:
@@ -426,7 +453,82 @@ class PublishWheel(MasterStep):
         log = yield self.addLog("record")
         yield log.addStdout(json.dumps(result.record, indent=2) + "\n")
         self.descriptionDone = [f"published {wheel.name} ({result})"]
+        elsewhere = [n for n, e in extra.get("built_against", {}).items() if e["from"] != "farm"]
+        if elsewhere:  # the farm had no wheel of these yet: the record says so too
+            self.descriptionDone.append(f"built against {', '.join(elsewhere)} not from the farm")
+        entry = (self.registry.packages if self.registry is not None else {}).get(
+            canonicalize_name(self.getProperty("package") or "")
+        )
+        missing = undeclared_pins(extra.get("pins", []), entry.depends if entry else ())
+        if missing:
+            # published all the same; but a new ABI of these would not rebuild this package
+            self.reason = (
+                f"pinned to {', '.join(missing)}: not in its depends, so cascades miss this edge"
+            )
+            return WARNINGS
         return SUCCESS
+
+
+class VerifyWheel(PublishWheel):
+    """A verify build: the wheel it would publish, compared with the one published.
+
+    Publishes nothing; says `reproducible` (same bytes) or which files differ, in its
+    summary, its `verify` log, the build's `verify` property and the project's
+    verification records (verify.py), which the package page shows.
+    """
+
+    name = "verify"
+    warnOnWarnings = True
+
+    @defer.inlineCallbacks
+    def run(self):
+        wheels = _incoming_wheels(self, self.index)
+        if len(wheels) != 1:
+            return self.fail(f"verify failed: expected one wheel, got {len(wheels)}")
+        try:
+            wheel, _ = yield self.pinning(wheels[0])
+        except PinError as e:
+            return self.fail(f"verify failed: {e}")
+        project = canonicalize_name(self.getProperty("package"))
+        published = self.index.root / project / wheel.name
+        if not published.is_file():
+            return self.fail(f"verify failed: the index has no {wheel.name} to compare with")
+        differ = yield threads.deferToThread(wheel_differences, published, wheel)
+        result = {"wheel": wheel.name, "reproducible": not differ, "differ": differ}
+        result["build_url"] = yield self.build.getUrl()
+        yield threads.deferToThread(record_verification, self.index.root, project, result)
+        self.setProperty("verify", result, "verify")
+        log = yield self.addLog("verify")
+        yield log.addStdout(json.dumps(result, indent=2) + "\n")
+        if not differ:
+            self.descriptionDone = [f"reproducible: {wheel.name}"]
+            return SUCCESS
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        self.reason = f"not reproducible: {wheel.name}: {shown} differ"
+        return WARNINGS
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def undeclared_pins(pins: list[str], depends) -> list[str]:
+    """The packages a wheel is pinned to that its registry entry does not `depends` on."""
+    names = [canonicalize_name(Requirement(p).name) for p in pins]
+    return [n for n in names if n not in {canonicalize_name(d) for d in depends}]
+
+
+def _pinned(wheel: Path, build_env: dict, packages: dict, package: str) -> tuple[Path, dict]:
+    built = built_against(build_env, packages, package)
+    if not built:
+        return wheel, {}
+    extra: dict = {"built_against": built}
+    pinned, pins = pin_wheel(wheel, built, packages, wheel.parent / "pinned")
+    if pins:
+        extra["pins"] = [p.requirement for p in pins]
+        extra["backend_wheel"] = {"filename": wheel.name, "sha256": _sha256(wheel)}
+    return pinned, extra
 
 
 def retag(wheel: Path, index: Index) -> Path:
@@ -650,6 +752,7 @@ def build_factory(
                 *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
                 *("--frontend", worker_lock().requirement("build")),
                 _repeat("--requires", "build_requires"),
+                *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 _pass_env,
                 _isolation,
                 _container_args,
@@ -680,7 +783,13 @@ def build_factory(
             masterdest=util.renderer(lambda props: incoming_dir(props, index)),
         ),
         CheckMetadata(index=index, registry=registry),
-        PublishWheel(index=index, doStepIf=publishing),
+        PublishWheel(index=index, registry=registry, doStepIf=publishing),
+        VerifyWheel(
+            index=index,
+            registry=registry,
+            doStepIf=lambda step: bool(step.getProperty("verify")),
+            hideStepIf=lambda results, step: results == SKIPPED,
+        ),
         CascadeCheck(index=index, store=store, doStepIf=publishing),
         steps.Trigger(
             name="start campaign",

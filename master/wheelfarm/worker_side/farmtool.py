@@ -894,13 +894,17 @@ def cmd_build(args: argparse.Namespace) -> None:
         farm_args = ["build", "--sdist-dir", relative_to_cwd(args.sdist_dir)]
         farm_args += ["--out", relative_to_cwd(args.out)]
         farm_args += [a for r in args.requires for a in ("--requires", r)]
+        farm_args += index_args(args, "--index-url", "--extra-index-url")
         names = [n for n in (*args.pass_env, "SOURCE_DATE_EPOCH") if n in os.environ]
         FACTS["isolation"] = f"container ({args.container_engine})"
         writable = [BUILD_ENV, BUILD_TOOL, BUILD_SRC, relative_to_cwd(args.out), ".home"]
-        in_container(args, farm_args + ["--frontend", args.frontend], names, writable=writable)
+        # the host's network: the farm's index may be on this machine's loopback
+        farm_args += ["--frontend", args.frontend]
+        in_container(args, farm_args, names, network="host", writable=writable)
         info = image_toolchain(args)
         info["build"] = installed_versions(Path(BUILD_TOOL)).get("build")
         info["build_deps"] = installed_versions(Path(BUILD_ENV))
+        info["build_env"] = build_env_facts(Path(BUILD_ENV), args.index_url)
         FACTS["toolchain"] = info
         FACTS["summary"] = (
             f"built {one_file(Path(args.out), '*.whl', 'wheel').name} in {args.image}"
@@ -955,13 +959,15 @@ def cmd_build(args: argparse.Namespace) -> None:
     system = declared_build_requires(src)
     if system is None:
         system = _strings(helper("system").get("requires"), "requires")
-    pip_install(python, [*system, *args.requires], "cannot install build requirements")
+    # The farm's own wheels first (what a cascade rebuilds against), then PyPI.
+    index = build_index_args(args)
+    pip_install(python, [*system, *args.requires], "cannot install build requirements", index)
     for _ in range(3):
         done = helper("wheel", str(out.absolute()))
         if "wheel" in done:
             break
         missing = _strings(done.get("missing"), "missing")
-        pip_install(python, missing, "cannot install build requirements")
+        pip_install(python, missing, "cannot install build requirements", index)
     else:
         fail(f"build failed: backend requirements stay missing: {', '.join(done['missing'])}")
     wheel = one_file(out, "*.whl", "wheel")
@@ -970,6 +976,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     info = toolchain()
     info["build"] = installed_versions(tool).get("build")  # the frontend, not the backend
     info["build_deps"] = installed_versions(Path(BUILD_ENV))
+    info["build_env"] = build_env_facts(Path(BUILD_ENV), args.index_url)
     FACTS["toolchain"] = info
     print("toolchain:", json.dumps(info, sort_keys=True))
     print(f"built {wheel.name}")
@@ -981,6 +988,102 @@ def _strings(value: object, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         fail(f"build failed: the build helper's {what} is not a list of strings")
     return value
+
+
+def index_args(args: argparse.Namespace, farm: str, pypi: str) -> list[str]:
+    """The index options of this command again (to pass them on), when given."""
+    found = []
+    if getattr(args, "index_url", None):
+        found += [farm, args.index_url]
+    if getattr(args, "extra_index_url", None):
+        found += [pypi, args.extra_index_url]
+    return found
+
+
+def build_index_args(args: argparse.Namespace) -> list[str]:
+    """Installer options: the farm's index first, then PyPI's, then the installer's default.
+
+    uv takes a package from the first index that has it, so a registry package the
+    farm has built comes from the farm; one it has not (yet) comes from PyPI (a
+    wheel, or its sdist built in this environment), and the build record says so.
+    The installer's default index stays last: where `--extra-index-url` is a test's
+    PyPI with only a few sdists, the build tools still come from the real one.
+    """
+    if not args.index_url:
+        return []
+    if which("uv"):
+        found = ["--index", args.index_url]
+        if args.extra_index_url:
+            found += ["--index", args.extra_index_url]
+        return found
+    # pip merges its indexes and takes the best version from any of them.
+    found = ["--extra-index-url", args.index_url]
+    if args.extra_index_url:
+        found += ["--extra-index-url", args.extra_index_url]
+    return found
+
+
+def _wheel_tags(filename: str) -> set[str]:
+    """`a-1.0-cp311-cp311-linux_x86_64.whl` -> {"cp311-cp311-linux_x86_64"}, expanded."""
+    parts = filename[: -len(".whl")].split("-")[-3:]
+    pythons, abis, platforms = (p.split(".") for p in parts)
+    return {f"{x}-{y}-{z}" for x in pythons for y in abis for z in platforms}
+
+
+def farm_wheel(index_url: str, name: str, metadata_sha256: str, tags: set[str]) -> dict | None:
+    """The farm's wheel whose METADATA is the installed one, with its sha256; None if none.
+
+    The installed METADATA is the wheel's byte for byte (installers copy it), and the
+    index publishes each wheel's METADATA sha256 (PEP 658) and tags (its name), so this
+    names the exact file that was installed without trusting any tool's output.
+    """
+    url = f"{index_url.rstrip('/')}/{name}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            page = json.load(response)
+    except OSError:  # 404: the farm has no wheel of it (HTTPError is an OSError)
+        return None
+    except ValueError:
+        return None
+    for entry in page.get("files", []):
+        filename = entry.get("filename", "")
+        meta = entry.get("core-metadata") or entry.get("dist-info-metadata") or {}
+        if not filename.endswith(".whl") or not isinstance(meta, dict):
+            continue
+        if meta.get("sha256") == metadata_sha256 and _wheel_tags(filename) == tags:
+            return {"wheel": filename, "sha256": entry.get("hashes", {}).get("sha256")}
+    return None
+
+
+def build_env_facts(venv: Path, index_url: str | None) -> dict[str, dict]:
+    """Each distribution in the build venv: version, wheel tags, and the farm's wheel it is.
+
+    `from: farm` with the wheel's name and sha256 when the farm's index has the wheel
+    that was installed; `from: elsewhere` otherwise (PyPI, or built from an sdist here).
+    """
+    import email.parser
+
+    facts: dict[str, dict] = {}
+    for info in sorted(venv.glob("**/site-packages/*.dist-info")):
+        try:
+            data = (info / "METADATA").read_bytes()
+            wheel_info = (info / "WHEEL").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        headers = email.parser.BytesParser().parsebytes(data, headersonly=True)
+        if not headers["Name"] or not headers["Version"]:
+            continue
+        name = re.sub(r"[-_.]+", "-", str(headers["Name"])).lower()
+        tags = set(re.findall(r"(?m)^Tag:\s*(\S+)\s*$", wheel_info))
+        digest = hashlib.sha256(data).hexdigest()
+        entry: dict = {"version": str(headers["Version"]), "tags": sorted(tags)}
+        entry["metadata_sha256"] = digest
+        found = farm_wheel(index_url, name, digest, tags) if index_url else None
+        entry.update(found or {})
+        entry["from"] = "farm" if found else "elsewhere"
+        facts[name] = entry
+    return facts
 
 
 def installed_versions(prefix: Path) -> dict[str, str]:
@@ -1212,7 +1315,55 @@ def cmd_repair(args: argparse.Namespace) -> None:
     if not any(tag_satisfies(t, args.policy) for t in wheel_platform_tags(repaired)):
         tags = ".".join(wheel_platform_tags(repaired))
         fail(f"policy violation: wheel needs {tags}, policy is {args.policy}")
-    print(f"repaired {repaired.name}")
+    epoch = normalise_wheel(repaired, wheel)
+    print(f"repaired {repaired.name} (zip normalised, timestamps {epoch})")
+
+
+def source_date_epoch(backend_wheel: Path) -> int:
+    """SOURCE_DATE_EPOCH, else the newest timestamp of the backend's wheel (which the
+    build made with the sdist's SOURCE_DATE_EPOCH): the same for every build of one sdist."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if value.isdigit():
+        return int(value)
+    with zipfile.ZipFile(backend_wheel) as zf:
+        stamps = [calendar.timegm((*i.date_time, 0, 0, -1)) for i in zf.infolist()]
+    return max(stamps, default=ZIP_EPOCH_MIN)
+
+
+ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest time a zip entry can say
+
+
+def normalise_wheel(wheel: Path, backend_wheel: Path) -> int:
+    """Rewrite a repaired wheel so that the same contents always give the same bytes.
+
+    Repair tools write a new zip with the current time: here every entry gets the
+    timestamp source_date_epoch() gives, permissions 0644 (0755 where any execute
+    bit was set), deflate, in sorted order with the .dist-info last and its RECORD
+    at the very end (as the wheel spec recommends). Contents and RECORD are unchanged.
+    """
+    import time
+
+    epoch = max(source_date_epoch(backend_wheel), ZIP_EPOCH_MIN)
+    stamp = time.gmtime(epoch)[:6]
+    with zipfile.ZipFile(wheel) as zf:
+        entries = [(i, zf.read(i)) for i in zf.infolist() if not i.is_dir()]
+
+    def order(name: str) -> tuple:
+        top = name.split("/")[0]
+        return (top.endswith(".dist-info"), name.endswith(".dist-info/RECORD"), name)
+
+    entries.sort(key=lambda e: order(e[0].filename))
+    tmp = wheel.with_name(wheel.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as out:
+        for info, data in entries:
+            new = zipfile.ZipInfo(info.filename, stamp)
+            mode = (info.external_attr >> 16) & 0o777
+            new.external_attr = (0o100755 if mode & 0o111 else 0o100644) << 16
+            new.compress_type = zipfile.ZIP_DEFLATED
+            new.create_system = 3  # unix, whatever machine did it
+            out.writestr(new, data)
+    tmp.replace(wheel)
+    return epoch
 
 
 def repair_auditwheel(wheel: Path, out: Path, policy: str) -> None:
@@ -1611,6 +1762,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--pass-env", action="append", default=[], help="variable to pass into the container"
     )
+    build.add_argument("--index-url", help="the farm's simple index (preferred)")
+    build.add_argument("--extra-index-url", help="PyPI's simple index")
     container(build)
     isolation(build)
     build.set_defaults(func=cmd_build)
