@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -53,6 +53,7 @@ class WorkerEntry:
     line: int  # of the entry in the file
     container: str | None = None  # docker or podman: build inside manylinux images
     downtime: tuple[Downtime, ...] = ()
+    file: str = field(default="", compare=False)  # the workers file that declares it
 
 
 def password_secret_name(name: str) -> str:
@@ -75,7 +76,7 @@ def load_workers(path: str | os.PathLike[str]) -> list[WorkerEntry]:
             continue
         workers[worker.name] = (i, worker)
     fields.raise_problems()
-    return [worker for _, worker in workers.values()]
+    return [replace(worker, file=os.fspath(path)) for _, worker in workers.values()]
 
 
 def load_worker_files(paths: list[str | os.PathLike[str]]) -> list[WorkerEntry]:
