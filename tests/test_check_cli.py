@@ -215,3 +215,15 @@ def test_worker_in_two_files(tmp_path):
         "more.yaml:3: workers[0].name: worker 'w1' is declared in two files: "
         "first in workers/workers.yaml:3\n"
     )
+
+
+def test_warnings_name_the_file_of_their_worker(tmp_path):
+    farm(tmp_path, workers=WORKER.format(name="w1", platform="linux-x86_64"))
+    (tmp_path / "more.yaml").write_text(
+        "schema: 1\nworkers:\n" + WORKER.format(name="w2", platform="windows-amd64"),
+        encoding="utf-8",
+    )
+    result = run(tmp_path, "packages.yaml", "--workers", "workers", "--workers-file", "more.yaml")
+    assert result.returncode == 0, result.stderr
+    [idle] = [line for line in result.stderr.splitlines() if "windows-amd64" in line]
+    assert idle.startswith("warning: more.yaml:3: workers[0].platform: ")

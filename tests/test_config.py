@@ -201,3 +201,14 @@ def test_worker_in_two_files_refused_with_both_places(tmp_path):
         f"{more}:8: workers[1].name: worker 'bob-mac' is declared in two files: "
         f"first in {tmp_path / 'workers.yaml'}:8",
     ]
+
+
+def test_a_value_that_can_only_fail_is_refused_by_the_master_too(tmp_path):
+    settings = farm_settings(tmp_path)
+    write_registry(settings.registry, "  - name: six\n    versions: '>=1,<0'\n")
+    with pytest.raises(ConfigErrors) as e:
+        build_config(tmp_path, settings)
+    assert e.value.errors == [
+        f"{settings.registry}:4: packages[0].versions: '>=1,<0' admits no version: "
+        "its bounds do not overlap"
+    ]

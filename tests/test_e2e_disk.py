@@ -67,6 +67,18 @@ def mounts():
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+def remount(path: Path, mode: str) -> None:
+    """Remount read-only or read-write; a moment's EBUSY is retried."""
+    for _ in range(10):
+        done = subprocess.run(
+            ["mount", "-o", f"remount,{mode}", str(path)], capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"remount,{mode} {path}: {done.stderr}")
+
+
 def fill(index: Path, leave: int) -> Path:
     """A file that leaves `leave` bytes free on the index's filesystem."""
     filler = index / "filler"
@@ -145,11 +157,11 @@ def test_a_read_only_index_fails_publish_with_a_reason(farm_factory, tmp_path, p
         pypi_url=pypi,
         settings_overrides={"index_dir": index, "min_free_bytes": 0},
     )
-    subprocess.run(["mount", "-o", "remount,ro", str(index)], check=True)
+    remount(index, "ro")
     try:
         build, took = build_outcome(farm, "small")
     finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(index)], check=True)
+        remount(index, "rw")
     reason = build["state_string"]
     print(f"read-only index: {reason!r} ({took:.1f} s)")
     assert build["results"] == 2, reason

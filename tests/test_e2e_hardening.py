@@ -116,6 +116,9 @@ def test_unknown_names_answer_404_whatever_their_bytes(farm):
             if status != 404:
                 wrong[path[:80]] = (status, body[:80])
     assert wrong == {}
+    # hostile query strings are no names: the list page still answers
+    for query in ("%ff=1", "q=%ff%00", "page=%ff", "status=%c0%af", "q=" + "z" * 4000):
+        assert get(farm, f"/farm/packages/?{query}")[0] == 200, query
     # and the master is still fine
     assert get(farm, "/farm/packages/six")[0] == 200
 

@@ -44,3 +44,37 @@ def test_helpers():
         "No space left on device: /i/x"
     )
     assert free_bytes(Path("/nonexistent/deeper")) > 0  # the nearest existing parent's
+
+
+def test_a_transfer_that_hangs_is_interrupted(monkeypatch):
+    from twisted.internet import defer, task
+
+    from wheelfarm import steps
+
+    clock = task.Clock()
+    monkeypatch.setattr(steps, "reactor", clock)
+
+    class HangingCommand:
+        def __init__(self) -> None:
+            self.done, self.interrupted = defer.Deferred(), None
+
+        def interrupt(self, why):
+            self.interrupted = why
+            self.done.callback(2)  # the worker ends the command as FAILURE
+
+    class Transfer:
+        def runTransferCommand(self, cmd, writer=None):
+            self.cmd = cmd
+            return cmd.done
+
+    class Timed(steps.TransferTimeout, Transfer):
+        timeout = 30
+
+    step, cmd = Timed(), HangingCommand()
+    result = step.runTransferCommand(cmd)
+    clock.advance(29)
+    assert not result.called and cmd.interrupted is None
+    clock.advance(1)
+    assert cmd.interrupted == "timed out after 30 s" and step.timed_out
+    assert result.result == 2
+    assert clock.getDelayedCalls() == []

@@ -70,11 +70,14 @@ def _coverage_warnings(
     """Workers that would sit idle, and (once there are workers) platforms nobody serves."""
     warnings = []
     idle = {w.name for w in coverage.idle_workers(registry, workers)}
-    for i, worker in enumerate(workers):
+    position: dict[str, int] = {}  # each worker's place in its own file
+    for worker in workers:
+        i = position[worker.file] = position.get(worker.file, -1) + 1
         if worker.name in idle:
             message = coverage.idle_message(registry, worker)
+            file = worker.file or workers_file
             warnings.append(
-                Problem(workers_file, worker.line, f"workers[{i}].platform", message, "warning")
+                Problem(file, worker.line, f"workers[{i}].platform", message, "warning")
             )
     if workers:
         for platform, count in coverage.unserved_platforms(registry, workers).items():

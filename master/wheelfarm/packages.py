@@ -399,7 +399,10 @@ class PackagePages(resource.Resource):
         if not request.path.endswith(b"/"):
             request.redirect(request.path + b"/")
             return b""
-        args = {k.decode(): v[0].decode("utf-8", "replace") for k, v in request.args.items()}
+        args = {
+            k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
+            for k, v in request.args.items()
+        }
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return list_page(
             self.registry,

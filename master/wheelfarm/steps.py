@@ -637,7 +637,32 @@ class KeepingDirectoryWriter(remotetransfer.DirectoryWriter):
                 self._failed(e)
 
 
-class FarmUpload(OneLineReason, steps.DirectoryUpload):
+class TransferTimeout:
+    """A file transfer step interrupted after `timeout` seconds (`timed_out` says so)."""
+
+    timeout: int = UPLOAD_TIMEOUT
+    timed_out = False
+
+    @defer.inlineCallbacks
+    def runTransferCommand(self, cmd, writer=None):
+        timer = reactor.callLater(self.timeout, self._time_out)
+        try:
+            return (yield super().runTransferCommand(cmd, writer))
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        if self.cmd is not None:
+            self.cmd.interrupt(f"timed out after {self.timeout} s")
+
+
+class TimedFileDownload(TransferTimeout, steps.FileDownload):
+    """Buildbot's FileDownload, with a time limit."""
+
+
+class FarmUpload(TransferTimeout, OneLineReason, steps.DirectoryUpload):
     """The worker's repaired wheel to the build's folder in the index's `.incoming/`.
 
     Refused before it starts when the index's filesystem has less than
@@ -650,7 +675,6 @@ class FarmUpload(OneLineReason, steps.DirectoryUpload):
         kw.setdefault("haltOnFailure", True)
         super().__init__(**kw)
         self.index, self.min_free_bytes, self.timeout = index, min_free_bytes, timeout
-        self.timed_out = False
 
     @defer.inlineCallbacks
     def run(self):
@@ -673,12 +697,7 @@ class FarmUpload(OneLineReason, steps.DirectoryUpload):
             "workersrc": self.workersrc,
         }
         cmd = makeStatusRemoteCommand(self, "uploadDirectory", args)
-        timer = reactor.callLater(self.timeout, self._time_out)
-        try:
-            result = yield self.runTransferCommand(cmd, writer)
-        finally:
-            if timer.active():
-                timer.cancel()
+        result = yield self.runTransferCommand(cmd, writer)
         if writer.error is not None:
             writer.purge()
             self.reason = f"upload failed: cannot write to the index: {writer.error}"
@@ -689,11 +708,6 @@ class FarmUpload(OneLineReason, steps.DirectoryUpload):
         if result >= FAILURE:
             self.reason = "upload failed: the worker could not send the wheel (see its log)"
         return result
-
-    def _time_out(self) -> None:
-        self.timed_out = True
-        if self.cmd is not None:
-            self.cmd.interrupt(f"upload timed out after {self.timeout} s")
 
 
 class RemoveIncoming(buildstep.BuildStep):
@@ -710,7 +724,11 @@ class RemoveIncoming(buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         folder = incoming_dir(self.build.getProperties(), self.index)
-        yield threads.deferToThread(shutil.rmtree, folder, True)
+        removing = threads.deferToThread(shutil.rmtree, folder, True)
+        try:
+            yield removing.addTimeout(MASTER_STEP_TIMEOUT, reactor)
+        except defer.TimeoutError:  # a hung filesystem: the sweeper at start removes it
+            return WARNINGS
         return SUCCESS
 
 
@@ -731,7 +749,7 @@ def build_factory(
     factory = util.BuildFactory()
     factory.buildClass = PackageBuild
     pipeline = [
-        steps.FileDownload(
+        TimedFileDownload(
             name="farmtool",
             mastersrc=str(FARMTOOL),
             workerdest="farmtool.py",

@@ -107,7 +107,7 @@ def known_name(name: str) -> bool:
     """Could `name` be a file name the farm made? Anything else is a 404 without a
     look at the disk (a NUL, a slash, a dot file, a name the filesystem refuses)."""
     return (
-        0 < len(name.encode("utf-8", "replace")) <= 200
+        0 < len(name.encode("utf-8", "replace")) <= 250  # NAME_MAX 255, less ".json"
         and not name.startswith(".")
         and not any(c in name for c in "/\\\0")
     )

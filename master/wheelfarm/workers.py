@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -71,6 +71,7 @@ class WorkerEntry:
     # (binfmt_misc): slower, so native workers of the platform go first
     emulated: bool = False
     isolation: str = "auto"
+    file: str = field(default="", compare=False)  # the workers file that declares it
 
 
 def password_secret_name(name: str) -> str:
@@ -93,7 +94,7 @@ def load_workers(path: str | os.PathLike[str]) -> list[WorkerEntry]:
             continue
         workers[worker.name] = (i, worker)
     fields.raise_problems()
-    return [worker for _, worker in workers.values()]
+    return [replace(worker, file=os.fspath(path)) for _, worker in workers.values()]
 
 
 def load_worker_files(paths: list[str | os.PathLike[str]]) -> list[WorkerEntry]:

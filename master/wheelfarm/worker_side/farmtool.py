@@ -428,9 +428,10 @@ def run(
     """
     if echo_cmd:
         show(argv)
+    program = resolve(argv[0])
     try:
         proc = subprocess.Popen(
-            [str(a) for a in argv],
+            [program, *(str(a) for a in argv[1:])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=DEVNULL,
@@ -439,6 +440,8 @@ def run(
             text=True,
             errors="replace",
         )
+    except FileNotFoundError:
+        fail(missing(program) if os.sep not in program else f"cannot run {program}: not found")
     except OSError as e:
         fail(f"cannot run {argv[0]}: {e.strerror or e}")
     tail: deque[str] = deque(maxlen=keep)
@@ -521,8 +524,73 @@ def error_line(lines: Sequence[str], limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+TOOLS_ENV = "WHEELFARM_TOOLS"  # folders (os.pathsep-separated) of the farm's tools
+WORKER_PROGRAMS = {"buildbot-worker", "twistd", "buildbot_worker"}
+
+
 def which(tool: str) -> str | None:
-    return shutil.which(tool)
+    """A tool on PATH, else in WHEELFARM_TOOLS, else beside the worker's Python: a
+    worker started without its venv's bin on PATH still finds the venv's tools."""
+    found = shutil.which(tool)
+    for folder in tool_dirs():
+        if found:
+            break
+        found = shutil.which(tool, path=folder)
+    return found
+
+
+def resolve(program: str | os.PathLike) -> str:
+    """A bare program name not on PATH: its path where `which` finds it, if anywhere."""
+    program = str(program)
+    if os.sep not in program and not shutil.which(program):
+        program = which(program) or program  # a farm tool beside the worker's Python
+    return program
+
+
+def tool_dirs() -> list[str]:
+    dirs = [d for d in os.environ.get(TOOLS_ENV, "").split(os.pathsep) if d]
+    python = worker_python()
+    if python:
+        dirs.append(str(Path(python).parent))
+    return dirs
+
+
+def worker_python() -> str | None:
+    """The Python that runs buildbot-worker (this script's parent), when the command
+    line says so with a path (the shebang of a venv's buildbot-worker makes one):
+    `/srv/venv/bin/python /srv/venv/bin/buildbot-worker start ...`."""
+    try:  # Linux
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+        argv = [a.decode() for a in raw.split(b"\0") if a]
+    except (OSError, UnicodeDecodeError):
+        try:  # macOS and other Unixes
+            done = subprocess.run(
+                ["ps", "-o", "args=", "-p", str(os.getppid())],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            argv = done.stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    names = {Path(a).name for a in argv[:3]}
+    if not argv or not os.path.isabs(argv[0]) or not names & WORKER_PROGRAMS:
+        return None
+    return argv[0]
+
+
+def missing(tool: str) -> str:
+    """Where a tool was looked for, and what to do about it, in one line."""
+    places = ["PATH"] + [
+        f"{TOOLS_ENV} ({d})" for d in os.environ.get(TOOLS_ENV, "").split(os.pathsep) if d
+    ]
+    python = worker_python()
+    places.append(f"beside the worker's Python ({Path(python).parent})" if python else "")
+    where = ", ".join(p for p in places if p)
+    return (
+        f"{tool} not found (looked in {where}): install the farm's tools "
+        f"(workers/requirements.txt) in the worker's venv, or set {TOOLS_ENV}"
+    )
 
 
 def venv_python(venv: Path) -> Path:
@@ -732,7 +800,7 @@ class Background:
     """A command started now and waited for later (its output is shown when it ends)."""
 
     def __init__(self, argv: Sequence[str | os.PathLike], what: str):
-        self.argv, self.what = [str(a) for a in argv], what
+        self.argv, self.what = [resolve(argv[0]), *(str(a) for a in argv[1:])], what
         self.proc = subprocess.Popen(
             self.argv,
             env=tool_env(),
@@ -1146,7 +1214,8 @@ def compiler_version() -> str | None:
     """First line of `$CC --version` (or the C compiler Python was built with)."""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or ""
     parts = shlex.split(cc) if cc else []
-    return _first_line([parts[0], "--version"]) if parts and which(parts[0]) else None
+    found = which(parts[0]) if parts else None
+    return _first_line([found, "--version"]) if found else None
 
 
 def toolchain() -> dict:
@@ -1424,7 +1493,7 @@ def check_policy(wheel: Path, policy: str, tool: str) -> None:
 def check_abi3(wheel: Path) -> None:
     """An abi3 wheel's extensions use only the limited API of the Python it claims."""
     if not which("abi3audit"):
-        fail("abi3audit not found on PATH")
+        fail(missing("abi3audit"))
     with tempfile.TemporaryDirectory(prefix="farmtool-abi3-") as tmp:
         report_path = Path(tmp) / "report.json"
         argv = ["abi3audit", "--strict", "--report", "--output", report_path, wheel]
@@ -1468,7 +1537,7 @@ def cwc_problems(lines: list[str]) -> list[tuple[str, str, list[str]]]:
 def check_contents(wheel: Path) -> None:
     argv = ["check-wheel-contents", "--no-config", "--ignore", ",".join(CWC_IGNORE), wheel]
     if not which(argv[0]):
-        fail("check-wheel-contents not found on PATH")
+        fail(missing("check-wheel-contents"))
     rc, lines = run(argv)
     if not rc:
         return
