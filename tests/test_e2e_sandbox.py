@@ -230,3 +230,20 @@ def test_a_backend_finds_the_tools_of_its_build_venv(tmp_path):
     facts = json.loads((build / ".facts" / "build.json").read_text())
     assert facts["isolation"] == "bubblewrap"
     assert facts["summary"] == "built usesprobe-1.0-py3-none-any.whl"
+
+
+def test_a_worker_that_opts_out_says_so_in_the_record(farm_factory, tmp_path):
+    pypi = FakePyPI()
+    pypi.publish(make_sdist(tmp_path / "sdists", "cleanpkg", "1.0", {"cleanpkg/__init__.py": ""}))
+    url = pypi.start()
+    try:
+        registry = write_registry(tmp_path / "packages.yaml", REGISTRY.format(command="[python]"))
+        farm = farm_factory(registry, pypi_url=url, isolation="none-i-accept-the-risk")
+        (build,) = wait_builds(farm, farm.force("cleanpkg"), timeout=300)
+    finally:
+        pypi.stop()
+    assert build["results"] == 0, build["state_string"]
+    wheel = {k: v[0] for k, v in build["properties"].items()}["wheel"]
+    record = requests.get(f"{farm.url}simple/cleanpkg/{wheel}.json", timeout=10).json()
+    opted_out = "none-i-accept-the-risk"
+    assert record["isolation"] == {"build": opted_out, "test": opted_out}

@@ -56,6 +56,7 @@ class LocalFarm:
     pypi_watch_interval: int = 60  # follow new releases on PyPI; 0: off
     worker_names: list[str] = field(default_factory=lambda: [LOCAL_WORKER])
     max_builds: int = 1
+    isolation: str | None = None  # the local workers' `isolation` (None: auto)
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
     settings_overrides: dict = field(default_factory=dict)  # any other Settings field
     _admin: requests.Session | None = field(default=None, init=False, repr=False)
@@ -146,6 +147,7 @@ class LocalFarm:
                 "platform": platform.name,
                 "python": local_pythons(),
                 "max_builds": self.max_builds,
+                **({"isolation": self.isolation} if self.isolation else {}),
             }
             for name in self.worker_names
         ]
