@@ -6,7 +6,8 @@ tools it drives (uv, auditwheel, patchelf, abi3audit, check-wheel-contents,
 delocate-wheel, delvewheel) are found on PATH, and without uv it falls back to
 venv + pip. Every subcommand takes plain arguments (never a shell line), prints
 each command it runs prefixed "+ ", and when it fails exits non-zero with exactly
-one final line `error: <reason>` on stderr: the build summary shows that line.
+one final line `error: <reason>` on stderr, for whoever reads the log; the build
+summary shows the same reason, taken from the facts file (below).
 
     fetch      download the sdist and verify its sha256
     build      build the wheel in a fresh venv (PEP 517, only declared requirements)
@@ -18,7 +19,9 @@ one final line `error: <reason>` on stderr: the build summary shows that line.
 What the master believes about a step (its reason, summary, toolchain, isolation)
 is not read from this output, which the build's own code prints into too: each
 subcommand writes it to `.facts/SUBCOMMAND.json`, a folder the sandboxed code
-never sees, and the master fetches that file after the step.
+never sees, and the master fetches that file after the step. The package's own
+code (build backend, imports, test command) runs through `Untrusted`: in
+bubblewrap (`bwrap_argv`) where the worker has it, see ISOLATIONS.
 """
 
 from __future__ import annotations
