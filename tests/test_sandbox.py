@@ -367,3 +367,20 @@ def test_the_package_page_says_how_a_wheel_was_isolated():
     mixed = {"build": "container (podman)", "test": "bubblewrap"}
     assert isolation_text({"isolation": mixed}) == "build: container (podman), test: bubblewrap"
     assert isolation_text({}) == "not recorded"  # wheels built before records said it
+
+
+def test_installs_run_sandboxed_with_the_network_and_a_cache_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UV_CACHE_DIR", "/root/.cache/uv")  # the worker's: never shared
+    monkeypatch.setenv("UV_INDEX_URL", "https://mirror.example/simple")  # the operator's
+    venv = tmp_path / ".buildenv"
+    installs = farmtool.installer(BWRAP, venv)
+    assert installs.network and installs.writable == (venv, tmp_path / farmtool.UV_CACHE)
+    assert installs.env["UV_CACHE_DIR"] == str(tmp_path / farmtool.UV_CACHE)
+    assert installs.env["UV_INDEX_URL"] == "https://mirror.example/simple"
+    assert installs.env["HOME"] == farmtool.SANDBOX_HOME
+    argv = installs.argv(["uv", "pip", "install", "x"], tmp_path)
+    assert "--share-net" in argv and ("--bind", str(venv), str(venv)) == tuple(
+        argv[argv.index("--bind") : argv.index("--bind") + 3]
+    )
+    assert not farmtool.installer(NONE, venv).isolation.sandboxed
