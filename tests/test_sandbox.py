@@ -301,6 +301,19 @@ def test_workers_declare_their_isolation(tmp_path):
     assert _worker_properties(mac)["isolation"] == "none-i-accept-the-risk"
 
 
+def test_bubblewrap_is_refused_off_linux(tmp_path):
+    from wheelfarm.problems import ValidationError
+    from wheelfarm.workers import load_workers
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(WORKER.format(isolation="bubblewrap"))
+    with pytest.raises(ValidationError) as e:
+        load_workers(path)
+    assert [str(p) for p in e.value.problems] == [
+        f"{path}:11: workers[1].isolation: bubblewrap runs on Linux only, not on macos-arm64"
+    ]
+
+
 def test_an_unknown_isolation_is_refused_with_its_line(tmp_path):
     from wheelfarm.problems import ValidationError
     from wheelfarm.workers import load_workers

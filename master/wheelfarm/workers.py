@@ -15,6 +15,7 @@ from typing import Any
 
 from . import safeyaml
 from .fields import Fields, kind, unknown_platform, unsupported_python
+from .platforms import PLATFORMS
 from .problems import FieldPath
 
 KEYS = (
@@ -111,6 +112,10 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
         isolation=key("isolation", string, "auto", check=_isolation_error),
         downtime=tuple(_read_downtimes(fields, (*path, "downtime"), entry.get("downtime", []))),
     )
+    platform = PLATFORMS.get(worker.platform)
+    if worker.isolation == "bubblewrap" and platform is not None and platform.os != "linux":
+        message = f"bubblewrap runs on Linux only, not on {worker.platform}"
+        fields.error((*path, "isolation"), message)
     return worker if worker.name else None
 
 
