@@ -230,3 +230,73 @@ def test_a_backend_finds_the_tools_of_its_build_venv(tmp_path):
     facts = json.loads((build / ".facts" / "build.json").read_text())
     assert facts["isolation"] == "bubblewrap"
     assert facts["summary"] == "built usesprobe-1.0-py3-none-any.whl"
+
+
+def test_a_worker_that_opts_out_says_so_in_the_record(farm_factory, tmp_path):
+    pypi = FakePyPI()
+    pypi.publish(make_sdist(tmp_path / "sdists", "cleanpkg", "1.0", {"cleanpkg/__init__.py": ""}))
+    url = pypi.start()
+    try:
+        registry = write_registry(tmp_path / "packages.yaml", REGISTRY.format(command="[python]"))
+        farm = farm_factory(registry, pypi_url=url, isolation="none-i-accept-the-risk")
+        (build,) = wait_builds(farm, farm.force("cleanpkg"), timeout=300)
+    finally:
+        pypi.stop()
+    assert build["results"] == 0, build["state_string"]
+    wheel = {k: v[0] for k, v in build["properties"].items()}["wheel"]
+    record = requests.get(f"{farm.url}simple/cleanpkg/{wheel}.json", timeout=10).json()
+    opted_out = "none-i-accept-the-risk"
+    assert record["isolation"] == {"build": opted_out, "test": opted_out}
+
+
+# Built by the installer (an sdist-only build requirement): records what it could do.
+EVIL_SETUP = """
+import os
+WORKER = {worker!r}
+def attempt(action):
+    try:
+        action()
+        return "done"
+    except Exception as e:
+        return "refused " + type(e).__name__
+found = {{
+    "read tac": attempt(lambda: open(WORKER + "/buildbot.tac").read()),
+    "write basedir": attempt(lambda: open(WORKER + "/evil", "w").write("x")),
+    "write farmtool": attempt(lambda: open(WORKER + "/build/farmtool.py", "a").write("x")),
+}}
+os.makedirs("evildep", exist_ok=True)
+with open("evildep/_attempts.py", "w") as f:
+    f.write("FOUND = %r\\n" % found)
+from setuptools import setup
+setup()
+"""
+
+
+def test_an_sdist_only_requirement_is_built_in_the_sandbox(tmp_path):
+    """Installing requirements may run their setup.py: that is the package's code too."""
+    import subprocess
+    import sys
+
+    worker = tmp_path / "worker"
+    build = worker / "build"
+    (worker / "buildbot.tac").parent.mkdir(parents=True)
+    (worker / "buildbot.tac").write_text("passwd = 'the-worker-password'\n")
+    evil = make_sdist(
+        tmp_path / "deps",
+        "evildep",
+        "1.0",
+        {"evildep/__init__.py": ""},
+        setup_py=EVIL_SETUP.format(worker=str(worker)),
+    )
+    make_sdist(build / "sdist", "plain", "1.0", {"plain/__init__.py": ""})
+    shutil.copy(FARMTOOL / "farmtool.py", build)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    argv = [sys.executable, "farmtool.py", "build", "--sdist-dir", "sdist", "--out", "dist"]
+    argv += ["--requires", str(evil), "--isolation", "bubblewrap"]
+    done = subprocess.run(argv, cwd=build, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    (attempts,) = build.glob(".buildenv/lib/python3*/site-packages/evildep/_attempts.py")
+    found = attempts.read_text()
+    assert "the-worker-password" not in done.stdout + done.stderr + found
+    assert "'read tac': 'refused" in found and "'write farmtool': 'refused" in found
+    assert "'write basedir': 'refused" in found and not (worker / "evil").exists()

@@ -301,6 +301,19 @@ def test_workers_declare_their_isolation(tmp_path):
     assert _worker_properties(mac)["isolation"] == "none-i-accept-the-risk"
 
 
+def test_bubblewrap_is_refused_off_linux(tmp_path):
+    from wheelfarm.problems import ValidationError
+    from wheelfarm.workers import load_workers
+
+    path = tmp_path / "workers.yaml"
+    path.write_text(WORKER.format(isolation="bubblewrap"))
+    with pytest.raises(ValidationError) as e:
+        load_workers(path)
+    assert [str(p) for p in e.value.problems] == [
+        f"{path}:11: workers[1].isolation: bubblewrap runs on Linux only, not on macos-arm64"
+    ]
+
+
 def test_an_unknown_isolation_is_refused_with_its_line(tmp_path):
     from wheelfarm.problems import ValidationError
     from wheelfarm.workers import load_workers
@@ -367,3 +380,20 @@ def test_the_package_page_says_how_a_wheel_was_isolated():
     mixed = {"build": "container (podman)", "test": "bubblewrap"}
     assert isolation_text({"isolation": mixed}) == "build: container (podman), test: bubblewrap"
     assert isolation_text({}) == "not recorded"  # wheels built before records said it
+
+
+def test_installs_run_sandboxed_with_the_network_and_a_cache_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UV_CACHE_DIR", "/root/.cache/uv")  # the worker's: never shared
+    monkeypatch.setenv("UV_INDEX_URL", "https://mirror.example/simple")  # the operator's
+    venv = tmp_path / ".buildenv"
+    installs = farmtool.installer(BWRAP, venv)
+    assert installs.network and installs.writable == (venv, tmp_path / farmtool.UV_CACHE)
+    assert installs.env["UV_CACHE_DIR"] == str(tmp_path / farmtool.UV_CACHE)
+    assert installs.env["UV_INDEX_URL"] == "https://mirror.example/simple"
+    assert installs.env["HOME"] == farmtool.SANDBOX_HOME
+    argv = installs.argv(["uv", "pip", "install", "x"], tmp_path)
+    assert "--share-net" in argv and ("--bind", str(venv), str(venv)) == tuple(
+        argv[argv.index("--bind") : argv.index("--bind") + 3]
+    )
+    assert not farmtool.installer(NONE, venv).isolation.sandboxed

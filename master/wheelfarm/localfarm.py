@@ -65,6 +65,7 @@ class LocalFarm:
     # another platform's image under QEMU (with `container`): e.g. linux-aarch64 here
     emulate: str = ""
     pythons: list[str] = field(default_factory=list)  # default: what this machine runs
+    isolation: str | None = None  # the local workers' `isolation` (None: auto)
     extra_workers_files: list[Path] = field(default_factory=list)  # e.g. remote volunteers
     settings_overrides: dict = field(default_factory=dict)  # any other Settings field
     _admin: requests.Session | None = field(default=None, init=False, repr=False)
@@ -174,9 +175,11 @@ class LocalFarm:
             raise SystemExit("this machine is not one of the farm's platforms")
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.add_user(LOCAL_ADMIN)
-        extra = {"container": self.container} if self.container else {}
+        extra: dict = {"container": self.container} if self.container else {}
         if self.emulate:
             extra["emulated"] = True
+        if self.isolation:
+            extra["isolation"] = self.isolation
         entries = [
             {
                 "name": name,

@@ -140,6 +140,7 @@ class OneLineReason:
         return super().getResultSummary()
 
 
+OPTED_OUT = "none-i-accept-the-risk"  # a worker's `isolation` when it runs code unsandboxed
 FACTS_MAX = 1 << 20  # a facts file is a few kB; more is not farmtool's
 # What the master takes from a facts file, and what each must be.
 FACT_KINDS = {"reason": str, "summary": str, "toolchain": dict, "isolation": str}
@@ -201,9 +202,12 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
         facts = yield self._facts()
         if facts.get("toolchain") is not None:
             self.setProperty("toolchain", facts["toolchain"], "farmtool")
-        if facts.get("isolation"):
+        used = facts.get("isolation")
+        if used and self.getProperty("isolation") == OPTED_OUT:
+            used = OPTED_OUT  # its code could write any facts: the declaration is the truth
+        if used:
             isolation = dict(self.getProperty("isolation_used") or {})
-            isolation[self.subcommand] = facts["isolation"]
+            isolation[self.subcommand] = used
             self.setProperty("isolation_used", isolation, "farmtool")
         if results not in (SUCCESS, SKIPPED):
             self.reason = (

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import safeyaml
 from .fields import Fields, kind, unknown_platform, unsupported_python
+from .platforms import PLATFORMS
 from .problems import FieldPath, Problem, ValidationError
 
 KEYS = (
@@ -148,6 +149,10 @@ def _read_worker(fields: Fields, path: FieldPath, value: Any) -> WorkerEntry | N
     if worker.emulated and not (worker.container and worker.platform.startswith("linux-")):
         # emulation runs the platform's image: only a Linux container worker has one
         fields.error((*path, "emulated"), "needs a Linux platform and `container: podman`")
+    platform = PLATFORMS.get(worker.platform)
+    if worker.isolation == "bubblewrap" and platform is not None and platform.os != "linux":
+        message = f"bubblewrap runs on Linux only, not on {worker.platform}"
+        fields.error((*path, "isolation"), message)
     return worker if worker.name else None
 
 

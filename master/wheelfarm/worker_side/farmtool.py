@@ -6,7 +6,8 @@ tools it drives (uv, auditwheel, patchelf, abi3audit, check-wheel-contents,
 delocate-wheel, delvewheel) are found on PATH, and without uv it falls back to
 venv + pip. Every subcommand takes plain arguments (never a shell line), prints
 each command it runs prefixed "+ ", and when it fails exits non-zero with exactly
-one final line `error: <reason>` on stderr: the build summary shows that line.
+one final line `error: <reason>` on stderr, for whoever reads the log; the build
+summary shows the same reason, taken from the facts file (below).
 
     fetch      download the sdist and verify its sha256
     build      build the wheel in a fresh venv (PEP 517, only declared requirements)
@@ -18,7 +19,9 @@ one final line `error: <reason>` on stderr: the build summary shows that line.
 What the master believes about a step (its reason, summary, toolchain, isolation)
 is not read from this output, which the build's own code prints into too: each
 subcommand writes it to `.facts/SUBCOMMAND.json`, a folder the sandboxed code
-never sees, and the master fetches that file after the step.
+never sees, and the master fetches that file after the step. The package's own
+code (build backend, imports, test command) runs through `Untrusted`: in
+bubblewrap (`bwrap_argv`) where the worker has it, see ISOLATIONS.
 """
 
 from __future__ import annotations
@@ -372,6 +375,8 @@ class Untrusted(NamedTuple):
     isolation: Isolation
     writable: tuple[Path, ...]  # besides these, the build directory is read-only
     env: Mapping[str, str]
+    readable: tuple[str, ...] = ()  # besides the system, the Pythons and the build dir
+    network: bool = False
 
     def argv(self, argv: Sequence[str | os.PathLike], cwd: str | os.PathLike) -> list[str]:
         if not self.isolation.sandboxed:
@@ -380,11 +385,34 @@ class Untrusted(NamedTuple):
         return bwrap_argv(
             argv,
             cwd=cwd,
-            readable=[*python_prefixes(), build_dir],
+            readable=[*python_prefixes(), *self.readable, build_dir],
             writable=self.writable,
             hidden=[build_dir / FACTS_DIR],
+            network=self.network,
             reaper=[sys.executable, "-I", "-c", _REAPER],
         )
+
+
+UV_CACHE = ".uvcache"  # the sandboxed installers' cache: this build's only
+
+
+def installer(isolation: Isolation, venv: Path) -> Untrusted:
+    """How requirements are installed into `venv`.
+
+    An installer builds the sdists among them, which runs their code: so it runs in
+    the sandbox too, the only phase with the network, writing only into the venv and
+    a cache of this build's own (a cache shared between builds could be poisoned for
+    the next one).
+    """
+    env = tool_env()
+    if not isolation.sandboxed:
+        return Untrusted(isolation, (), env)
+    cache = fresh_dir(Path(UV_CACHE)).absolute()
+    # a copy, not a hardlink: cache and venv are two mounts in the sandbox
+    env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", UV_CACHE_DIR=str(cache), UV_LINK_MODE="copy")
+    uv = which("uv")
+    tools = (os.path.dirname(os.path.realpath(uv)),) if uv else ()
+    return Untrusted(isolation, (venv.absolute(), cache), env, tools, network=True)
 
 
 def untrusted_env(
@@ -630,9 +658,13 @@ def make_venv(venv: Path) -> Path:
 
 
 def pip_install(
-    python: Path | str, requirements: Sequence[str], what: str, index_args: Sequence[str] = ()
+    python: Path | str,
+    requirements: Sequence[str],
+    what: str,
+    index_args: Sequence[str] = (),
+    sandbox: Untrusted | None = None,
 ) -> None:
-    """Install into the environment of `python` (a venv's interpreter)."""
+    """Install into the environment of `python` (a venv's interpreter), in `sandbox`."""
     if not requirements:
         return
     if which("uv"):
@@ -640,9 +672,15 @@ def pip_install(
     else:
         argv = [sys.executable, "-m", "pip", "--python", python, "install"]
         argv += ["--disable-pip-version-check", *index_args, *requirements]
-    # The farm's installer, outside any sandbox (it needs the network); it gets the
-    # tools' environment, not the worker's whole one.
-    check_run(argv, what, env=tool_env())
+    if sandbox is None or not sandbox.isolation.sandboxed:
+        # the tools' environment, not the worker's whole one
+        check_run(argv, what, env=tool_env())
+        return
+    # local files among the requirements (a wheel, a registry's path) must be seen
+    files = tuple(r for r in requirements if os.path.isabs(r) and os.path.exists(r))
+    sandbox = sandbox._replace(readable=sandbox.readable + files)
+    show(argv)
+    check_run(sandbox.argv(argv, Path.cwd()), what, env=sandbox.env, echo_cmd=False)
 
 
 def one_file(folder: Path, pattern: str, what: str) -> Path:
@@ -1029,13 +1067,15 @@ def cmd_build(args: argparse.Namespace) -> None:
         system = _strings(helper("system").get("requires"), "requires")
     # The farm's own wheels first (what a cascade rebuilds against), then PyPI.
     index = build_index_args(args)
-    pip_install(python, [*system, *args.requires], "cannot install build requirements", index)
+    installs = installer(isolation, Path(BUILD_ENV))
+    what = "cannot install build requirements"
+    pip_install(python, [*system, *args.requires], what, index, sandbox=installs)
     for _ in range(3):
         done = helper("wheel", str(out.absolute()))
         if "wheel" in done:
             break
         missing = _strings(done.get("missing"), "missing")
-        pip_install(python, missing, "cannot install build requirements", index)
+        pip_install(python, missing, what, index, sandbox=installs)
     else:
         fail(f"build failed: backend requirements stay missing: {', '.join(done['missing'])}")
     wheel = one_file(out, "*.whl", "wheel")
@@ -1733,7 +1773,8 @@ def cmd_test(args: argparse.Namespace) -> None:
     else:
         # pip merges its indexes and takes the best version from any.
         index = ["--index-url", args.extra_index_url, "--extra-index-url", args.index_url]
-    pip_install(python, [str(wheel), *args.requires], "install failed", index)
+    installs = installer(isolation, Path(TEST_ENV))
+    pip_install(python, [str(wheel), *args.requires], "install failed", index, installs)
 
     modules = wheel_modules(wheel)
     shipped = set()
