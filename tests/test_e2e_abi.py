@@ -189,7 +189,13 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
     sdists = tmp_path / "sdists"
     publish_core(pypi, sdists, "1.0")
     publish_user(pypi, sdists, "1.0")
-    farm = farm_factory(write_registry(tmp_path / "packages.yaml", REGISTRY), pypi_url=pypi.start())
+    rollouts = tmp_path / "rollouts.yaml"
+    rollouts.write_text("schema: 1\nrollouts:\n  - {name: verify-all, verify: true}\n")
+    farm = farm_factory(
+        write_registry(tmp_path / "packages.yaml", REGISTRY),
+        rollouts=rollouts,
+        pypi_url=pypi.start(),
+    )
     index = f"{farm.url}simple/"
     try:
         (core1,) = map(ok, wait_builds(farm, farm.force("abicore")))
@@ -287,6 +293,30 @@ def test_abi_pins_cascade_and_resolution(farm_factory, tmp_path):
             assert sorted((farm.master_dir / "index" / name).iterdir()) == before
             page = requests.get(f"{farm.url}farm/packages/{name}", timeout=10).text
             assert ">reproducible</a>" in page
+
+        # a verify rollout over the whole registry, and the share it reports
+        farm.rpc(
+            "forceschedulers/rollout", "force", builderNames=["orchestrate"], rollout="verify-all"
+        )
+        campaigns = wait_campaigns(farm, 2)
+        assert all(c["results"] == 0 for c in campaigns), [c["state_string"] for c in campaigns]
+        registry = tmp_path / "packages.yaml"
+        out = subprocess.run(
+            [
+                BIN / "wheelfarm",
+                "reproducible",
+                "--registry",
+                registry,
+                "--index",
+                farm.master_dir / "index",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.splitlines() == [
+            "2 of 2 verified packages reproducible (100%); 0 of 2 not verified"
+        ]
     finally:
         pypi.stop()
 
