@@ -158,7 +158,10 @@ def views(farm: LocalFarm, hist: History | None, package: str) -> dict[str, tupl
 def start_master(farm: LocalFarm) -> float:
     t = time.perf_counter()
     subprocess.run(
-        [BIN / "buildbot", "start", farm.master_dir], check=True, stdout=subprocess.DEVNULL
+        # `buildbot start` gives up after 10 s without a log line; a big master takes longer
+        [BIN / "buildbot", "start", "--start_timeout=900", farm.master_dir],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     while True:
         try:
