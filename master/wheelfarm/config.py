@@ -29,6 +29,7 @@ from .problems import ValidationError
 from .pypiwatch import release_watch
 from .recovery import IncomingSweeper
 from .registry import Registry, load_registry
+from .retention import retention_configurators
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
@@ -85,6 +86,8 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,
         **cluster_config(settings),
+        # logs and build data past their horizon are deleted every night
+        "configurators": retention_configurators(settings),
         "www": {
             # a build-only master of a cluster serves no UI
             "port": _endpoint(settings.www_port, settings.www_interface)

@@ -62,6 +62,12 @@ class Settings:
     multi_master: bool = False
     mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
     mq_realm: str = "buildbot"
+    # retention (retention.py): every night at retention_hour (the master's local time)
+    # Buildbot's janitor deletes step logs and build data older than their horizon
+    # (days; 0 keeps them). Builds, wheels, build records and status records stay.
+    log_horizon_days: int = 90
+    build_data_horizon_days: int = 90
+    retention_hour: int = 3
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)
