@@ -88,3 +88,4 @@ bench: venv
 	$(BIN)/python bench/cascade.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/history.py

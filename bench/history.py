@@ -308,8 +308,17 @@ def main() -> None:
         f"history: top {args.packages:,} packages x 5 platforms, layout {args.layout}, "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores"
     )
-    keys = [k for k in columns[0] if k != "label"]
-    keys += [k for c in columns for k in c if k not in keys and k != "label"]
+    first = [
+        "builds",
+        "generate",
+        "db",
+        "db after retention",
+        "janitor",
+        "start",
+        "reconfig",
+        "rss",
+    ]
+    keys = list(dict.fromkeys([*first, *(k for c in columns for k in c if k != "label")]))
     print("| | " + " | ".join(c["label"] for c in columns) + " |")
     print("|---|" + "---|" * len(columns))
     for key in keys:
