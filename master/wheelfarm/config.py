@@ -21,6 +21,8 @@ from .access import www_access
 from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .cluster import cluster_config
+from .historydb import HistoryIndexes
+from .historydb import install as count_without_order
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
 from .matching import can_take, served
@@ -51,6 +53,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         raise ConfigErrors([str(p) for p in e.problems]) from e
     _refuse_duplicate_workers(entries)
 
+    count_without_order()  # Buildbot's API lists stay fast with a year of builds
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
@@ -103,6 +106,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             *worker_services(entries, str(store.root), **pages),
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
             StatusService(basedir=str(settings.basedir)),
+            HistoryIndexes(),
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),
