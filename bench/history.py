@@ -22,6 +22,7 @@ Targets with 1,000,000 builds: every page shown in <= 2 s, GET /api/v2/builders
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -124,30 +125,39 @@ def endpoints(farm: LocalFarm, builder_ids: list[int]) -> dict[str, str]:
         "builds, waterfall": "builds?limit=40&order=-started_at",
         "builds, home": "builds?order=-buildid&complete=true&limit=20",
         "builds, console": "builds?limit=200&order=-started_at&property=got_revision",
-        "builds, grid": "builds?limit=1000&order=-buildrequestid",
-        "buildrequests, grid": "buildrequests?limit=1000&order=-buildrequestid",
-        "buildsets, grid": "buildsets?limit=1000&order=-bsid",
+        "buildrequests, console": "buildrequests?limit=200&order=-submitted_at",
+        "changes, console": "changes?limit=30&order=-changeid",
+        "builds, grid": "builds?limit=200&order=-buildrequestid",
+        "buildrequests, grid": "buildrequests?limit=200&order=-buildrequestid",
+        "buildsets, grid": "buildsets?limit=200&order=-bsid",
     }
 
 
-def views(farm: LocalFarm, hist: History | None, package: str) -> dict[str, tuple[str, str]]:
-    """Each view, and a JavaScript test that its content is shown."""
+def views(farm: LocalFarm, package: str) -> dict[str, tuple[str, str]]:
+    """Each view, and a JavaScript test that its content (the newest rows) is shown."""
 
     def shows(*texts: str) -> str:
         tests = [f"document.body.innerText.includes({t!r})" for t in texts]
         return " && ".join([*tests, NOT_LOADING])
 
-    latest = hist.latest if hist else None
+    newest = farm.api("builds", order="-buildid", limit=1)["builds"]
+    changes = farm.api("changes", order="-changeid", limit=1)["changes"]
+    names = {b["builderid"]: b["name"] for b in farm.api("builders")["builders"]}
+    builds = [newest[0]["state_string"]] if newest else []
     out = {
-        "home": ("#/", shows("recent builds")),
+        "home": ("#/", shows("recent builds", *builds)),
         "Builders": ("#/builders", shows("build-linux-x86_64")),
         "waterfall": ("#/waterfall", shows("build-linux-x86_64")),
-        "console": ("#/console", NOT_LOADING + " && document.body.innerText.length > 200"),
-        "grid": ("#/grid", NOT_LOADING + " && document.body.innerText.length > 200"),
+        # a row per PyPI release, the newest first
+        "console": ("#/console", shows(*[c["comments"] for c in changes])),
+        "grid": ("#/grid", shows(*[c["comments"] for c in changes])),
     }
-    if latest:
-        name, builderid, number = latest
-        out["a build"] = (f"#/builders/{builderid}/builds/{number}", shows("resolve", name))
+    if newest:
+        b = newest[0]
+        out["a build"] = (
+            f"#/builders/{b['builderid']}/builds/{b['number']}",
+            shows("resolve", names[b["builderid"]], b["state_string"]),
+        )
     out["/farm/packages/"] = ("farm/packages/", shows(package, "packages"))
     out["a package page"] = (f"farm/packages/{package}", shows(package, "linux-x86_64"))
     out["/farm/campaigns/"] = ("farm/campaigns/", "document.readyState == 'complete'")
@@ -194,7 +204,7 @@ def run_janitor(farm: LocalFarm, timeout: float = 3600) -> float | None:
 
 def measure(label: str, farm: LocalFarm, hist: History | None, package: str) -> dict:
     row: dict = {"label": label}
-    row["builds"] = hist.builds if hist else 0
+    row["builds"] = hist.builds if hist else farm_builds(farm)
     row["db"] = db_size(farm)
     row["start"] = start_master(farm)
     pid = _read_pid(farm.master_dir / "twistd.pid")
@@ -207,19 +217,19 @@ def measure(label: str, farm: LocalFarm, hist: History | None, package: str) -> 
             row[f"GET {name}"] = get(f"{farm.url}api/v2/{path}")
         with Browser() as browser:
             browser.shown(farm.url, "true")  # Buildbot's scripts in the cache, as for a user
-            for name, (path, js) in views(farm, hist, package).items():
+            for name, (path, js) in views(farm, package).items():
                 try:
                     took, _, _ = browser.shown(farm.url + path, js, timeout=120)
                     row[f"view {name}"] = took
                 except TimeoutError:
                     row[f"view {name}"] = float("inf")
         row["rss"] = rss_mb(pid)
-        if hist and hist.builds:
+        if row["builds"]:
             row["janitor"] = run_janitor(farm)
     finally:
         farm.stop(timeout=120)
         assert not _pid_alive(farm.master_dir / "twistd.pid")
-    if hist and hist.builds:
+    if row["builds"]:
         engine = engine_for(farm)
         with engine.connect() as conn:  # what the janitor freed is reused, or given back
             if engine.dialect.name == "postgresql":
@@ -257,10 +267,26 @@ def main() -> None:
     parser.add_argument("--layout", choices=["platform", "virtual"], default="platform")
     parser.add_argument("--port", type=int, default=18210)
     parser.add_argument("--keep", help="keep the farms in this folder")
+    parser.add_argument(
+        "--farm", action="append", help="only measure this kept farm (its home), again"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     names = top_names(args.packages)
     columns = []
+    for home in args.farm or []:
+        conf = json.loads((Path(home) / "master" / "wheelfarm.json").read_text())
+        farm = LocalFarm(
+            home=Path(home),
+            www_port=conf["www_port"],
+            worker_port=conf["worker_port"],
+            db_url=conf["db_url"],
+        )
+        builds = farm_builds(farm)
+        columns.append(measure(f"{home}: {builds:,} builds", farm, None, names[0].lower()))
+        print(columns[-1], file=sys.stderr)
+    if args.farm:
+        return print_table(args, columns)
     with tempfile.TemporaryDirectory(prefix="wheelfarm-history-") as tmp:
         root = Path(args.keep or tmp)
         for kind in args.db.split(","):
@@ -303,6 +329,19 @@ def main() -> None:
                 if dbname and not args.keep:
                     with psycopg.connect(PG + "postgres", autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    print_table(args, columns)
+
+
+def farm_builds(farm: LocalFarm) -> int:
+    engine = engine_for(farm)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT COUNT(*) FROM builds").scalar()
+    finally:
+        engine.dispose()
+
+
+def print_table(args, columns: list[dict]) -> None:
     load = os.getloadavg()
     print(
         f"history: top {args.packages:,} packages x 5 platforms, layout {args.layout}, "

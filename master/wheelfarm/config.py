@@ -97,6 +97,9 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             if settings.www_port
             else None,
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
+            # the grid shows 5 releases: it needs no 1,000 builds, buildsets and requests
+            # (each fetched with its properties or sourcestamps) to draw them
+            "ui_default_config": {"Grid.buildFetchLimit": 200, "Grid.changeFetchLimit": 30},
             "change_hook_dialects": registryrepo.www_hooks(settings),
             **www_access(settings, registry),
         },
