@@ -140,9 +140,11 @@ def views(farm: LocalFarm, package: str) -> dict[str, tuple[str, str]]:
         tests = [f"document.body.innerText.includes({t!r})" for t in texts]
         return " && ".join([*tests, NOT_LOADING])
 
-    newest = farm.api("builds", order="-buildid", limit=1)["builds"]
-    changes = farm.api("changes", order="-changeid", limit=1)["changes"]
     names = {b["builderid"]: b["name"] for b in farm.api("builders")["builders"]}
+    recent = farm.api("builds", order="-buildid", limit=20)["builds"]
+    # the newest wheel build (not, say, the retention job's)
+    newest = [b for b in recent if names[b["builderid"]].startswith("build-")][:1]
+    changes = farm.api("changes", order="-changeid", limit=1)["changes"]
     builds = [newest[0]["state_string"]] if newest else []
     out = {
         "home": ("#/", shows("recent builds", *builds)),
@@ -202,7 +204,9 @@ def run_janitor(farm: LocalFarm, timeout: float = 3600) -> float | None:
     raise TimeoutError("the retention job did not finish")
 
 
-def measure(label: str, farm: LocalFarm, hist: History | None, package: str) -> dict:
+def measure(
+    label: str, farm: LocalFarm, hist: History | None, package: str, vacuum: bool = True
+) -> dict:
     row: dict = {"label": label}
     row["builds"] = hist.builds if hist else farm_builds(farm)
     row["db"] = db_size(farm)
@@ -229,7 +233,7 @@ def measure(label: str, farm: LocalFarm, hist: History | None, package: str) -> 
     finally:
         farm.stop(timeout=120)
         assert not _pid_alive(farm.master_dir / "twistd.pid")
-    if row["builds"]:
+    if row["builds"] and vacuum:
         engine = engine_for(farm)
         with engine.connect() as conn:  # what the janitor freed is reused, or given back
             if engine.dialect.name == "postgresql":
@@ -283,7 +287,8 @@ def main() -> None:
             db_url=conf["db_url"],
         )
         builds = farm_builds(farm)
-        columns.append(measure(f"{home}: {builds:,} builds", farm, None, names[0].lower()))
+        label = f"{home}: {builds:,} builds"
+        columns.append(measure(label, farm, None, names[0].lower(), vacuum=False))
         print(columns[-1], file=sys.stderr)
     if args.farm:
         return print_table(args, columns)
