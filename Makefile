@@ -107,3 +107,4 @@ bench: venv
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/emulation.py
+	$(BIN)/python bench/history.py

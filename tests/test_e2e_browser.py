@@ -99,11 +99,16 @@ def test_waterfall_package_pages_badge_and_rollout_in_a_browser(farm_factory, tm
         farm.rpc("forceschedulers/rollout", "force", builderNames=["orchestrate"])
         wait_campaign(farm)
 
-        # Buildbot's waterfall: a column per package and platform, green and red builds
+        # Buildbot's waterfall: a column per platform, green and red builds
         waterfall = chromium.dom(f"{farm.url}#/waterfall")
-        assert "good · linux-x86_64" in waterfall and "bad · linux-x86_64" in waterfall
+        assert "build-linux-x86_64" in waterfall and " · linux-x86_64" not in waterfall
         assert "results_SUCCESS" in waterfall and "results_FAILURE" in waterfall
         chromium.screenshot(f"{farm.url}#/waterfall", "waterfall")
+        # its home page: the recent builds, each naming its package, version and Python
+        home = chromium.dom(f"{farm.url}#/")
+        assert "good 1.0 py3.11: build successful" in home
+        assert "bad 1.0 py3.11: " in home and "import failed" in home
+        chromium.screenshot(f"{farm.url}#/", "home")
 
         # the farm's pages: the list, a green package and a red one, each with its badge
         listing = chromium.dom(f"{farm.url}farm/packages/")

@@ -34,13 +34,16 @@ def force_and_check_six(farm) -> None:
     (build,) = wait_builds(farm, brids, timeout=300)
     assert build["results"] == 0, build["state_string"]
 
-    # the build shows under the package's own (virtual) builder, tagged
+    # the build runs on its platform's builder (none per package), and its summary,
+    # which Buildbot's build lists show, names the package, version and Python
     builder = farm.api(f"builders/{build['builderid']}")["builders"][0]
-    assert builder["name"] == "six · linux-x86_64"
-    assert {"six", "linux-x86_64"} <= set(builder["tags"])
+    assert builder["name"] == "build-linux-x86_64"
+    assert {"platform", "linux-x86_64"} <= set(builder["tags"])
     props = {k: v[0] for k, v in build["properties"].items()}
     assert props["package"] == "six" and props["python"] == "3.11"
     assert props["version"].startswith("1.")
+    assert build["state_string"].startswith(f"six {props['version']} py3.11: ")
+    assert not [b for b in farm.api("builders")["builders"] if " · " in b["name"]]
 
     # the wheel is in the farm's index folder, named for that version
     wheels = [w.name for w in (farm.settings().index_path / "six").glob("*.whl")]
@@ -63,8 +66,12 @@ def test_force_build_postgresql(pg_url, farm_factory, tmp_path):  # pg_url outli
     force_and_check_six(farm)
     # the builds really are in PostgreSQL
     with psycopg.connect(pg_url) as conn:
-        row = conn.execute("SELECT name FROM builders WHERE name = %s", ("six · linux-x86_64",))
-        assert row.fetchone() == ("six · linux-x86_64",)
+        row = conn.execute(
+            "SELECT builders.name, builds.state_string FROM builds "
+            "JOIN builders ON builders.id = builds.builderid"
+        )
+        name, summary = row.fetchone()
+        assert name == "build-linux-x86_64" and summary.startswith("six 1.")
 
 
 def test_force_refuses_unknown_package(farm_factory, tmp_path):

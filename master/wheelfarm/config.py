@@ -21,6 +21,8 @@ from .access import www_access
 from .badges import BadgeService
 from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
 from .cluster import cluster_config
+from .historydb import HistoryIndexes
+from .historydb import install as count_without_order
 from .index import Index, IndexService
 from .mail import mail_services, missing_worker_options
 from .matching import can_take, prefer_native, served
@@ -29,6 +31,7 @@ from .problems import ValidationError
 from .pypiwatch import release_watch
 from .recovery import IncomingSweeper
 from .registry import Registry, load_registry
+from .retention import retention_configurators
 from .rollouts import Rollout, load_rollouts
 from .schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .settings import Settings
@@ -50,6 +53,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         # one line per problem in the master's log; Buildbot keeps the old config
         raise ConfigErrors([str(p) for p in e.problems]) from e
 
+    count_without_order()  # Buildbot's API lists stay fast with a year of builds
     store = CampaignStore(settings.basedir / "campaigns")
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
@@ -85,12 +89,17 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         + registryrepo.make_schedulers(settings),
         "collapseRequests": collapse_same_target,
         **cluster_config(settings),
+        # logs and build data past their horizon are deleted every night
+        "configurators": retention_configurators(settings),
         "www": {
             # a build-only master of a cluster serves no UI
             "port": _endpoint(settings.www_port, settings.www_interface)
             if settings.www_port
             else None,
             "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}, "badges": {}},
+            # the grid shows 5 releases: it needs no 1,000 builds, buildsets and requests
+            # (each fetched with its properties or sourcestamps) to draw them
+            "ui_default_config": {"Grid.buildFetchLimit": 200, "Grid.changeFetchLimit": 30},
             "change_hook_dialects": registryrepo.www_hooks(settings),
             **www_access(settings, registry),
         },
@@ -102,6 +111,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             ),
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
             StatusService(basedir=str(settings.basedir)),
+            HistoryIndexes(),
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),

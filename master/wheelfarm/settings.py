@@ -74,6 +74,12 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     # uploads are refused while the index's filesystem has less free than this
     min_free_bytes: int = 256 * 1024 * 1024
+    # retention (retention.py): every night at retention_hour (the master's local time)
+    # Buildbot's janitor deletes step logs and build data older than their horizon
+    # (days; 0 keeps them). Builds, wheels, build records and status records stay.
+    log_horizon_days: int = 90
+    build_data_horizon_days: int = 90
+    retention_hour: int = 3
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)

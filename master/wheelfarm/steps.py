@@ -57,20 +57,27 @@ MASTER_STEP_TIMEOUT = 600
 
 
 class PackageBuild(build.Build):
-    """A build that shows in the UI under its package's virtual builder.
+    """A build of one (package, version, platform, Python) on its platform's builder.
 
-    Setting the virtual builder here, rather than in each scheduler, covers
-    forced, triggered and any later kind of request alike.
+    There is no builder per package (75,000 of them at PyPI scale made every
+    view of Buildbot's UI fetch them all): the package shows in the build's
+    summary, `six 1.16.0 py3.11: build successful`, which Buildbot's build
+    lists, home page and waterfall show, and on the farm's package pages.
+    Set here, it covers forced, triggered and any later kind of request alike.
     """
 
-    def getBuilderId(self):
-        package = self.getProperty("package")
-        if package and not self.hasProperty(self.VIRTUAL_BUILDERNAME_PROP):
-            platform = self.getProperty("platform")
-            self.setProperty(self.VIRTUAL_BUILDERNAME_PROP, f"{package} · {platform}", "wheelfarm")
-            tags = [package, platform]
-            self.setProperty(self.VIRTUAL_BUILDERTAGS_PROP, tags, "wheelfarm")
-        return super().getBuilderId()
+    def buildFinished(self, text, results):
+        return super().buildFinished([*target_label(self), *text], results)
+
+
+def target_label(build) -> list[str]:
+    """`six 1.16.0 py3.11:` for a wheel build, nothing for other builds."""
+    package = build.getProperty("package")
+    python = build.getProperty("python")
+    if not package or not python or not build.getProperty("platform"):
+        return []
+    version = build.getProperty("version") or build.getProperty("version_spec") or ""
+    return [" ".join(str(p) for p in (package, version, f"py{python}") if p) + ":"]
 
 
 @util.renderer
