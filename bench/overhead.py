@@ -1,14 +1,18 @@
-"""What the farm costs on top of a bare build.
+"""What the farm costs on top of a bare build, and what isolation costs on top of that.
 
 For a small pure sdist and a C extension, side by side in one run: bare
 `pip wheel --no-deps` of the sdist; the farm's time from force to the wheel in
 its index (resolve, fetch, isolated build, repair, checks, import test,
 publish, through a real master and worker); their ratio; and a no-op
-re-trigger (the wheel is already in the index).
+re-trigger (the wheel is already in the index). Then the same force -> wheel on
+three more farms whose worker isolates the package's code differently: not at all
+(`isolation: none-i-accept-the-risk`), with bubblewrap, and in podman (the bullseye
+build image, made by workers/images/make_image.py; needs root).
 
-    python bench/overhead.py [--packages six,markupsafe] [--python 3.11]
+    python bench/overhead.py [--packages six,markupsafe] [--python 3.11] [--no-isolation]
 
-Targets: ratio <= 1.5 for a small pure sdist, <= 1.1 for a C extension, no-op <= 1 s.
+Targets: ratio <= 1.5 for a small pure sdist, <= 1.1 for a C extension, no-op <= 1 s;
+isolation <= 5% of a markupsafe build.
 """
 
 from __future__ import annotations
@@ -86,10 +90,49 @@ def timed_force(farm: LocalFarm, package: str, **params) -> tuple[float, dict]:
     return time.perf_counter() - t, build
 
 
+ISOLATIONS = {
+    "none": {"isolation": "none-i-accept-the-risk"},
+    "bubblewrap": {"isolation": "bubblewrap"},
+    "podman": {"container": "podman"},
+}
+
+
+def bullseye_image() -> str:
+    make = Path(__file__).resolve().parents[1] / "workers" / "images" / "make_image.py"
+    argv = [sys.executable, make, "--suite", "bullseye", "--arch", "amd64", "--python", "3.11"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()[-1]
+
+
+def isolation_rows(packages: list[str], registry: Path, work: Path) -> list[tuple]:
+    """force -> wheel per package on a farm per isolation kind, in one run."""
+    images = {"linux-x86_64": {"image": bullseye_image(), "policy": "manylinux_2_31_x86_64"}}
+    times: dict[str, dict[str, float]] = {}
+    for kind, options in ISOLATIONS.items():
+        farm = LocalFarm(
+            home=work / f"farm-{kind}",
+            www_port=free_port(),
+            worker_port=free_port(),
+            registry=registry,
+            settings_overrides={"build_images": images} if "container" in options else {},
+            **options,
+        )
+        farm.create()
+        farm.start()
+        try:
+            for package in packages:
+                took, build = timed_force(farm, package)
+                assert build["results"] == 0, f"{package} ({kind}): the farm's build failed"
+                times.setdefault(package, {})[kind] = took
+        finally:
+            farm.stop()
+    return [(package, by_kind) for package, by_kind in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--packages", default="six,markupsafe")
     parser.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
+    parser.add_argument("--no-isolation", action="store_true", help="skip the isolation table")
     args = parser.parse_args()
     packages = args.packages.split(",")
     with tempfile.TemporaryDirectory(prefix="wheelfarm-overhead-") as tmp:
@@ -116,11 +159,22 @@ def main() -> None:
                 rows.append((package, bare, full, noop))
         finally:
             farm.stop()
+        isolated = [] if args.no_isolation else isolation_rows(packages, registry, work)
     print(f"farm overhead, Python {args.python}, one local worker")
     print("| sdist | bare pip wheel | farm: force -> wheel in index | ratio | no-op re-trigger |")
     print("|---|---|---|---|---|")
     for package, bare, full, noop in rows:
         print(f"| {package} | {bare:.1f} s | {full:.1f} s | {full / bare:.2f} | {noop:.2f} s |")
+    if isolated:
+        print("\nisolation: force -> wheel in index, by how the worker isolates the build")
+        print("| sdist | none | bubblewrap | ratio | podman (bullseye image) | ratio |")
+        print("|---|---|---|---|---|---|")
+        for package, t in isolated:
+            none, bwrap, podman = t["none"], t["bubblewrap"], t["podman"]
+            print(
+                f"| {package} | {none:.1f} s | {bwrap:.1f} s | {bwrap / none:.2f} "
+                f"| {podman:.1f} s | {podman / none:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -72,3 +72,37 @@ def test_wheelfarm_check_prints_file_line_and_field(tmp_path, capsys):
     assert f"{path}:5: packages[0].build.env.LD_PRELOAD: 'LD_PRELOAD' changes how" in (
         err.out + err.err
     )
+
+
+def test_system_packages_are_names_per_manager(tmp_path):
+    path = tmp_path / "packages.yaml"
+    path.write_text(
+        "schema: 1\npackages:\n  - name: a\n    build:\n      system:\n"
+        "        apt: [libyaml-dev, libffi-dev]\n        brew: [libyaml]\n",
+        encoding="utf-8",
+    )
+    (package,) = load_registry(path).packages.values()
+    assert package.build_system == (("apt", ("libyaml-dev", "libffi-dev")), ("brew", ("libyaml",)))
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ("        apt: ['libyaml-dev; rm -rf /']\n", "is not a apt package name"),
+        ("        apt: [--force-yes]\n", "is not a apt package name"),
+        ("        apt: []\n", "must not be an empty list"),
+        ("        pacman: [yaml]\n", "unknown key 'pacman'"),
+        ("        apt: libyaml-dev\n", "a list"),
+    ],
+)
+def test_system_packages_refused_with_file_line_and_field(tmp_path, lines, message):
+    path = tmp_path / "packages.yaml"
+    path.write_text(
+        "schema: 1\npackages:\n  - name: a\n    build:\n      system:\n" + lines,
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError) as e:
+        load_registry(path)
+    (problem,) = [str(p) for p in e.value.problems]
+    assert problem.startswith(f"{path}:6: packages[0].build.system.")
+    assert message in problem

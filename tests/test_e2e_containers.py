@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_builds, write_registry
+from fakepypi import FakePyPI
+from sdists import c_extension, make_sdist
 from test_farmtool import FARMTOOL, PYTHON, error_of, ok, wheels
 
 pytestmark = [
@@ -140,3 +142,69 @@ def test_a_container_worker_publishes_cffi_for_the_images_policy(
     record = json.loads(wheel.with_name(wheel.name + ".json").read_text())
     assert record["toolchain"]["container_image"] == bullseye_image
     assert record["toolchain"]["libc"] == "glibc 2.31"  # the image's, not this host's
+
+
+ZSTD_SETUP = """\
+from setuptools import Extension, setup
+setup(ext_modules=[Extension("zstdext._z", ["zstdext/_z.c"], libraries=["zstd"])])
+"""
+ZSTD_ENTRY = """\
+  - name: zstdext
+    platforms: [linux-x86_64]
+    python: ["3.11"]
+    build:
+      system:
+        apt: [libzstd-dev]
+        dnf: [libzstd-devel]
+    test:
+      command: ["python", "-c", "import zstdext._z as z; z.call(); print('zstd linked')"]
+"""
+
+
+@pytest.fixture
+def zstd_pypi(tmp_path):
+    """An sdist whose extension links libzstd: its build needs the -dev package."""
+    source = c_extension("_z", body="(void)ZSTD_versionNumber();", includes="#include <zstd.h>")
+    files = {"zstdext/__init__.py": "", "zstdext/_z.c": source}
+    pypi = FakePyPI()
+    pypi.publish(make_sdist(tmp_path / "sdists", "zstdext", "1.0", files, setup_py=ZSTD_SETUP))
+    yield pypi.start()
+    pypi.stop()
+
+
+def test_system_packages_are_installed_in_the_image_and_vendored(
+    farm_factory, tmp_path, bullseye_image, zstd_pypi
+):
+    """The registry says which system packages a build needs: in its container the
+    build installs them, and repair vendors the library into the wheel."""
+    image = {"image": bullseye_image, "policy": POLICY_2_31}
+    farm = farm_factory(
+        write_registry(tmp_path / "packages.yaml", ZSTD_ENTRY),
+        pypi_url=zstd_pypi,
+        container="podman",
+        settings_overrides={"build_images": {"linux-x86_64": image}},
+    )
+    (build,) = wait_builds(farm, farm.force("zstdext", reason="e2e"), timeout=1500)
+    assert build["results"] == 0, build["state_string"]
+    (wheel,) = (farm.settings().index_path / "zstdext").glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert any("libzstd" in n for n in zf.namelist()), zf.namelist()
+
+
+def test_a_worker_without_the_system_packages_declines_the_build(farm_factory, tmp_path, zstd_pypi):
+    """On a volunteer's own system nothing is installed: the build says what is missing."""
+    if not shutil.which("dpkg-query"):
+        pytest.skip("a Debian worker")
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "libzstd-dev"], capture_output=True)
+    if b"install ok installed" in done.stdout:
+        pytest.skip("libzstd-dev is installed here")
+    farm = farm_factory(
+        write_registry(tmp_path / "packages.yaml", ZSTD_ENTRY),
+        pypi_url=zstd_pypi,
+        isolation="bubblewrap",
+    )
+    (build,) = wait_builds(farm, farm.force("zstdext", reason="e2e"), timeout=600)
+    assert build["results"] == 2
+    reason = "declined: needs system packages libzstd-dev (apt), not installed on this worker"
+    assert reason in build["state_string"]
+    assert not (farm.settings().index_path / "zstdext").exists()

@@ -397,3 +397,21 @@ def test_installs_run_sandboxed_with_the_network_and_a_cache_of_their_own(tmp_pa
         argv[argv.index("--bind") : argv.index("--bind") + 3]
     )
     assert not farmtool.installer(NONE, venv).isolation.sandboxed
+
+
+def test_system_packages_are_checked_on_a_workers_own_system():
+    parsed = farmtool.system_packages(["apt:libc6", "dnf:glibc", "apt:wheelfarm-no-such-package"])
+    assert parsed == {"apt": ["libc6", "wheelfarm-no-such-package"], "dnf": ["glibc"]}
+    with pytest.raises(farmtool.Failure, match="not a system package"):
+        farmtool.system_packages(["apt:libc6;reboot"])
+    if farmtool.this_manager() != "apt":
+        pytest.skip("a Debian machine")
+    assert farmtool.missing_system_packages(parsed) == ("apt", ["wheelfarm-no-such-package"])
+    # not installed, and not allowed to install it here: the build is declined, in one line
+    with pytest.raises(farmtool.Failure) as e:
+        farmtool.provide_system_packages(["apt:wheelfarm-no-such-package"], may_install=False)
+    assert str(e.value) == (
+        "declined: needs system packages wheelfarm-no-such-package (apt), "
+        "not installed on this worker"
+    )
+    farmtool.provide_system_packages(["apt:libc6", "brew:libyaml"], may_install=False)

@@ -56,7 +56,14 @@ KEYS = (
     "maintainers",
     "skip",
 )
-BUILD_KEYS = ("requires", "env")
+BUILD_KEYS = ("requires", "env", "system")
+# System packages a build needs, per package manager (cibuildwheel's before-all,
+# conda-forge's host requirements): names only, never a command line.
+SYSTEM_MANAGERS = {
+    "apt": re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}"),  # Debian's names
+    "dnf": re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]{0,99}"),  # the manylinux images'
+    "brew": re.compile(r"[a-z0-9][a-z0-9@+._-]{0,99}"),
+}
 TEST_KEYS = ("requires", "command", "skip_imports")
 ABI_KINDS = ("major", "minor", "every-release", "none")
 # Names end up in paths, URLs and build commands; refuse anything a shell would interpret.
@@ -121,6 +128,8 @@ class Package:
     # what a wheel built against this package requires of it (pins.py); None: the
     # default of its `abi`
     run_exports: str | None = None
+    # system packages its build needs, per manager: (("apt", ("libyaml-dev",)), ...)
+    build_system: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,7 @@ def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) 
         skip=key("skip", string, None, check=_skip_error),
         line=fields.doc.line(path),
         run_exports=key("run_exports", string, None, check=pins.rule_error),
+        build_system=build_key("system", _read_system, (), fields=fields),
     )
     if package.run_exports is not None and package.abi == "none":
         fields.error(
@@ -249,6 +259,30 @@ def _program_error(command: tuple[str, ...]) -> str | None:
     if command and not command[0].strip():
         return "the program (its first item) must not be empty"
     return None
+
+
+def _read_system(
+    path: FieldPath, value: Any, fields: Fields
+) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """`{apt: [libyaml-dev], dnf: [libyaml-devel], brew: [libyaml]}`: names only."""
+    managers = fields.mapping(path, value, known=SYSTEM_MANAGERS)
+    if managers is None:
+        return None
+    found = []
+    for manager, names in managers.items():
+        pattern = SYSTEM_MANAGERS.get(manager)
+        if pattern is None:
+            continue  # reported as an unknown key
+
+        def name_error(name: str, pattern: re.Pattern = pattern, manager: str = manager):
+            if pattern.fullmatch(name):
+                return None
+            return f"{name!r} is not a {manager} package name"
+
+        good = fields.strings((*path, manager), names, check=name_error, nonempty=True)
+        if good:
+            found.append((manager, good))
+    return tuple(found)
 
 
 def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, str], ...] | None:
@@ -445,6 +479,19 @@ def json_schema() -> dict[str, Any]:
                         "propertyNames": {"pattern": f"^{ENV_NAME.pattern}$"},
                         "additionalProperties": {"type": "string"},
                         "description": "Environment variables for the build.",
+                    },
+                    "system": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "description": "System packages the build needs, per package manager.",
+                        "properties": {
+                            manager: strings(
+                                {"pattern": f"^{pattern.pattern}$"},
+                                f"{manager} package names",
+                                minItems=1,
+                            )
+                            for manager, pattern in SYSTEM_MANAGERS.items()
+                        },
                     },
                 },
             },

@@ -50,6 +50,9 @@ def request_properties(
         "prereleases": package.prereleases,
         "build_requires": list(package.build_requires),
         "build_env": dict(package.build_env),
+        "build_system": [
+            f"{manager}:{name}" for manager, names in package.build_system for name in names
+        ],
         "test_requires": list(package.test_requires),
         "test_command": list(package.test_command),
         "skip_imports": list(package.skip_imports),

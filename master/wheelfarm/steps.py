@@ -781,6 +781,7 @@ def build_factory(
                 *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
                 *("--frontend", worker_lock().requirement("build")),
                 _repeat("--requires", "build_requires"),
+                _repeat("--system", "build_system"),
                 *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 _pass_env,
                 _isolation,

@@ -990,6 +990,88 @@ def relative_to_cwd(path: str) -> str:
         fail(f"{path} is outside the build directory, cannot use it in a container")
 
 
+# How each package manager installs, and asks whether a package is installed. Names
+# come from the registry, where they are checked (package names only); here they are
+# still only ever argv items, never part of a shell line.
+SYSTEM_MANAGERS = {
+    "apt": {
+        "installed": ["dpkg-query", "-W", "-f=${Status}"],
+        "says": "install ok installed",
+        "update": ["apt-get", "update", "-qq"],
+        "install": ["apt-get", "install", "-y", "-qq", "--no-install-recommends"],
+    },
+    "dnf": {
+        "installed": ["rpm", "-q"],
+        "says": "",
+        "update": None,
+        "install": ["dnf", "install", "-y", "-q"],
+    },
+    "brew": {
+        "installed": ["brew", "list", "--versions"],
+        "says": "",
+        "update": None,
+        "install": ["brew", "install"],
+    },
+}
+SYSTEM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@+._-]{0,99}")
+
+
+def system_packages(specs: Sequence[str]) -> dict[str, list[str]]:
+    """`apt:libyaml-dev` ... -> {"apt": ["libyaml-dev"], ...} (a bad item fails)."""
+    found: dict[str, list[str]] = {}
+    for spec in specs:
+        manager, _, name = spec.partition(":")
+        if manager not in SYSTEM_MANAGERS or not SYSTEM_NAME.fullmatch(name):
+            fail(f"not a system package: {spec!r} (MANAGER:NAME, MANAGER one of apt, dnf, brew)")
+        found.setdefault(manager, []).append(name)
+    return found
+
+
+def this_manager() -> str | None:
+    """The package manager of this machine (or image), by the tool that asks it."""
+    for manager, how in SYSTEM_MANAGERS.items():
+        if which(how["installed"][0]):
+            return manager
+    return None
+
+
+def missing_system_packages(wanted: dict[str, list[str]]) -> tuple[str | None, list[str]]:
+    """This machine's manager, and which of the packages listed for it are not installed."""
+    manager = this_manager()
+    if manager is None or manager not in wanted:
+        return manager, []
+    how = SYSTEM_MANAGERS[manager]
+    missing = []
+    for name in wanted[manager]:
+        done = subprocess.run(
+            [*how["installed"], name], capture_output=True, text=True, stdin=DEVNULL
+        )
+        if done.returncode or how["says"] not in done.stdout:
+            missing.append(name)
+    return manager, missing
+
+
+def provide_system_packages(specs: Sequence[str], may_install: bool) -> None:
+    """Install the build's system packages (in a container, as its root), or, on a
+    worker's own system, check that they are there and decline the build if not."""
+    wanted = system_packages(specs)
+    manager, missing = missing_system_packages(wanted)
+    if not missing:
+        if wanted and manager not in wanted:
+            print(f"system packages: none listed for {manager or 'this system'}")
+        return
+    if not may_install:
+        fail(
+            f"declined: needs system packages {', '.join(missing)} ({manager}), "
+            "not installed on this worker"
+        )
+    how = SYSTEM_MANAGERS[manager]
+    if how["update"]:
+        check_run(how["update"], "cannot install system packages")
+    check_run([*how["install"], *missing], "cannot install system packages")
+    print(f"installed system packages: {', '.join(missing)} ({manager})")
+
+
 def cmd_build(args: argparse.Namespace) -> None:
     """Build a wheel from the one sdist in --sdist-dir into --out, in a fresh venv."""
     sdist_dir = Path(args.sdist_dir)
@@ -997,7 +1079,10 @@ def cmd_build(args: argparse.Namespace) -> None:
     if len(sdists) != 1:
         fail(f"expected one sdist in {args.sdist_dir}, found {len(sdists)}")
     if args.container_engine:
+        system_packages(args.system)  # a bad item fails here, not in the container
         farm_args = ["build", "--sdist-dir", relative_to_cwd(args.sdist_dir)]
+        farm_args += [a for s in args.system for a in ("--system", s)]
+        farm_args += ["--install-system"] if args.system else []
         farm_args += ["--out", relative_to_cwd(args.out)]
         farm_args += [a for r in args.requires for a in ("--requires", r)]
         farm_args += index_args(args, "--index-url", "--extra-index-url")
@@ -1018,6 +1103,10 @@ def cmd_build(args: argparse.Namespace) -> None:
         return
     isolation = resolve_isolation(args.isolation)
     FACTS["isolation"] = isolation.name
+    # in the build's own container (the outer farmtool passes --install-system), as its
+    # root; on a worker's own system, only checked: a volunteer's system is theirs
+    contained = bool(os.environ.get("WHEELFARM_CONTAINER_IMAGE"))
+    provide_system_packages(args.system, args.install_system and contained)
 
     out = fresh_dir(Path(args.out))
     tool = fresh_dir(Path(BUILD_TOOL).absolute())
@@ -1868,6 +1957,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--requires", action="append", default=[], help="extra build requirement")
     build.add_argument(
         "--frontend", default="build", help="the PEP 517 frontend to install (the lock's pin)"
+    )
+    build.add_argument(
+        "--system", action="append", default=[], help="MANAGER:NAME, a system package it needs"
+    )
+    build.add_argument(
+        "--install-system", action="store_true", help="install them (inside a container only)"
     )
     build.add_argument(
         "--pass-env", action="append", default=[], help="variable to pass into the container"
