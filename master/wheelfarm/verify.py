@@ -105,6 +105,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # here too, as well as before the subcommand (SUPPRESS: the global one stays if absent)
+    parser.add_argument(
+        "--registry", type=Path, default=argparse.SUPPRESS, help="default: packages.yaml"
+    )
     parser.add_argument(
         "--index", type=Path, help="the farm's index (default: the local farm's, .farm/)"
     )
@@ -133,6 +137,5 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wheelfarm reproducible", description=DESCRIPTION)
-    parser.add_argument("--registry", type=Path, default=REPO / "packages.yaml")
     add_arguments(parser)
     return run(parser.parse_args(argv))
