@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.localfarm import CONTAINERS_CONF, LocalFarm
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/"
@@ -86,3 +89,32 @@ def pg_url() -> Iterator[str]:
             yield PG_URL + name
         finally:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+MAKE_IMAGE = Path(__file__).resolve().parents[1] / "workers" / "images" / "make_image.py"
+
+
+def build_image(suite: str, arch: str, python: str = "3.11") -> str:
+    """A build image made by workers/images/make_image.py (cached by its recipe, so slow
+    once per machine), as the tests of containers and emulation use it; its name."""
+    done = subprocess.run(
+        [sys.executable, MAKE_IMAGE, "--suite", suite, "--arch", arch, "--python", python],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF)),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def bullseye_image() -> str:
+    """Debian bullseye (glibc 2.31) for amd64, CPython 3.11 built in it."""
+    return build_image("bullseye", "amd64")
+
+
+@pytest.fixture(scope="session")
+def arm64_image() -> str:
+    """Debian bookworm for arm64, run under QEMU on an x86_64 host."""
+    return build_image("bookworm", "arm64")

@@ -22,6 +22,7 @@ from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import c_extension, make_sdist
 from test_farmtool import FARMTOOL, PYTHON, error_of, ok, wheels
+from wheelfarm.localfarm import CONTAINERS_CONF
 
 pytestmark = [
     pytest.mark.e2e,
@@ -29,24 +30,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="making an image needs root (debootstrap)"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"
-CONTAINERS_CONF = ROOT / "workers" / "podman" / "containers.conf"
 POLICY_2_31 = "manylinux_2_31_x86_64"
 CFFI = "cffi==2.1.1"  # links libffi: built on this host, its wheel needs glibc 2.36
-
-
-@pytest.fixture(scope="session")
-def bullseye_image() -> str:
-    done = subprocess.run(
-        [sys.executable, MAKE_IMAGE, "--suite", "bullseye", "--arch", "amd64", "--python", "3.11"],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        env=dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF)),
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import platform
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -33,9 +32,6 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"
-CONTAINERS_CONF = ROOT / "workers" / "podman" / "containers.conf"
 EM_AARCH64 = 183  # e_machine of an aarch64 ELF file
 CHECK = "import platform, emuext._speed as s; s.call(); print(platform.machine())"
 REGISTRY = f"""\
@@ -45,19 +41,6 @@ REGISTRY = f"""\
     test:
       command: ["python", "-c", "{CHECK}"]
 """
-
-
-@pytest.fixture(scope="session")
-def arm64_image() -> str:
-    done = subprocess.run(
-        [sys.executable, MAKE_IMAGE, "--suite", "bookworm", "--arch", "arm64", "--python", "3.11"],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        env=dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF)),
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture
