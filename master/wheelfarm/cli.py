@@ -130,6 +130,8 @@ def _follow(farm: LocalFarm, wanted: dict[int, str]) -> int:
                     continue
                 done.add(brid)
                 props = {k: v[0] for k, v in b["properties"].items()}
+                # the summary starts with the target this line names already
+                said = b["state_string"].partition(": ")[2] or b["state_string"]
                 took = (b["complete_at"] or 0) - (b["started_at"] or 0)
                 status = RESULTS.get(b["results"], str(b["results"]))
                 failed += b["results"] not in (0, 1, 3)
@@ -137,7 +139,7 @@ def _follow(farm: LocalFarm, wanted: dict[int, str]) -> int:
                 print(
                     f"  [{len(done)}/{len(wanted)}] {status:>8}  {props.get('package')} "
                     f"{props.get('version', '?')} py{props.get('python')} "
-                    f"{props.get('platform')} ({took:.0f} s): {b['state_string']}  "
+                    f"{props.get('platform')} ({took:.0f} s): {said}  "
                     f"{farm.url}#/builders/{b['builderid']}/builds/{b['number']}",
                     flush=True,
                 )
