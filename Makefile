@@ -107,4 +107,5 @@ bench: venv
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/emulation.py
+	$(BIN)/python bench/reproducible.py
 	$(BIN)/python bench/history.py
