@@ -45,6 +45,8 @@ def release_builds(farm) -> dict[tuple[str, str], list[dict]]:
     found: dict[tuple[str, str], list[dict]] = {}
     for b in farm.api("builds", property="*", limit=1000)["builds"]:
         props = {k: v[0] for k, v in b["properties"].items()}
+        if "package" not in props or "version_spec" not in props:
+            continue  # its properties reach the database a moment after the build itself
         found.setdefault((props["package"], props["version_spec"]), []).append(b)
     return found
 
