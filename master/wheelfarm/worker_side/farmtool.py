@@ -667,8 +667,11 @@ def pip_install(
     """Install into the environment of `python` (a venv's interpreter), in `sandbox`."""
     if not requirements:
         return
-    if which("uv"):
-        argv = ["uv", "pip", "install", "--python", python, *index_args, *requirements]
+    uv = which("uv")
+    if uv:
+        # by its path: in the sandbox, the worker's PATH is not (a worker started
+        # without its venv on PATH finds uv beside its Python)
+        argv = [uv, "pip", "install", "--python", python, *index_args, *requirements]
     else:
         argv = [sys.executable, "-m", "pip", "--python", python, "install"]
         argv += ["--disable-pip-version-check", *index_args, *requirements]
