@@ -155,7 +155,7 @@ def _worker_properties(entry: WorkerEntry) -> dict:
     props = {"platform": entry.platform, "pythons": list(entry.pythons)}
     props["isolation"] = entry.isolation  # how its builds sandbox the package's own code
     if entry.container:
-        props["container_engine"] = entry.container  # build and repair in manylinux images
+        props["container_engine"] = entry.container  # every step in the platform's build image
     if entry.emulated:
         props["emulated"] = True  # the platform's image, run under QEMU
     return props

@@ -66,7 +66,7 @@ class WorkerEntry:
     max_builds: int
     tags: tuple[str, ...]
     line: int  # of the entry in the file
-    container: str | None = None  # docker or podman: build inside manylinux images
+    container: str | None = None  # docker or podman: steps run in the build image
     downtime: tuple[Downtime, ...] = ()
     # another architecture's platform, offered by running its image under QEMU
     # (binfmt_misc): slower, so native workers of the platform go first
