@@ -972,9 +972,12 @@ def image_toolchain(args: argparse.Namespace) -> dict:
     argv = container_argv(
         engine, args.image, python_version(), os.getcwd(), ["toolchain"],
         ["WHEELFARM_CONTAINER_IMAGE"], arch=args.container_arch,
+        writable=[FACTS_DIR],  # where it leaves its own facts file, as every run does
     )  # fmt: skip
     env = dict(os.environ, WHEELFARM_CONTAINER_IMAGE=args.image)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=DEVNULL)
+    if done.returncode:
+        fail(f"cannot read the image's toolchain ({Path(engine).name} exited {done.returncode})")
     try:
         info = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
