@@ -20,8 +20,9 @@ import pytest
 
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
+from farmtoolmod import FARMTOOL
 from sdists import c_extension, make_sdist
-from test_farmtool import FARMTOOL, PYTHON, error_of, ok, wheels
+from test_farmtool import PYTHON, error_of, ok, wheels
 from wheelfarm.localfarm import CONTAINERS_CONF
 
 pytestmark = [

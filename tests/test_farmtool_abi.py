@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -20,19 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from farmtoolmod import farmtool
 from sdists import c_extension, make_wheel
-
-FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
-
-
-def _load_farmtool():
-    spec = importlib.util.spec_from_file_location("farmtool_abi", FARMTOOL / "farmtool.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-farmtool = _load_farmtool()
 
 
 def _venv_with(tmp_path: Path, wheel: Path) -> Path:

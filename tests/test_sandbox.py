@@ -5,7 +5,6 @@ server stands for "the network"), so these are unit tests.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -18,19 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from farmtoolmod import FARMTOOL, farmtool
 from wheelfarm.steps import parse_facts
 
-FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
-
-
-def _load_farmtool():
-    spec = importlib.util.spec_from_file_location("farmtool_sandbox", FARMTOOL / "farmtool.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-farmtool = _load_farmtool()
 BWRAP = farmtool.ISOLATIONS["bubblewrap"]
 NONE = farmtool.ISOLATIONS["none-i-accept-the-risk"]
 needs_bwrap = pytest.mark.skipif(
@@ -184,7 +173,7 @@ def test_farmtool_writes_its_facts_and_drops_a_previous_builds(tmp_path):
     facts = tmp_path / ".facts" / "fetch.json"
     facts.parent.mkdir()
     facts.write_text('{"summary": "stale"}')
-    shutil.copy(FARMTOOL / "farmtool.py", tmp_path)
+    shutil.copy(FARMTOOL, tmp_path)
     argv = [sys.executable, "farmtool.py", "fetch", "--url", "file:///nonexistent/x.tar.gz"]
     argv += ["--sha256", "0" * 64, "--filename", "x.tar.gz", "--dest", "sdist"]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
