@@ -1,4 +1,4 @@
-"""How fast the master plans a rebuild cascade (wheelfarm.graph) at PyPI scale.
+"""How fast the master plans a rebuild cascade (wheelfarm.registry.graph) at PyPI scale.
 
 Generates synthetic dependency graphs of 1,000, 10,000 and 100,000 packages shaped
 like PyPI's: every package depends on 0-5 earlier ones (so the graph is a DAG),
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from wheelfarm.graph import Graph
+from wheelfarm.registry.graph import Graph
 
 HUBS = 10  # setuptools, numpy, typing-extensions, ...
 HUB_SHARE = 0.6  # chance that a dependency is a hub rather than any earlier package

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import free_port  # noqa: E402
 from fakepypi import FakePyPI  # noqa: E402
 from sdists import make_sdist  # noqa: E402
-from wheelfarm.index import Index  # noqa: E402
-from wheelfarm.localfarm import LocalFarm  # noqa: E402
-from wheelfarm.platforms import PLATFORMS  # noqa: E402
+from wheelfarm.cli.localfarm import LocalFarm  # noqa: E402
+from wheelfarm.index.store import Index  # noqa: E402
+from wheelfarm.registry.platforms import PLATFORMS  # noqa: E402
 from wheelmaker import make_wheel  # noqa: E402
 
 TOOLCHAIN = "bench.1"

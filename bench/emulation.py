@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FARMTOOL = ROOT / "master" / "wheelfarm" / "worker_side" / "farmtool.py"
+FARMTOOL = ROOT / "master" / "wheelfarm" / "build" / "worker_side" / "farmtool.py"
 MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"
 ENV = dict(
     os.environ,

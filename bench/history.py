@@ -43,7 +43,7 @@ import registry_scale  # noqa: E402
 from cdp import Browser  # noqa: E402
 from historygen import History, generate  # noqa: E402
 
-from wheelfarm.localfarm import BIN, LocalFarm, _pid_alive, _read_pid  # noqa: E402
+from wheelfarm.cli.localfarm import BIN, LocalFarm, _pid_alive, _read_pid  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PG = "postgresql://postgres@127.0.0.1:5432/"
@@ -187,7 +187,7 @@ def start_master(farm: LocalFarm) -> float:
 def run_janitor(farm: LocalFarm, timeout: float = 3600) -> float | None:
     """Force the retention job (the janitor's builder) and wait for it."""
     try:
-        from wheelfarm.retention import JANITOR
+        from wheelfarm.ops.retention import JANITOR
     except ImportError:  # a farm before retention
         return None
     builders = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from buildbot.util.sautils import hash_columns
 from packaging.utils import canonicalize_name
 
-from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
-from wheelfarm.status import STATUS_FILE, Row, StatusRecords, row_status
+from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
+from wheelfarm.web.status import STATUS_FILE, Row, StatusRecords, row_status
 
 STEPS = ["resolve", "fetch", "build", "repair", "check", "test", "upload", "metadata", "publish"]
 MASTER_STEPS = {"resolve", "metadata", "publish"}

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import free_port  # noqa: E402

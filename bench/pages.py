@@ -16,12 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from wheelfarm.badges import badge_svg
-from wheelfarm.campaigns import BLOCKED, DONE, Campaign, CampaignStore, Node, node_key
-from wheelfarm.packages import blocked_targets, list_page, package_page, package_status
-from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
-from wheelfarm.registry import Package, Registry
-from wheelfarm.status import BUILT, FAILED, Row, StatusRecords
+from wheelfarm.cascade.campaign import BLOCKED, DONE, Campaign, Node, node_key
+from wheelfarm.cascade.store import CampaignStore
+from wheelfarm.registry.packages import Package, Registry
+from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
+from wheelfarm.web.badges import badge_svg
+from wheelfarm.web.packages import blocked_targets, list_page, package_page, package_status
+from wheelfarm.web.status import BUILT, FAILED, Row, StatusRecords
 
 
 def make_registry(n: int) -> Registry:

@@ -28,8 +28,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from wheelfarm.localfarm import BIN, MASTER_CFG, LocalFarm, _pid_alive, _read_pid
-from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
+from wheelfarm.cli.localfarm import BIN, MASTER_CFG, LocalFarm, _pid_alive, _read_pid
+from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 
 REPO = Path(__file__).resolve().parents[1]
 TOP = REPO.parent / "shared" / "top-pypi-15000.tsv"

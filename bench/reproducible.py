@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from wheelfarm.localfarm import LocalFarm
-from wheelfarm.platforms import host_platform
-from wheelfarm.registry import load_registry
-from wheelfarm.verify import share
+from wheelfarm.cli.localfarm import LocalFarm
+from wheelfarm.index.verify import share
+from wheelfarm.registry.packages import load_registry
+from wheelfarm.registry.platforms import host_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

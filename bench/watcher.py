@@ -2,7 +2,7 @@
 
 A fake PyPI on loopback (tests/fakepypi.py) holds the top 15,000 PyPI projects
 (from ../shared/top-pypi-15000.tsv), each with a release history, and the
-registry lists all of them. The watcher's cycle (wheelfarm.pypifeed.poll_cycle,
+registry lists all of them. The watcher's cycle (wheelfarm.changes.pypifeed.poll_cycle,
 exactly what the master runs in a thread) is timed, with the requests and the
 bytes (request and response bodies) the fake PyPI saw:
 
@@ -26,8 +26,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakepypi import FakePyPI  # noqa: E402
-from wheelfarm.pypifeed import PyPIFeed, poll_cycle  # noqa: E402
-from wheelfarm.registry import load_registry  # noqa: E402
+from wheelfarm.changes.pypifeed import PyPIFeed, poll_cycle  # noqa: E402
+from wheelfarm.registry.packages import load_registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOP = REPO.parent / "shared" / "top-pypi-15000.tsv"

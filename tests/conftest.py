@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from wheelfarm.localfarm import CONTAINERS_CONF, LocalFarm
+from wheelfarm.cli.localfarm import CONTAINERS_CONF, LocalFarm
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/"

@@ -7,7 +7,12 @@ import importlib.util
 from pathlib import Path
 
 FARMTOOL = (
-    Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side" / "farmtool.py"
+    Path(__file__).resolve().parents[1]
+    / "master"
+    / "wheelfarm"
+    / "build"
+    / "worker_side"
+    / "farmtool.py"
 )
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.check import main as check_main
-from wheelfarm.registry import ValidationError, load_registry
+from wheelfarm.cli.check import main as check_main
+from wheelfarm.registry.packages import ValidationError, load_registry
 
 
 def problems(tmp_path: Path, env_lines: str) -> tuple[Path, list[str]]:

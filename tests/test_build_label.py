@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelfarm.steps import target_label
+from wheelfarm.build.steps import target_label
 
 
 class FakeBuild:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from conftest import write_registry
-from wheelfarm.campaigns import (
+from wheelfarm.cascade.campaign import (
     BLOCKED,
     DONE,
     FAILED,
     WAITING,
-    CampaignStore,
     abi_key,
     cascade_action,
     cascade_campaign,
     node_key,
     rollout_campaign,
 )
-from wheelfarm.graph import Graph
-from wheelfarm.registry import load_registry
-from wheelfarm.rollouts import Rollout
+from wheelfarm.cascade.store import CampaignStore
+from wheelfarm.registry.graph import Graph
+from wheelfarm.registry.packages import load_registry
+from wheelfarm.registry.rollouts import Rollout
 
 DIAMOND = """\
   - name: base
@@ -117,33 +117,33 @@ def test_cascade_action_needs_a_new_release_with_another_abi_key(tmp_path):
         }
 
     old, keeps, breaks = record("1.0", "1"), record("1.1", "2"), record("2.0", "2")
-    assert cascade_action([old], keeps, "major", store) is None
-    assert cascade_action([old], breaks, "major", store) == "cascade"
-    assert cascade_action([], breaks, "major", store) is None  # a first release
+    assert cascade_action([old], keeps, "major", store.all) is None
+    assert cascade_action([old], breaks, "major", store.all) == "cascade"
+    assert cascade_action([], breaks, "major", store.all) is None  # a first release
     rebuilt = dict(breaks, filename="base-2.0-1-cp312-cp312-linux_x86_64.whl")
-    assert cascade_action([old, breaks], rebuilt, "major", store) is None  # not a new release
+    assert cascade_action([old, breaks], rebuilt, "major", store.all) is None  # not a new release
     pinned = dict(breaks, version="2.0+abicore.1.0", filename="base-2.0+abicore.1.0-cp312-x.whl")
-    assert cascade_action([old, breaks], pinned, "major", store) is None  # a rebuild of 2.0
+    assert cascade_action([old, breaks], pinned, "major", store.all) is None  # a rebuild of 2.0
     # a backfill of an old version (0.9 or 1.5 while 2.0 is published) starts nothing,
     # whenever it is added
     backfill, between = record("0.9", "3"), record("1.5", "3")
-    assert cascade_action([old, breaks], backfill, "major", store) is None
-    assert cascade_action([old, breaks], between, "major", store) is None
+    assert cascade_action([old, breaks], backfill, "major", store.all) is None
+    assert cascade_action([old, breaks], between, "major", store.all) is None
     # the previous *version* decides, not the last wheel added
-    assert cascade_action([breaks, backfill], record("2.1", "4"), "major", store) is None
-    assert cascade_action([old, backfill], record("3.0", "4"), "major", store) == "cascade"
+    assert cascade_action([breaks, backfill], record("2.1", "4"), "major", store.all) is None
+    assert cascade_action([old, backfill], record("3.0", "4"), "major", store.all) == "cascade"
 
     registry, graph = diamond(tmp_path)
     campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)
     campaign.nodes[key("right")].state = FAILED
     store.save(campaign)
     fixed = {**record("1.2", "3"), "project": "right", "filename": "right-1.2-py3-none-any.whl"}
-    assert cascade_action([], fixed, None, store) == "resume"
+    assert cascade_action([], fixed, None, store.all) == "resume"
 
 
 def test_rollouts_file_reads_verify(tmp_path):
     from wheelfarm.problems import ValidationError
-    from wheelfarm.rollouts import load_rollouts
+    from wheelfarm.registry.rollouts import load_rollouts
 
     path = tmp_path / "rollouts.yaml"
     path.write_text("schema: 1\nrollouts:\n  - {name: check, verify: true}\n  - {name: py}\n")

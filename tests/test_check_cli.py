@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm import check
+from wheelfarm.cli import check
 
 REGISTRY = """\
 schema: 1
@@ -38,7 +38,7 @@ def farm(tmp_path: Path, registry: str = REGISTRY, workers: str = "") -> tuple[P
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wheelfarm.check", *args],
+        [sys.executable, "-m", "wheelfarm.cli.check", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

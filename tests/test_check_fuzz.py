@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from wheelfarm.check import run_check
+from wheelfarm.cli.check import run_check
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 15

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelfarm.cluster import cluster_config
+from wheelfarm.ops.cluster import cluster_config
 from wheelfarm.settings import Settings
 
 

@@ -11,11 +11,11 @@ from buildbot.config.errors import ConfigErrors
 from twisted.python import log
 
 from conftest import write_registry
+from wheelfarm.changes.pypiwatch import PyPIReleaseWatcher
+from wheelfarm.cli.localfarm import MASTER_CFG
 from wheelfarm.config import build_config
-from wheelfarm.localfarm import MASTER_CFG
-from wheelfarm.pypiwatch import PyPIReleaseWatcher
+from wheelfarm.registry.workers import load_workers
 from wheelfarm.settings import Settings
-from wheelfarm.workers import load_workers
 
 BIN = Path(sys.executable).parent
 REGISTRY = """\

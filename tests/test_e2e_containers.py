@@ -23,7 +23,7 @@ from fakepypi import FakePyPI
 from farmtoolmod import FARMTOOL
 from sdists import c_extension, make_sdist
 from test_farmtool import PYTHON, error_of, ok, wheels
-from wheelfarm.localfarm import CONTAINERS_CONF
+from wheelfarm.cli.localfarm import CONTAINERS_CONF
 
 pytestmark = [
     pytest.mark.e2e,

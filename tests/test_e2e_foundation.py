@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import wait_builds, write_registry
-from wheelfarm.localfarm import local_pythons
+from wheelfarm.cli.localfarm import local_pythons
 
 pytestmark = pytest.mark.e2e
 

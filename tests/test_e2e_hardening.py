@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from conftest import ARTIFACTS, make_farm, write_registry
-from wheelfarm.index import Index
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
+from wheelfarm.index.store import Index
 from wheelmaker import make_wheel
 
 pytestmark = pytest.mark.e2e

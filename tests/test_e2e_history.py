@@ -28,7 +28,7 @@ from cdp import Browser  # noqa: E402
 from historygen import generate  # noqa: E402
 from registry_scale import make_registry  # noqa: E402
 
-from wheelfarm.retention import JANITOR  # noqa: E402
+from wheelfarm.ops.retention import JANITOR  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import free_port, write_registry
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
 
 pytestmark = pytest.mark.e2e
 

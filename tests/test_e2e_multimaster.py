@@ -16,7 +16,7 @@ import requests
 from conftest import ARTIFACTS, free_port, make_farm, wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
-from wheelfarm.cluster import write_router_config
+from wheelfarm.ops.cluster import write_router_config
 from wheelfarm.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]

@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bubblewrap (make test has it)"),
 ]
 
-FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
+FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "build" / "worker_side"
 
 # Runs in the package's setup.py (phase "build") and in its test command ("test").
 ATTACK = """

@@ -13,7 +13,7 @@ import requests
 from conftest import ARTIFACTS, make_farm, wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
 
 pytestmark = pytest.mark.e2e
 

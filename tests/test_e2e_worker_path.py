@@ -13,7 +13,7 @@ import requests
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import c_extension, make_sdist
-from wheelfarm.localfarm import BIN, _stop_pid
+from wheelfarm.cli.localfarm import BIN, _stop_pid
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ import yaml
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
-from wheelfarm.localfarm import LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ import pytest
 import wheelhouse
 from farmtoolmod import FARMTOOL, farmtool
 from sdists import MTIME, c_extension, make_sdist, make_wheel
-from wheelfarm.toollock import worker_lock
+from wheelfarm.build.toollock import worker_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.prefix) / "bin"

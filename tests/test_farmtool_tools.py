@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-FARMTOOL_DIR = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "worker_side"
+FARMTOOL_DIR = Path(__file__).resolve().parents[1] / "master/wheelfarm/build/worker_side"
 PLAIN_PATH = "/usr/bin:/bin"
 PROBE = f"""\
 import sys

@@ -1,4 +1,4 @@
-"""wheelfarm.graph: rebuild cascades (descendants, waves, blocked), plan(), undeclared deps."""
+"""wheelfarm.registry.graph: cascades (descendants, waves, blocked), plan(), undeclared deps."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.graph import Graph, UnknownPackage, plan, undeclared_dependencies
-from wheelfarm.registry import load_registry
+from wheelfarm.registry.graph import Graph, UnknownPackage, plan, undeclared_dependencies
+from wheelfarm.registry.packages import load_registry
 
 DIAMOND = {"b": ("a",), "c": ("a",), "d": ("b", "c")}
 # a <- b <- c <- d, plus e on a and f on e and c: four levels below a

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from buildbot.data.resultspec import ResultSpec
 from buildbot.db import model
 
-from wheelfarm import historydb
+from wheelfarm.ops import historydb
 
 
 def make_db(tmp_path, builds: int = 300) -> sa.engine.Engine:

@@ -1,6 +1,6 @@
 """The farm's package index: add-only storage, and the PEP 503/691 simple API it serves.
 
-The API tests run against a real server (`python -m wheelfarm.index`) in a
+The API tests run against a real server (`python -m wheelfarm.index.serve`) in a
 subprocess, and are checked against the PEPs' required fields and by real
 clients: pip, uv and pypi-simple.
 """
@@ -27,16 +27,8 @@ from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
 from twisted.web.test.requesthelper import DummyRequest
 
 import wheelhouse
-from wheelfarm.index import (
-    JSON,
-    TEXT_HTML,
-    V1_HTML,
-    Index,
-    IndexConflict,
-    InvalidWheel,
-    SimpleIndexResource,
-    negotiate,
-)
+from wheelfarm.index.serve import JSON, TEXT_HTML, V1_HTML, SimpleIndexResource, negotiate
+from wheelfarm.index.store import Index, IndexConflict, InvalidWheel
 from wheelmaker import make_wheel
 
 BIN = Path(sys.executable).parent
@@ -152,7 +144,7 @@ def test_a_full_disk_while_publishing_leaves_nothing(tmp_path, monkeypatch):
     def full(src, dst):
         raise OSError(28, "No space left on device", str(dst))
 
-    monkeypatch.setattr("wheelfarm.index.os.link", full)
+    monkeypatch.setattr("wheelfarm.index.store.os.link", full)
     with pytest.raises(OSError, match="No space left"):
         index.add(wheel, RECORD)
     monkeypatch.undo()
@@ -343,7 +335,7 @@ def served(tmp_path_factory, pypi_wheels):
         index.add(pypi_wheels[project], RECORD)
     (index.root / "wheelfarm-test-tiny" / "stray.txt").write_text("not published")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wheelfarm.index", str(index.root), "--port", "0"],
+        [sys.executable, "-m", "wheelfarm.index.serve", str(index.root), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

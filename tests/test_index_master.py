@@ -16,13 +16,14 @@ import pytest
 import requests
 
 from conftest import ARTIFACTS, free_port
-from wheelfarm.index import JSON, Index
+from wheelfarm.index.serve import JSON
+from wheelfarm.index.store import Index
 from wheelmaker import make_wheel
 
 BIN = Path(sys.executable).parent
 MASTER_CFG = """\
 from buildbot.plugins import schedulers, steps, util, worker
-from wheelfarm.index import IndexService
+from wheelfarm.web.site import IndexService
 
 factory = util.BuildFactory([steps.ShellCommand(command=["true"])])
 BuildmasterConfig = {{

@@ -8,7 +8,7 @@ from buildbot.reporters.mail import MailNotifier
 
 from conftest import write_registry
 from wheelfarm.config import build_config
-from wheelfarm.mail import owner_address
+from wheelfarm.ops.mail import owner_address
 from wheelfarm.settings import Settings
 
 WORKERS = """\

@@ -6,10 +6,10 @@ import stat
 from pathlib import Path
 
 from test_workers import ALICE, write
-from wheelfarm.cli import main
+from wheelfarm.cli.main import main
 from wheelfarm.config import _worker
+from wheelfarm.registry.workers import load_workers
 from wheelfarm.settings import Settings
-from wheelfarm.workers import load_workers
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -15,8 +15,16 @@ from packaging.metadata import Metadata
 from packaging.specifiers import SpecifierSet
 
 from sdists import make_wheel
-from wheelfarm import pins
-from wheelfarm.pins import Pin, PinError, export_rule, intersect, pin_for, render, rule_error
+from wheelfarm.registry import pins
+from wheelfarm.registry.pins import (
+    Pin,
+    PinError,
+    export_rule,
+    intersect,
+    pin_for,
+    render,
+    rule_error,
+)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +232,7 @@ def test_the_record_lists_registry_packages_of_the_build_environment(tmp_path):
 
 
 def test_pins_outside_depends_are_named():
-    from wheelfarm.steps import undeclared_pins
+    from wheelfarm.build.publish import undeclared_pins
 
     pinned = ["abicore>=1.0,<2", "Other_Lib==2.1"]
     assert undeclared_pins(pinned, ("abicore",)) == ["other-lib"]

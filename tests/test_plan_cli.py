@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wheelfarm import check
-from wheelfarm import plan as plan_cli
-from wheelfarm.graph import Plan
-from wheelfarm.platforms import PLATFORMS
+from wheelfarm.cli import check
+from wheelfarm.cli import plan as plan_cli
+from wheelfarm.registry.graph import Plan
+from wheelfarm.registry.platforms import PLATFORMS
 
 REGISTRY = """\
 schema: 1
@@ -36,7 +36,7 @@ packages:
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wheelfarm.cli", "plan", *args],
+        [sys.executable, "-m", "wheelfarm.cli.main", "plan", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

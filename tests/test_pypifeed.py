@@ -8,8 +8,8 @@ import pytest
 
 from conftest import write_registry
 from fakepypi import FakePyPI
-from wheelfarm.pypifeed import PyPIFeed, poll_cycle, select_new
-from wheelfarm.registry import load_registry
+from wheelfarm.changes.pypifeed import PyPIFeed, poll_cycle, select_new
+from wheelfarm.registry.packages import load_registry
 
 REGISTRY = """\
   - name: Latest-Pkg

@@ -7,8 +7,8 @@ import datetime
 from buildbot.db.buildrequests import BuildRequestModel
 from buildbot.process.results import CANCELLED, FAILURE, RETRY, SUCCESS
 
-from wheelfarm.campaigns import BUILDING, Campaign, Node, node_key
-from wheelfarm.recovery import settle
+from wheelfarm.cascade.campaign import BUILDING, Campaign, Node, node_key
+from wheelfarm.cascade.recovery import settle
 
 P, PY = "linux-x86_64", "3.11"
 

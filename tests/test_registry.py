@@ -11,10 +11,12 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from wheelfarm import graph, registry
-from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.problems import ValidationError
-from wheelfarm.registry import load_registry
+from wheelfarm.registry import depends
+from wheelfarm.registry import packages as registry
+from wheelfarm.registry import schema as registry_schema
+from wheelfarm.registry.packages import load_registry
+from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -517,24 +519,24 @@ def test_fifteen_thousand_packages_load(tmp_path):
 
 def test_graph_edges(tmp_path):
     reg = load_registry(write(tmp_path, FULL))
-    edges = graph.forward_edges(reg)
+    edges = depends.forward_edges(reg.packages)
     assert edges == {"markupsafe": ("six",), "six": ()}
-    assert graph.reverse_edges(edges) == {"markupsafe": [], "six": ["markupsafe"]}
+    assert depends.reverse_edges(edges) == {"markupsafe": [], "six": ["markupsafe"]}
 
 
 def test_find_cycles():
-    assert graph.find_cycles({"a": ["b"], "b": ["c"], "c": []}) == []
-    assert graph.find_cycles({"a": ["b"], "b": ["c"], "c": ["a"]}) == [["a", "b", "c"]]
-    assert graph.find_cycles({"a": ["a"]}) == [["a"]]
-    assert graph.find_cycles({"a": ["b", "x"], "b": []}) == []  # unknown targets are ignored
+    assert depends.find_cycles({"a": ["b"], "b": ["c"], "c": []}) == []
+    assert depends.find_cycles({"a": ["b"], "b": ["c"], "c": ["a"]}) == [["a", "b", "c"]]
+    assert depends.find_cycles({"a": ["a"]}) == [["a"]]
+    assert depends.find_cycles({"a": ["b", "x"], "b": []}) == []  # unknown targets are ignored
 
 
 def test_find_cycles_at_100000_nodes_without_recursion():
     n = 100_000
     chain = {str(i): [str(i + 1)] for i in range(n)}
-    assert graph.find_cycles(chain) == []
+    assert depends.find_cycles(chain) == []
     chain[str(n - 1)] = ["0"]
-    [cycle] = graph.find_cycles(chain)
+    [cycle] = depends.find_cycles(chain)
     assert len(cycle) == n
 
 
@@ -543,13 +545,13 @@ def test_find_cycles_at_100000_nodes_without_recursion():
 
 def test_shipped_json_schema_is_the_generated_one():
     shipped = json.loads((ROOT / "packages.schema.json").read_text(encoding="utf-8"))
-    assert shipped == registry.json_schema(), (
-        "regenerate: python -m wheelfarm.registry > packages.schema.json"
+    assert shipped == registry_schema.json_schema(), (
+        "regenerate: python -m wheelfarm.registry.schema > packages.schema.json"
     )
 
 
 def test_json_schema_accepts_a_valid_registry_and_refuses_mistakes():
-    schema = registry.json_schema()
+    schema = registry_schema.json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(yaml.safe_load(FULL))) == []

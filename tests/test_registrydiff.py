@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from conftest import write_registry
-from wheelfarm.registry import load_registry
-from wheelfarm.registrydiff import added_targets, summary
+from wheelfarm.changes.registrydiff import added_targets, summary
+from wheelfarm.registry.packages import load_registry
 
 PYTHONS = frozenset({"3.11", "3.12"})
 BOTH = {"linux-x86_64": PYTHONS, "linux-aarch64": PYTHONS}  # platform -> Pythons offered

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wheelfarm.index import Index, IndexConflict
-from wheelfarm.steps import retag
+from wheelfarm.build.publish import retag
+from wheelfarm.index.store import Index, IndexConflict
 from wheelmaker import make_wheel
 
 

@@ -8,7 +8,7 @@ from buildbot.configurators.janitor import BuildDataJanitor, LogChunksJanitor
 
 from test_config import farm_settings
 from wheelfarm.config import build_config
-from wheelfarm.retention import JANITOR, retention_configurators
+from wheelfarm.ops.retention import JANITOR, retention_configurators
 
 
 def janitor_of(config: dict):

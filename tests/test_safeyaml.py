@@ -8,8 +8,8 @@ from textwrap import dedent
 
 import pytest
 
-from wheelfarm import safeyaml
 from wheelfarm.problems import Problem, ValidationError
+from wheelfarm.registry import safeyaml
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "f.yaml") -> Path:

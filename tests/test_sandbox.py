@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from farmtoolmod import FARMTOOL, farmtool
-from wheelfarm.steps import parse_facts
+from wheelfarm.build.steps import parse_facts
 
 BWRAP = farmtool.ISOLATIONS["bubblewrap"]
 NONE = farmtool.ISOLATIONS["none-i-accept-the-risk"]
@@ -281,7 +281,7 @@ workers:
 
 def test_workers_declare_their_isolation(tmp_path):
     from wheelfarm.config import _worker_properties
-    from wheelfarm.workers import load_workers
+    from wheelfarm.registry.workers import load_workers
 
     path = tmp_path / "workers.yaml"
     path.write_text(WORKER.format(isolation="none-i-accept-the-risk"))
@@ -292,7 +292,7 @@ def test_workers_declare_their_isolation(tmp_path):
 
 def test_bubblewrap_is_refused_off_linux(tmp_path):
     from wheelfarm.problems import ValidationError
-    from wheelfarm.workers import load_workers
+    from wheelfarm.registry.workers import load_workers
 
     path = tmp_path / "workers.yaml"
     path.write_text(WORKER.format(isolation="bubblewrap"))
@@ -305,7 +305,7 @@ def test_bubblewrap_is_refused_off_linux(tmp_path):
 
 def test_an_unknown_isolation_is_refused_with_its_line(tmp_path):
     from wheelfarm.problems import ValidationError
-    from wheelfarm.workers import load_workers
+    from wheelfarm.registry.workers import load_workers
 
     path = tmp_path / "workers.yaml"
     path.write_text(WORKER.format(isolation="chroot"))
@@ -361,7 +361,7 @@ def sysconfig_free_threaded() -> bool:
 
 
 def test_the_package_page_says_how_a_wheel_was_isolated():
-    from wheelfarm.packages import isolation_text
+    from wheelfarm.web.packages import isolation_text
 
     assert isolation_text({"isolation": {"build": "bubblewrap", "test": "bubblewrap"}}) == (
         "bubblewrap"

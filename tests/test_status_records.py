@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelfarm.status import Row, StatusRecords
+from wheelfarm.web.status import Row, StatusRecords
 
 
 def test_records_round_trip_and_share_repeated_values(tmp_path):

@@ -7,7 +7,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from wheelfarm.steps import KeepingDirectoryWriter, free_bytes, os_error
+from wheelfarm.build.steps import os_error
+from wheelfarm.build.transfer import KeepingDirectoryWriter, free_bytes
 
 
 def archive(files: dict[str, bytes]) -> bytes:
@@ -49,7 +50,7 @@ def test_helpers():
 def test_a_transfer_that_hangs_is_interrupted(monkeypatch):
     from twisted.internet import defer, task
 
-    from wheelfarm import steps
+    from wheelfarm.build import transfer as steps
 
     clock = task.Clock()
     monkeypatch.setattr(steps, "reactor", clock)

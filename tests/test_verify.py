@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import zipfile
 
-from wheelfarm.verify import main, record_verification, share, verifications, wheel_differences
+from wheelfarm.index.verify import (
+    main,
+    record_verification,
+    share,
+    verifications,
+    wheel_differences,
+)
 from wheelmaker import make_wheel
 
 

@@ -7,19 +7,20 @@ import xml.etree.ElementTree as ET
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
 
 from conftest import write_registry
-from wheelfarm.access import AdminRoles, MaintainerRoles
-from wheelfarm.badges import BADGE_COLOURS, badge_svg
-from wheelfarm.campaigns import BLOCKED, DONE, Campaign, CampaignStore, Node, node_key
-from wheelfarm.packages import (
+from wheelfarm.cascade.campaign import BLOCKED, DONE, Campaign, Node, node_key
+from wheelfarm.cascade.store import CampaignStore
+from wheelfarm.registry.packages import load_registry
+from wheelfarm.settings import Settings
+from wheelfarm.web.access import AdminRoles, MaintainerRoles
+from wheelfarm.web.badges import BADGE_COLOURS, badge_svg
+from wheelfarm.web.packages import (
     PAGE_SIZE,
     blocked_targets,
     list_page,
     package_page,
     package_status,
 )
-from wheelfarm.registry import load_registry
-from wheelfarm.settings import Settings
-from wheelfarm.status import (
+from wheelfarm.web.status import (
     BUILT,
     CANCELLED_ROW,
     FAILED,
@@ -122,7 +123,7 @@ def test_pages_escape_what_builds_report(tmp_path):
 
 
 def test_package_page_shows_a_wheels_abi_pins(tmp_path):
-    from wheelfarm.index import Index
+    from wheelfarm.index.store import Index
     from wheelmaker import make_wheel
 
     reg = registry(tmp_path)
@@ -135,7 +136,7 @@ def test_package_page_shows_a_wheels_abi_pins(tmp_path):
     page = package_page(reg.packages["half"], records, {}, index).decode()
     assert "<span class='pins'>requires abicore&gt;=2.0,&lt;3</span>" in page
     # and what the latest verify build of it said
-    from wheelfarm.verify import record_verification
+    from wheelfarm.index.verify import record_verification
 
     result = {"wheel": wheel.name, "reproducible": False, "differ": ["half/_x.so"]}
     record_verification(index.root, "half", {**result, "build_url": "http://farm/#/b/9"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.web.test.requesthelper import DummyChannel
 
-from wheelfarm.webguard import FarmRequest, LoginThrottle
+from wheelfarm.web.guard import FarmRequest, LoginThrottle
 
 
 def cookie(https_public_url: bool) -> bytes:

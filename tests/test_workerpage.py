@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from conftest import write_registry
 from test_matching import SAT
-from wheelfarm.coverage import coverage_lines
-from wheelfarm.registry import load_registry
-from wheelfarm.workerpage import describe, workers_page
-from wheelfarm.workers import Downtime, WorkerEntry
+from wheelfarm.registry.coverage import coverage_lines
+from wheelfarm.registry.packages import load_registry
+from wheelfarm.registry.workers import Downtime, WorkerEntry
+from wheelfarm.web.workers import describe, workers_page
 
 REGISTRY = """\
   - name: six

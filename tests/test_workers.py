@@ -7,9 +7,14 @@ from textwrap import dedent
 
 import pytest
 
-from wheelfarm.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.problems import ValidationError
-from wheelfarm.workers import WorkerEntry, load_worker_files, load_workers, password_secret_name
+from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
+from wheelfarm.registry.workers import (
+    WorkerEntry,
+    load_worker_files,
+    load_workers,
+    password_secret_name,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

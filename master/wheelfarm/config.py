@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from buildbot.config.errors import ConfigErrors
@@ -16,29 +17,33 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
-from . import registryrepo, webguard
-from .access import www_access
-from .badges import BadgeService
-from .campaigns import ORCHESTRATE, ORCHESTRATOR, CampaignStore, orchestrator_factory
-from .cluster import cluster_config
-from .historydb import HistoryIndexes
-from .historydb import install as count_without_order
-from .index import Index, IndexService
-from .mail import mail_services, missing_worker_options
-from .matching import can_take, prefer_native, served
-from .platforms import PLATFORMS, Platform
+from .build.factory import build_factory
+from .build.matching import can_take, prefer_native, served
+from .build.publish import Downstream
+from .build.schedulers import collapse_same_target, make_schedulers, triggerable_name
+from .cascade.campaign import cascade_action
+from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
+from .cascade.recovery import IncomingSweeper
+from .cascade.store import CampaignStore
+from .changes import registryrepo
+from .changes.pypiwatch import release_watch
+from .index.store import Index
+from .ops.cluster import cluster_config
+from .ops.historydb import HistoryIndexes
+from .ops.historydb import install as count_without_order
+from .ops.mail import mail_services, missing_worker_options
+from .ops.retention import retention_configurators
 from .problems import ValidationError
-from .pypiwatch import release_watch
-from .recovery import IncomingSweeper
-from .registry import Registry, load_registry
-from .retention import retention_configurators
-from .rollouts import Rollout, load_rollouts
-from .schedulers import collapse_same_target, make_schedulers, triggerable_name
+from .registry.packages import Registry, load_registry
+from .registry.platforms import PLATFORMS, Platform
+from .registry.rollouts import Rollout, load_rollouts
+from .registry.workers import WorkerEntry, load_worker_files, password_secret_name
 from .settings import Settings
-from .status import StatusService
-from .steps import build_factory
-from .workerpage import worker_services
-from .workers import WorkerEntry, load_worker_files, password_secret_name
+from .web import guard as webguard
+from .web.access import www_access
+from .web.badges import BadgeService
+from .web.site import IndexService, farm_services
+from .web.status import StatusService
 
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
@@ -106,7 +111,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             # the /farm/ pages: campaigns, packages, workers
-            *worker_services(
+            *farm_services(
                 entries, str(store.root), min_free_bytes=settings.min_free_bytes, **pages
             ),
             BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
@@ -184,7 +189,7 @@ def _builders(
         settings.pypi_url,
         Index(settings.index_path),
         f"{settings.public_url}simple/",
-        store,
+        Downstream(partial(cascade_action, campaigns=store.all), ORCHESTRATE),
         registry,
         min_free_bytes=settings.min_free_bytes,
     )

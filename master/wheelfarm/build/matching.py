@@ -1,0 +1,102 @@
+"""Which worker may start which build: platform, Python version and downtime windows.
+
+Buildbot already sends a builder's requests only to that builder's workers (one builder
+per platform) and respects each worker's `max_builds`; `can_take` is the rest of the rule,
+asked by the builder's canStartBuild for each free worker. When it says no, Buildbot tries
+the builder's other workers, and the request waits if none can take it.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from buildbot.util.service import BuildbotService
+from twisted.internet import task
+
+from ..registry.packages import Package
+from ..registry.workers import Downtime, WorkerEntry
+
+# platform -> the Pythons its workers offer: what the farm can build at all
+Served = dict[str, frozenset[str]]
+
+DAY = 24 * 60  # minutes
+
+
+def in_window(window: Downtime, when: datetime) -> bool:
+    """Whether `when` (aware, any zone) falls inside the weekly UTC window."""
+    when = when.astimezone(UTC)
+    minute = when.hour * 60 + when.minute
+    # an overnight window that opened yesterday is still open this early today
+    yesterday = (when - timedelta(days=1)).weekday()
+    if window.end <= window.start:
+        if when.weekday() in window.days and minute >= window.start:
+            return True
+        return yesterday in window.days and minute < window.end
+    return when.weekday() in window.days and window.start <= minute < window.end
+
+
+def in_downtime(entry: WorkerEntry, when: datetime) -> bool:
+    return any(in_window(w, when) for w in entry.downtime)
+
+
+def served(entries: list[WorkerEntry]) -> Served:
+    offers: dict[str, set[str]] = {}
+    for entry in entries:
+        offers.setdefault(entry.platform, set()).update(entry.pythons)
+    return {platform: frozenset(pythons) for platform, pythons in offers.items()}
+
+
+def served_targets(package: Package, served: Served) -> list[tuple[str, str]]:
+    """The package's (platform, Python) pairs some worker offers; the others would
+    wait in the queue for a worker that does not exist."""
+    return [
+        (platform, python)
+        for platform in package.platforms
+        for python in package.pythons
+        if python in served.get(platform, ())
+    ]
+
+
+def prefer_native(entries: list[WorkerEntry]):
+    """Buildbot's nextWorker: a free native worker before an emulated one (emulation is
+    several times slower), else any free one."""
+    emulated = {e.name for e in entries if e.emulated}
+
+    def next_worker(builder, workers, request):
+        pool = [w for w in workers if w.worker.workername not in emulated] or workers
+        return random.choice(pool) if pool else None  # Buildbot's own rule, among these
+
+    return next_worker
+
+
+def can_take(entry: WorkerEntry, python: str | None, when: datetime) -> bool:
+    """Whether the worker may start a build for `python` at `when` (it is already free)."""
+    return python in entry.pythons and not in_downtime(entry, when)
+
+
+class DowntimeWatch(BuildbotService):
+    """Offers waiting requests to the workers again each minute.
+
+    Buildbot looks for a worker only when something happens (a request, a worker
+    connecting, a build ending); a downtime window closing is not such an event.
+    """
+
+    name = "wheelfarm-downtime-watch"
+    interval = 60.0
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._loop = task.LoopingCall(self._poke)
+
+    def startService(self):
+        self._loop.start(self.interval, now=False)
+        return super().startService()
+
+    def stopService(self):
+        if self._loop.running:
+            self._loop.stop()
+        return super().stopService()
+
+    def _poke(self) -> None:
+        self.master.botmaster.maybeStartBuildsForAllBuilders()

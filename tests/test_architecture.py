@@ -1,0 +1,135 @@
+"""The layout shows the architecture: stages as sub-packages, imports only pointing down.
+
+A package travels registry -> index -> build -> cascade -> changes -> ops -> web -> cli,
+and config.py (the composition root) wires them; these tests read every module's imports
+(deferred and type-only ones too) and fail on a circle or an import that points up.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "master" / "wheelfarm"
+# Lowest first: a module may import its own stage and the stages before it.
+LAYERS = [
+    {"problems", "settings"},
+    {"registry"},
+    {"index"},
+    {"build"},
+    {"cascade"},
+    {"changes"},
+    {"ops"},
+    {"web"},
+    {"cli"},
+    {"config"},
+]
+MAX_LINES = 500
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "worker_side" in path.parts:  # copied to workers, imports nothing of the farm
+            continue
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(("wheelfarm", *parts))] = path
+    return found
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The farm's modules that `name` imports, wherever in the file."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{a.name}" for a in node.names] + [base]
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name and target != "wheelfarm":
+                out.add(target)
+    return out
+
+
+def layer(name: str) -> int:
+    stage = name.split(".")[1]
+    return next(i for i, stages in enumerate(LAYERS) if stage in stages)
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imports(name, path, set(found)) for name, path in found.items()}
+
+
+def test_every_module_belongs_to_a_stage():
+    assert [n for n in modules() if n != "wheelfarm" and not _has_layer(n)] == []
+
+
+def _has_layer(name: str) -> bool:
+    try:
+        layer(name)
+    except StopIteration:
+        return False
+    return True
+
+
+def test_imports_point_down_never_up():
+    upward = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if name != "wheelfarm"
+        for target in targets
+        if layer(target) > layer(name)
+    ]
+    assert upward == []
+
+
+def test_the_build_stage_does_not_import_cascades():
+    g = graph()
+    assert [
+        (n, t) for n in g if n.startswith("wheelfarm.build") for t in g[n] if ".cascade" in t
+    ] == []
+
+
+def test_no_import_circles():
+    g = graph()
+    cycles, done = [], set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycles.append(path[path.index(node) :] + [node])
+            return
+        if node in done:
+            return
+        for target in sorted(g.get(node, ())):
+            visit(target, [*path, node])
+        done.add(node)
+
+    for name in sorted(g):
+        visit(name, [])
+    assert cycles == []
+
+
+def test_no_module_is_over_500_lines_outside_the_worker_side():
+    long = {
+        name: n
+        for name, path in modules().items()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_master_cfg_stays_a_few_lines():
+    cfg = PACKAGE.parents[0] / "master.cfg"
+    code = [line for line in cfg.read_text().splitlines() if line and not line.startswith("#")]
+    assert len(code) <= 5
