@@ -11,6 +11,7 @@ import secrets as _secrets
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from buildbot.config.errors import ConfigErrors
 from buildbot.plugins import secrets, util, worker
@@ -63,7 +64,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
     offered = served(entries)
-    pages = {
+    pages: dict[str, Any] = {
         "registry": registry,
         "index_dir": str(settings.index_path),
         "base_url": settings.public_url,
@@ -157,7 +158,7 @@ def _worker(entry: WorkerEntry, settings: Settings) -> worker.Worker:
 
 
 def _worker_properties(entry: WorkerEntry) -> dict:
-    props = {"platform": entry.platform, "pythons": list(entry.pythons)}
+    props: dict[str, Any] = {"platform": entry.platform, "pythons": list(entry.pythons)}
     props["isolation"] = entry.isolation  # how its builds sandbox the package's own code
     if entry.container:
         props["container_engine"] = entry.container  # every step in the platform's build image

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -109,7 +109,7 @@ class Settings:
         return self.buildbot_url or f"http://127.0.0.1:{self.www_port}/"
 
     @classmethod
-    def load(cls, basedir: str | Path, environ: dict[str, str] | None = None) -> Settings:
+    def load(cls, basedir: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         basedir = Path(basedir).resolve()
         raw: dict = {}
@@ -126,7 +126,7 @@ class Settings:
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         raw.pop("basedir", None)
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in raw.items():
             try:
                 values[name] = None if value is None else _CONVERTERS[hints[name]](value)

@@ -8,6 +8,8 @@ for), taken from the registry when the request is made.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from buildbot.plugins import schedulers, util
 from buildbot.process.buildrequest import BuildRequest
 from buildbot.process.properties import Properties
@@ -93,7 +95,13 @@ def collapse_same_target(master, builder, req1: dict, req2: dict):
     return bool(same_sources)
 
 
-class KeepsFarmArgs:
+if TYPE_CHECKING:  # to the checker, a mixin extends what it is mixed into
+    from buildbot.schedulers.forcesched import ForceScheduler as _Scheduler
+else:
+    _Scheduler = object
+
+
+class KeepsFarmArgs(_Scheduler):
     """For schedulers built with the farm's builders, registry and served Pythons.
 
     Buildbot reconfigures a service by calling these with the constructor's

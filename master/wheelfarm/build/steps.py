@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buildbot.plugins import steps, util
 from buildbot.process import build, remotecommand
@@ -112,7 +113,13 @@ def test_command_args(props) -> list[str]:
     return ["--", *command] if command else []
 
 
-class OneLineReason:
+if TYPE_CHECKING:  # to the checker, a mixin extends what it is mixed into
+    from buildbot.process.buildstep import BuildStep as _Step
+else:
+    _Step = object
+
+
+class OneLineReason(_Step):
     """Steps whose failure summary is one precise line (the build's summary too)."""
 
     reason: str | None = None

@@ -64,7 +64,7 @@ def _same_version(a: str, b: str) -> bool:
 @cache
 def worker_lock(path: Path = WORKER_LOCK) -> ToolLock:
     text = path.read_text(encoding="utf-8")
-    versions = {}
+    versions: dict[str, str] = {}
     for match in re.finditer(r"(?m)^([A-Za-z0-9._-]+)==([^\s;\\]+)", text):
         versions[canonicalize_name(match[1])] = match[2]
     return ToolLock(hashlib.sha256(text.encode()).hexdigest(), versions)

@@ -8,15 +8,19 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from buildbot.plugins import steps
 from buildbot.process import buildstep, remotetransfer
 from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
 from buildbot.steps.transfer import makeStatusRemoteCommand
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
+from twisted.internet import reactor as _reactor
 
 from ..index.store import Index
 from .steps import MASTER_STEP_TIMEOUT, UPLOAD_TIMEOUT, OneLineReason, incoming_dir, os_error
+
+reactor: Any = _reactor  # its zope interfaces are opaque to the checker
 
 
 def free_bytes(path: Path) -> int:
@@ -38,6 +42,7 @@ class KeepingDirectoryWriter(remotetransfer.DirectoryWriter):
     the worker, which then never finishes the upload; what was written is removed."""
 
     error: str | None = None
+    fp: Any  # Buildbot's open file, None once closed
 
     def _failed(self, e: Exception) -> None:
         self.error = os_error(e) if isinstance(e, OSError) else f"bad archive: {e}"
@@ -75,7 +80,13 @@ class KeepingDirectoryWriter(remotetransfer.DirectoryWriter):
                 self._failed(e)
 
 
-class TransferTimeout:
+if TYPE_CHECKING:  # to the checker, a mixin extends what it is mixed into
+    from buildbot.steps.transfer import FileDownload as _Transfer
+else:
+    _Transfer = object
+
+
+class TransferTimeout(_Transfer):
     """A file transfer step interrupted after `timeout` seconds (`timed_out` says so)."""
 
     timeout: int = UPLOAD_TIMEOUT

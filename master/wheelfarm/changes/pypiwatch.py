@@ -47,6 +47,7 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
         "registry",
         "interval",
     )
+    feed: PyPIFeed | None = None  # made at the first reconfig, kept while the URL is
 
     def __init__(self, pypi_url: str, registry: Registry, **kwargs):
         kwargs.setdefault("name", WATCHER)
@@ -60,7 +61,7 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
 
     @defer.inlineCallbacks
     def reconfigService(self, pypi_url, registry, pollInterval=60, pollAtLaunch=False, name=None):
-        if getattr(self, "feed", None) is None or self.feed.base != pypi_url.rstrip("/"):
+        if self.feed is None or self.feed.base != pypi_url.rstrip("/"):
             self.feed = PyPIFeed(pypi_url)
             self.etags: dict[str, str] = {}
         self.pypi_url, self.registry, self.interval = pypi_url, registry, pollInterval
@@ -75,18 +76,20 @@ class PyPIReleaseWatcher(ReconfigurablePollingChangeSource, StateMixin):
 
     @defer.inlineCallbacks
     def poll(self):
+        feed = self.feed
+        assert feed is not None, "poll() before reconfigService()"
         # per index: a farm pointed at another PyPI starts that one afresh
-        serial_key = f"last_serial {self.feed.base}"
+        serial_key = f"last_serial {feed.base}"
         serial = yield self.getState(serial_key, None)
         try:
             if serial is None:
                 # First start: what is on PyPI now is built from the registry, not from here.
-                last = yield threads.deferToThread(self.feed.last_serial)
+                last = yield threads.deferToThread(feed.last_serial)
                 yield self.setState(serial_key, last)
                 log.msg(f"{self.name}: following {self.pypi_url} from serial {last}")
                 return
             cycle, etags = yield threads.deferToThread(
-                poll_cycle, self.feed, self.followed, serial, dict(self.etags)
+                poll_cycle, feed, self.followed, serial, dict(self.etags)
             )
         except FeedError as e:
             # PyPI is down or odd: one line, and the next cycle starts from the same serial

@@ -77,7 +77,7 @@ def ensure_checkout(settings: Settings) -> None:
 
 
 def _secret_exists(settings: Settings, name: str) -> bool:
-    return bool(settings.secrets_dir) and (Path(settings.secrets_dir) / name).is_file()
+    return settings.secrets_dir is not None and (Path(settings.secrets_dir) / name).is_file()
 
 
 def change_sources(settings: Settings) -> list:

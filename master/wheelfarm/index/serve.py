@@ -59,8 +59,8 @@ def negotiate(accept: str | None) -> str | None:
         media, *params = (p.strip() for p in item.split(";"))
         quality = 1.0
         for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
                 try:
                     quality = float(value)
                 except ValueError:
@@ -92,10 +92,10 @@ class SimpleIndexResource(resource.Resource):
 
     def render_GET(self, request: server.Request) -> bytes | int:
         try:
-            path = [p.decode("utf-8") for p in request.postpath]
+            path = [p.decode("utf-8") for p in request.postpath or []]
         except UnicodeDecodeError:
             return _not_found(request)
-        base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath) + "/"
+        base = "/" + "/".join(p.decode("utf-8", "replace") for p in request.prepath or []) + "/"
         if not path:
             return _redirect(request, base)
         if path == [""]:
@@ -250,7 +250,10 @@ def _not_acceptable() -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m wheelfarm.index.serve ROOT`: serve an index folder without a master."""
-    from twisted.internet import endpoints, reactor
+    from twisted.internet import endpoints
+    from twisted.internet import reactor as _reactor
+
+    reactor: Any = _reactor  # its zope interfaces are opaque to the checker
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("root", type=Path)
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interface", default="127.0.0.1")
     args = parser.parse_args(argv)
     top = resource.Resource()
-    top.putChild(b"simple", SimpleIndexResource(Index(args.root)))
+    top.putChild(b"simple", SimpleIndexResource(Index(args.root)))  # type: ignore[arg-type]
     endpoint = endpoints.TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
 
     def listening(port) -> None:

@@ -14,7 +14,8 @@ Edges = Mapping[str, Iterable[str]]
 class Declares(Protocol):
     """A registry package, as far as its edges go."""
 
-    depends: tuple[str, ...]
+    @property
+    def depends(self) -> tuple[str, ...]: ...
 
 
 def forward_edges(packages: Mapping[str, Declares]) -> dict[str, tuple[str, ...]]:

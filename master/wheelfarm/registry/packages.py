@@ -32,7 +32,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
-from packaging.utils import InvalidName, canonicalize_name
+from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..problems import FieldPath
@@ -181,7 +181,9 @@ def load_registry(path: str | os.PathLike[str]) -> Registry:
     return registry
 
 
-def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) -> Package | None:
+def _read_package(
+    fields: Fields, path: FieldPath, value: Any, names: set[NormalizedName]
+) -> Package | None:
     """One entry of `packages`; None if it has no usable name (other problems are recorded)."""
     entry = fields.mapping(path, value, KEYS, required=("name",))
     if entry is None:
@@ -198,12 +200,12 @@ def _read_package(fields: Fields, path: FieldPath, value: Any, names: set[str]) 
             return f"{dep!r} is not a package in this registry{did_you_mean(dep, names)}"
         return None
 
-    build = key("build", fields.mapping, {}, known=BUILD_KEYS)
+    build: dict[str, Any] = key("build", fields.mapping, {}, known=BUILD_KEYS)
     build_key = partial(fields.get, build, (*path, "build"))
-    test = key("test", fields.mapping, {}, known=TEST_KEYS)
+    test: dict[str, Any] = key("test", fields.mapping, {}, known=TEST_KEYS)
     test_key = partial(fields.get, test, (*path, "test"))
     versions = key("versions", string, "latest", check=_specifier_error)
-    depends = key("depends", strings, (), check=depends_error)
+    depends: tuple[str, ...] = key("depends", strings, (), check=depends_error)
     package = Package(
         name=name or "",
         display_name=display_name or "",

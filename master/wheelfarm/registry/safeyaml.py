@@ -74,7 +74,7 @@ class _Lines:
 
     def __init__(self, line: int, children: dict[str, Any] | list[Any]):
         self.line = line
-        self.children = children
+        self.children: Any = children  # a dict or a list, as its collection is
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Doc:
 
     def line(self, path: FieldPath) -> int:
         """1-based line of the node at `path`, or of its deepest existing ancestor."""
-        node = self.lines
+        node: Any = self.lines
         line = 1 if node is None else node if isinstance(node, int) else node.line
         for part in path:
             try:
@@ -187,6 +187,7 @@ def _build(file: str, raw: bytes, problems: list[Problem]) -> tuple[Any, _Lines 
             where = _child_path(stack[-1] if stack else None)
         problems.append(Problem(file, line, field_name(where), message))
 
+    event: Any  # dispatched on its exact class below (speed), which the checker cannot narrow
     for event in yaml.parse(raw, Loader=_Parser):
         kind = type(event)  # dispatch on the exact class: this loop runs once per node
         if kind is yaml.DocumentStartEvent:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -98,7 +99,7 @@ def load_workers(path: str | os.PathLike[str]) -> list[WorkerEntry]:
     return [replace(worker, file=os.fspath(path)) for _, worker in workers.values()]
 
 
-def load_worker_files(paths: list[str | os.PathLike[str]]) -> list[WorkerEntry]:
+def load_worker_files(paths: Sequence[str | os.PathLike[str]]) -> list[WorkerEntry]:
     """Every worker of several files; ValidationError lists every problem of them all,
     including a worker declared in two files (naming both files and lines)."""
     problems: list[Problem] = []
