@@ -1023,18 +1023,26 @@ def in_container(
     for folder in [FACTS_DIR, *writable]:
         Path(folder).mkdir(parents=True, exist_ok=True)  # mount points
     show(argv)
-    # The inner farmtool's stderr is held back so that its `error:` line becomes ours.
+    # The inner farmtool's last `error:` line is held back to become ours (it ends with
+    # one); earlier ones are shown like any output: a test command's stderr reaches this
+    # stream too, and what it prints must show in the log, not vanish or be believed.
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-    reason = None
+    held = None
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("error: "):
-            reason = line[len("error: ") :].strip()
+            if held is not None:
+                sys.stdout.write(held)
+            held = line
         else:
             sys.stdout.write(line)
     rc = proc.wait()
     if rc:
+        reason = held[len("error: ") :].strip() if held else None
         fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
+    if held is not None:
+        sys.stdout.write(held)
+    sys.stdout.flush()
 
 
 def image_toolchain(args: argparse.Namespace) -> dict:
