@@ -951,6 +951,7 @@ def container_argv(
     arch: str | None = None,
     network: str | None = None,
     writable: Sequence[str] = (),
+    readonly: Sequence[str] = (),
 ) -> list[str]:
     """The argv that runs `farmtool.py ARGS` in IMAGE with the image's Python X.Y.
 
@@ -962,7 +963,8 @@ def container_argv(
     network mode (`host` where the farm's index is on this machine's loopback).
     The build directory is read-only but for the `writable` folders in it: the
     package's code in the container cannot touch farmtool.py, which later steps run on
-    the host.
+    the host. `readonly` host folders are mounted read-only at their own paths (the
+    worker's Rust toolchain).
     """
     match = re.fullmatch(r"3\.(\d+)(t?)", python_version)
     if not match:
@@ -977,6 +979,10 @@ def container_argv(
         if Path(folder).is_absolute() or ".." in Path(folder).parts:
             raise ValueError(f"not a folder of the build directory: {folder!r}")
         argv += ["-v", f"{os.path.join(os.fspath(cwd), folder)}:/work/{folder}"]
+    for folder in readonly:
+        if not Path(folder).is_absolute() or ":" in folder or "," in folder:
+            raise ValueError(f"not an absolute host folder: {folder!r}")
+        argv += ["-v", f"{folder}:{folder}:ro"]
     if arch:
         argv += ["--arch", arch]
     if network:
@@ -996,6 +1002,7 @@ def in_container(
     env_names: list[str],
     network: str | None = None,
     writable: Sequence[str] = (),
+    readonly: Sequence[str] = (),
 ) -> None:
     """Run this subcommand again inside the container; relay its one error line."""
     engine = which(args.container_engine)
@@ -1019,6 +1026,7 @@ def in_container(
         arch=args.container_arch,
         network=network,
         writable=[FACTS_DIR, *writable],  # the inner farmtool's facts are not ours
+        readonly=readonly,
     )
     for folder in [FACTS_DIR, *writable]:
         Path(folder).mkdir(parents=True, exist_ok=True)  # mount points
@@ -1177,8 +1185,17 @@ def cmd_build(args: argparse.Namespace) -> None:
         writable = [BUILD_ENV, BUILD_TOOL, BUILD_SRC, relative_to_cwd(args.out), ".home"]
         # the host's network: the farm's index may be on this machine's loopback
         farm_args += ["--frontend", args.frontend]
-        in_container(args, farm_args, names, network="host", writable=writable)
+        # the worker's Rust toolchain, read-only at its own path, named for the inner
+        # farmtool (not for another architecture's image: this toolchain runs here only)
+        rust = None if args.container_arch else rust_toolchain()
+        mounts = rust_mounts(rust)
+        if rust and mounts:
+            os.environ[RUST_ENV] = str(rust.root)
+            names.append(RUST_ENV)
+        in_container(args, farm_args, names, network="host", writable=writable, readonly=mounts)
         info = image_toolchain(args)
+        if rust and mounts:
+            info["rustc"] = rust.version  # the worker's, which the container saw
         info["build"] = installed_versions(Path(BUILD_TOOL)).get("build")
         info["build_deps"] = installed_versions(Path(BUILD_ENV))
         info["build_env"] = build_env_facts(Path(BUILD_ENV), args.index_url)
