@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from packaging.utils import canonicalize_name, parse_sdist_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 
 @dataclass
@@ -29,7 +29,19 @@ class Release:
     version: str = ""  # from the file's name
 
     def __post_init__(self) -> None:
-        self.version = self.version or str(parse_sdist_filename(self.path.name)[1])
+        self.version = self.version or str(_name_version(self.path.name)[1])
+
+    @property
+    def packagetype(self) -> str:
+        return "bdist_wheel" if self.path.name.endswith(".whl") else "sdist"
+
+
+def _name_version(filename: str) -> tuple:
+    """A file's project and version: an sdist's, or a wheel's (a real project's runtime
+    dependency, which a test's package needs when its tests install it)."""
+    if filename.endswith(".whl"):
+        return parse_wheel_filename(filename)[:2]
+    return parse_sdist_filename(filename)
 
 
 @dataclass
@@ -73,7 +85,7 @@ class FakePyPI:
     def publish(self, sdist: Path, sha256: str | None = None, yanked: bool = False) -> Release:
         """Serve `sdist`; `sha256` overrides the published digest (to fake a mismatch,
         or to publish a file that need not exist, for a benchmark)."""
-        name, version = parse_sdist_filename(sdist.name)
+        name, version = _name_version(sdist.name)
         if sha256 is None:
             sha256 = hashlib.sha256(sdist.read_bytes()).hexdigest()
         release = Release(sdist, sha256, yanked)
@@ -97,7 +109,7 @@ class FakePyPI:
             releases.setdefault(r.version, []).append(
                 {
                     "filename": r.path.name,
-                    "packagetype": "sdist",
+                    "packagetype": r.packagetype,
                     "url": f"../../files/{r.path.name}",
                     "digests": {"sha256": r.sha256},
                     "yanked": r.yanked,
@@ -129,6 +141,23 @@ class FakePyPI:
                 if len(parts) == 3 and parts[0] == "pypi" and parts[2] == "json":
                     return self._json_api(canonicalize_name(parts[1]))
                 self._error(404)
+
+            def do_HEAD(self) -> None:
+                # uv asks a wheel's size (and range support) before it downloads it
+                parts = [p for p in self.path.split("?")[0].split("/") if p]
+                found = [
+                    r
+                    for releases in fake.releases.values()
+                    for r in releases
+                    if len(parts) == 2 and parts[0] == "files" and r.path.name == parts[1]
+                ]
+                if not found:
+                    return self._error(404)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(found[0].path.stat().st_size))
+                self.end_headers()
+                return None
 
             def do_POST(self) -> None:
                 fake.requests.append(self.path)

@@ -9,7 +9,8 @@
         ext_modules={"speedy._speed": ["speedy/_speed.c"]},
     )
 
-`make_wheel` writes a pure wheel the same way (for a package index in a test).
+`make_wheel` writes a pure wheel the same way (for a package index in a test), and
+`make_rust_sdist` a maturin project (a Rust library the package calls through cffi).
 
 No build tool is needed: the archive is written directly, laid out as `pip` and
 `build` expect (`NAME-VERSION/` with `pyproject.toml`, `PKG-INFO` and, for C
@@ -105,6 +106,49 @@ def make_sdist(
             _add(tar, f"{root}/{member}", text)
         for member, text in (extra_members or {}).items():
             _add(tar, member, text)
+    return path
+
+
+# A Rust library with C functions, built by maturin with cffi bindings: no crate
+# dependency (crates.io is not needed, nor reachable from a sandboxed build).
+RUST_LIB = """\
+#[no_mangle]
+pub extern "C" fn {name}_add(a: i32, b: i32) -> i32 {{
+    // std, as real crates use it (its thread-locals link glibc's pthread_key_*)
+    std::thread_local!(static CALLS: std::cell::Cell<u32> = std::cell::Cell::new(0));
+    CALLS.with(|c| c.set(c.get() + 1));
+    a + b
+}}
+"""
+
+
+def make_rust_sdist(
+    dest: Path, name: str, version: str = "1.0", build_requires: Iterable[str] = ()
+) -> Path:
+    """Write a maturin sdist `dest/NAME-VERSION.tar.gz`: a Rust cdylib whose
+    `NAME_add(a, b)` the package exposes through cffi (`NAME.lib.NAME_add`)."""
+    toml = json.dumps
+    requires = ["maturin>=1,<2", "cffi", *build_requires]
+    pyproject = (
+        f'[build-system]\nrequires = {toml(requires)}\nbuild-backend = "maturin"\n\n'
+        f"[project]\nname = {toml(name)}\nversion = {toml(version)}\n"
+        'dependencies = ["cffi"]\n\n[tool.maturin]\nbindings = "cffi"\n'
+    )
+    cargo = (
+        f"[package]\nname = {toml(name)}\nversion = {toml(version + '.0')}\n"
+        'edition = "2021"\n\n[lib]\ncrate-type = ["cdylib"]\n'
+    )
+    members = {
+        "pyproject.toml": pyproject,
+        "Cargo.toml": cargo,
+        "src/lib.rs": RUST_LIB.format(name=name),
+        "PKG-INFO": _pkg_info(name, version, ["cffi"]),
+    }
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in members.items():
+            _add(tar, f"{name}-{version}/{member}", text)
     return path
 
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from farmtoolmod import FARMTOOL
-from sdists import c_extension, make_sdist
+from sdists import c_extension, make_rust_sdist, make_sdist
 from test_farmtool import PYTHON, error_of, ok, wheels
 from wheelfarm.cli.localfarm import CONTAINERS_CONF
 
@@ -194,3 +194,30 @@ def test_a_worker_without_the_system_packages_declines_the_build(farm_factory, t
     reason = "declined: needs system packages libzstd-dev (apt), not installed on this worker"
     assert reason in build["state_string"]
     assert not (farm.settings().index_path / "zstdext").exists()
+
+
+def test_a_rust_package_builds_in_the_image_with_the_workers_toolchain(
+    tmp_path, bullseye_image, monkeypatch
+):
+    """The image has no Rust: the worker's toolchain is mounted read-only, and the wheel,
+    linked against the image's glibc 2.31, repairs to its policy without zig."""
+    rustc = shutil.which("rustc") or str(Path.home() / ".cargo" / "bin" / "rustc")
+    if not os.access(rustc, os.X_OK):
+        pytest.skip("needs a Rust toolchain")
+    sysroot = subprocess.run(
+        [rustc, "--print", "sysroot"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    make_rust_sdist(tmp_path / "sdist", "tinyrs", "1.0")
+    engine = ["--container-engine", "podman", "--image", bullseye_image]
+    monkeypatch.setenv("WHEELFARM_RUST", sysroot)  # as a volunteer declares it
+    build = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *engine]
+    out = ok(farmtool(tmp_path, *build))
+    assert f"{sysroot}:{sysroot}:ro" in out and "Compiling tinyrs v1.0.0" in out
+    facts = json.loads((tmp_path / ".facts" / "build.json").read_text())
+    assert facts["toolchain"]["rustc"] and facts["toolchain"]["libc"] == "glibc 2.31"
+    args = ["--tool", "auditwheel", "--policy", POLICY_2_31, "--in", "dist/built"]
+    ok(farmtool(tmp_path, "repair", *args, "--out", "dist/repaired", *engine))
+    (repaired,) = wheels(tmp_path / "dist" / "repaired")
+    assert repaired.name.startswith("tinyrs-1.0-py3-none-manylinux_2_"), repaired.name
+    check = ["check", "--wheel-dir", "dist/repaired", "--policy", POLICY_2_31]
+    assert "policy ok" in ok(farmtool(tmp_path, *check, "--tool", "auditwheel"))

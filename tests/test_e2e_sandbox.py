@@ -1,6 +1,7 @@
-"""A hostile package through a real master and worker with bubblewrap: its setup.py and
-its test command try everything a stranger's code could try on a volunteer's machine,
-and nothing of it works, shows, stays behind or reaches the record."""
+"""A hostile package through a real master and worker, contained by bubblewrap and by a
+podman container: its setup.py and its test command try everything a stranger's code
+could try on a volunteer's machine, and nothing of it works, shows, stays behind or
+reaches the record."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ FARMTOOL = Path(__file__).resolve().parents[1] / "master" / "wheelfarm" / "build
 # Runs in the package's setup.py (phase "build") and in its test command ("test").
 ATTACK = """
 import os, subprocess, sys
-WORKER, OTHER, HOME, MARK = {worker!r}, {other!r}, {home!r}, {mark!r}
-BUILD = WORKER + "/build-linux-x86_64/build"
+WORKER, OTHER, HOME, MARK, BUILD = {worker!r}, {other!r}, {home!r}, {mark!r}, {build!r}
 # outlives the step if it can: rewrites every wheel of the build dir for a minute
 LINGER = '''
 import glob, sys, time
@@ -107,16 +107,48 @@ def _logs(farm, build: dict) -> dict[str, str]:
     return texts
 
 
-def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
+# Where the package's code is contained, and how it sees the build directory.
+CONTAINED = [
+    pytest.param("bubblewrap", id="bubblewrap"),
+    pytest.param(
+        "podman",
+        id="podman",
+        marks=[
+            pytest.mark.containers,
+            pytest.mark.skipif(os.geteuid() != 0, reason="making an image needs root"),
+            pytest.mark.skipif(not shutil.which("podman"), reason="needs podman (make test)"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("contained", CONTAINED)
+def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch, request, contained):
     env_secret = f"env-secret-{uuid.uuid4().hex}"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", env_secret)  # in the worker's environment
     mark = uuid.uuid4().hex
     home = Path.home()
     farm_home = tmp_path / "farm"
     worker = farm_home / "workers" / "local"
+    build_dir = worker / "build-linux-x86_64" / "build"
     other = worker / "build-linux-aarch64"  # another builder's directory
     other_secret = f"other-builder-{uuid.uuid4().hex}"
-    attack = ATTACK.format(worker=str(worker), other=str(other), home=str(home), mark=mark)
+    farm_kw: dict = {}
+    seen_build = str(build_dir)
+    if contained == "podman":
+        image = request.getfixturevalue("bullseye_image")  # made once per run
+        farm_kw = {
+            "container": "podman",
+            "settings_overrides": {
+                "build_images": {
+                    "linux-x86_64": {"image": image, "policy": "manylinux_2_31_x86_64"}
+                }
+            },
+        }
+        seen_build = "/work"  # where the container mounts the build directory
+    attack = ATTACK.format(
+        worker=str(worker), other=str(other), home=str(home), mark=mark, build=seen_build
+    )
     pypi = FakePyPI()
     sdists = tmp_path / "sdists"
     setup_py = attack + "attack('build')\nfrom setuptools import setup\nsetup()\n"
@@ -127,7 +159,7 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
     try:
         command = json.dumps(["python", "-c", attack + "attack('test')"])
         registry = write_registry(tmp_path / "packages.yaml", REGISTRY.format(command=command))
-        farm = farm_factory(registry, pypi_url=url)
+        farm = farm_factory(registry, pypi_url=url, **farm_kw)
         assert farm.worker_dir() == worker
         other.mkdir(parents=True)
         (other / "secret.txt").write_text(other_secret)
@@ -137,27 +169,25 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
         home_before = set(os.listdir(home))
 
         # the clean package on the untouched worker, then the hostile one, then clean again
-        (first,) = wait_builds(farm, farm.force("cleanpkg"), timeout=300)
+        (first,) = wait_builds(farm, farm.force("cleanpkg"), timeout=600)
         assert first["results"] == 0, first["state_string"]
-        (hostile,) = wait_builds(farm, farm.force("hostile"), timeout=300)
+        (hostile,) = wait_builds(farm, farm.force("hostile"), timeout=600)
         survivors = _processes_with(mark)
-        (again,) = wait_builds(farm, farm.force("cleanpkg", rebuild=True), timeout=300)
+        (again,) = wait_builds(farm, farm.force("cleanpkg", rebuild=True), timeout=600)
     finally:
         pypi.stop()
 
     # the hostile code ran in both phases, and every attempt failed
     logs = _logs(farm, hostile)
     build_log, test_log = logs["build/stdio"], logs["test/stdio"]
+    refused = ["read tac", "read other builder", "write basedir", "write farmtool"]
+    if contained == "bubblewrap":
+        # its own code's facts folder is hidden; a container's is the inner farmtool's,
+        # which the outer one overwrites with its own facts after the container exits
+        refused += ["write home", "write facts"]
     for phase, log in (("build", build_log), ("test", test_log)):
-        for name in (
-            "read tac",
-            "read other builder",
-            "write basedir",
-            "write home",
-            "write farmtool",
-        ):
+        for name in refused:
             assert f"hostile {phase} {name}: refused" in log, (phase, name, log[-3000:])
-        assert f"hostile {phase} write facts: refused" in log
         assert f"forged-error-by-{phase}" in log  # printed, shown, and not believed
     # nothing of the secrets appears in any log
     for name, text in logs.items():
@@ -169,16 +199,23 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
     assert hostile["results"] == 0, hostile["state_string"]
     props = {k: v[0] for k, v in hostile["properties"].items()}
     steps = {s["name"]: s for s in farm.api(f"builds/{hostile['buildid']}/steps")["steps"]}
-    assert steps["build"]["state_string"] == "built hostile-1.0-py3-none-any.whl"
-    assert steps["test"]["state_string"] == "imported 1 modules; tests passed"
+    if contained == "bubblewrap":
+        assert steps["build"]["state_string"] == "built hostile-1.0-py3-none-any.whl"
+        assert steps["test"]["state_string"] == "imported 1 modules; tests passed"
+        isolated = "bubblewrap"
+    else:
+        built = f"built hostile-1.0-py3-none-any.whl in {image}"
+        assert steps["build"]["state_string"] == built
+        assert steps["test"]["state_string"] == f"imported and tested in {image}"
+        isolated = "container (podman)"
     for step in steps.values():
         assert "forged" not in step["state_string"]
     record = requests.get(f"{farm.url}simple/hostile/{props['wheel']}.json", timeout=10).json()
     assert "forged" not in json.dumps(record)
     assert record["toolchain"]["python"].startswith("3.11")
-    assert record["isolation"] == {"build": "bubblewrap", "test": "bubblewrap"}
+    assert record["isolation"] == {"build": isolated, "test": isolated}
     page = requests.get(f"{farm.url}farm/packages/hostile", timeout=10).text
-    assert "isolated: bubblewrap" in page
+    assert f"isolated: {isolated}" in page
 
     # nothing was written outside the build directory, nothing outlived its step
     assert survivors == []
@@ -187,7 +224,7 @@ def test_hostile_package_is_contained(farm_factory, tmp_path, monkeypatch):
     assert set(os.listdir(home)) == home_before
     assert (other / "secret.txt").read_text() == other_secret
     shipped = (FARMTOOL / "farmtool.py").read_text()
-    assert (worker / "build-linux-x86_64" / "build" / "farmtool.py").read_text() == shipped
+    assert (build_dir / "farmtool.py").read_text() == shipped
 
     # the clean package built after it is exactly the untouched worker's wheel
     assert again["results"] == 0, again["state_string"]

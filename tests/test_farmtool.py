@@ -507,6 +507,12 @@ def test_build_in_container_relays_the_inner_result(tmp_path, fake_engine):
     assert argv[:6] == ["run", "--rm", "-v", f"{cwd.resolve()}:/work:ro", "-w", "/work"]
     # what the inner build may write; farmtool.py and the rest stay read-only
     mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"][1:]
+    # read-only besides: the worker's Rust toolchain, where it has one, at its own path
+    readonly = [m.split(":") for m in mounts if m.endswith(":ro")]
+    assert len(readonly) <= 1
+    for host, inside, _ in readonly:
+        assert host == inside and (Path(host) / "bin" / "rustc").exists()
+    mounts = [m for m in mounts if not m.endswith(":ro")]
     assert {m.rsplit(":", 1)[1] for m in mounts} == {
         "/work/.facts", "/work/.buildenv", "/work/.buildtool", "/work/.buildsrc",
         "/work/dist/built", "/work/.home",

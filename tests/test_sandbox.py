@@ -404,3 +404,92 @@ def test_system_packages_are_checked_on_a_workers_own_system():
         "not installed on this worker"
     )
     farmtool.provide_system_packages(["apt:libc6", "brew:libyaml"], may_install=False)
+
+
+# --- a worker's Rust toolchain --------------------------------------------------------
+
+
+def fake_rust(root: Path, version: str = "9.9.9") -> Path:
+    """A toolchain folder as rustup lays one out: bin/cargo and bin/rustc."""
+    (root / "bin").mkdir(parents=True)
+    for tool in ("cargo", "rustc"):
+        script = root / "bin" / tool
+        script.write_text(f"#!/bin/sh\necho '{tool} {version} (fake)'\n")
+        script.chmod(0o755)
+    return root
+
+
+def test_a_worker_names_its_rust_toolchain_or_none(tmp_path, monkeypatch):
+    root = fake_rust(tmp_path / "rust")
+    monkeypatch.setenv("WHEELFARM_RUST", str(root))
+    assert farmtool.rust_toolchain() == farmtool.Rust(root, "9.9.9")
+    monkeypatch.setenv("WHEELFARM_RUST", "none")  # the volunteer's: builds get no Rust
+    assert farmtool.rust_toolchain() is None
+    monkeypatch.setenv("WHEELFARM_RUST", str(tmp_path))
+    with pytest.raises(farmtool.Failure, match="lacks cargo or rustc"):
+        farmtool.rust_toolchain()
+
+
+def test_without_a_declaration_the_toolchain_is_the_sysroot_of_rustc_on_path(tmp_path, monkeypatch):
+    # rustup's proxy answers `rustc --print sysroot` with the toolchain it runs
+    proxy = tmp_path / "proxy"
+    proxy.mkdir()
+    root = fake_rust(tmp_path / "toolchains" / "stable")
+    (proxy / "rustc").write_text(f"#!/bin/sh\necho '{root}'\n")
+    (proxy / "rustc").chmod(0o755)
+    monkeypatch.delenv("WHEELFARM_RUST", raising=False)
+    monkeypatch.setenv("PATH", f"{proxy}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    assert farmtool.rust_toolchain() == farmtool.Rust(root, "9.9.9")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert farmtool.rust_toolchain() is None
+
+
+@needs_bwrap
+def test_a_sandboxed_build_runs_the_toolchain_read_only_and_only_it(tmp_path, monkeypatch):
+    root = fake_rust(tmp_path / "rust")
+    (root / "lib").mkdir()
+    rust = farmtool.Rust(root, "9.9.9")
+    own = tmp_path / "build" / ".buildsrc"
+    own.mkdir(parents=True)
+    (own.parent / ".facts").mkdir()  # farmtool makes it before any sandbox, which hides it
+    monkeypatch.chdir(own.parent)
+    env = farmtool.untrusted_env(BWRAP, own.parent / ".buildenv", (), [rust.bin])
+    # on PATH after the build venv's bin, before the worker's own
+    assert env["PATH"].split(os.pathsep)[:2] == [str(own.parent / ".buildenv/bin"), str(rust.bin)]
+    write = f"open({str(root / 'lib' / 'x')!r}, 'w')"
+    probe = ["sh", "-c", f'cargo && rustc && {sys.executable} -c "{write}"']
+    seen = farmtool.Untrusted(BWRAP, (own,), env, farmtool.rust_mounts(rust))
+    done = subprocess.run(seen.argv(probe, own), env=env, capture_output=True, text=True)
+    assert "cargo 9.9.9 (fake)" in done.stdout and "rustc 9.9.9 (fake)" in done.stdout
+    assert "Read-only file system" in done.stderr and not (root / "lib" / "x").exists()
+    # without the mount the sandbox has no Rust: the toolchain is not on its way
+    unseen = farmtool.Untrusted(BWRAP, (own,), env)
+    done = subprocess.run(unseen.argv(probe, own), env=env, capture_output=True, text=True)
+    assert "9.9.9" not in done.stdout and done.returncode != 0
+    # a toolchain the system holds (Debian's rustc, in /usr) needs no mount of its own
+    assert farmtool.rust_mounts(farmtool.Rust(Path("/usr"), "1.63.0")) == ()
+
+
+def test_import_check_skips_a_shared_library_that_is_no_module(tmp_path, monkeypatch, capsys):
+    """maturin's cffi bindings ship lib<crate>.so beside the package: cffi loads it."""
+    if not shutil.which("cc"):
+        pytest.skip("needs a C compiler")
+    monkeypatch.chdir(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    pkg = next(venv.glob("lib/python3*/site-packages")) / "withlib"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (tmp_path / "lib.c").write_text("int withlib_add(int a, int b) { return a + b; }\n")
+    lib = pkg / "libwithlib.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", lib, tmp_path / "lib.c"], check=True)
+    run = tmp_path / ".testrun"
+    run.mkdir()
+    sandbox = farmtool.Untrusted(NONE, (run,), farmtool.untrusted_env(NONE, venv))
+    modules = ["withlib", "withlib.libwithlib"]
+    imported, skipped, failures = farmtool.import_all(
+        venv / "bin" / "python", modules, set(modules), sandbox, run, 60
+    )
+    assert (imported, skipped, failures) == (["withlib"], ["withlib.libwithlib"], [])
+    out = capsys.readouterr().out
+    assert "skipped import: withlib.libwithlib (a shared library, not an extension module)" in out

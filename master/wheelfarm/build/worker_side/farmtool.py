@@ -396,15 +396,17 @@ class Untrusted(NamedTuple):
 UV_CACHE = ".uvcache"  # the sandboxed installers' cache: this build's only
 
 
-def installer(isolation: Isolation, venv: Path) -> Untrusted:
+def installer(isolation: Isolation, venv: Path, rust: Rust | None = None) -> Untrusted:
     """How requirements are installed into `venv`.
 
     An installer builds the sdists among them, which runs their code: so it runs in
     the sandbox too, the only phase with the network, writing only into the venv and
     a cache of this build's own (a cache shared between builds could be poisoned for
-    the next one).
+    the next one). An sdist among them may be a Rust one: it gets the toolchain too.
     """
     env = tool_env()
+    if rust:
+        env["PATH"] = os.pathsep.join(p for p in (str(rust.bin), env.get("PATH")) if p)
     if not isolation.sandboxed:
         return Untrusted(isolation, (), env)
     cache = fresh_dir(Path(UV_CACHE)).absolute()
@@ -412,13 +414,23 @@ def installer(isolation: Isolation, venv: Path) -> Untrusted:
     env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", UV_CACHE_DIR=str(cache), UV_LINK_MODE="copy")
     uv = which("uv")
     tools = (os.path.dirname(os.path.realpath(uv)),) if uv else ()
+    tools += rust_mounts(rust)
     return Untrusted(isolation, (venv.absolute(), cache), env, tools, network=True)
 
 
+def rust_mounts(rust: Rust | None) -> tuple[str, ...]:
+    """The toolchain, read-only in a sandbox, where the system does not show it already."""
+    return (str(rust.root),) if rust and not system_path(rust.root) else ()
+
+
 def untrusted_env(
-    isolation: Isolation, venv: Path | None, pass_names: Iterable[str] = ()
+    isolation: Isolation,
+    venv: Path | None,
+    pass_names: Iterable[str] = (),
+    tool_bins: Sequence[Path] = (),
 ) -> dict[str, str]:
-    """The whole environment of untrusted code: never the worker's."""
+    """The whole environment of untrusted code: never the worker's. `tool_bins` go on
+    PATH after the venv's bin (the Rust toolchain's, for cargo)."""
     env = pick_env(UNTRUSTED_ENV, UNTRUSTED_ENV_PREFIXES)
     env.update({n: os.environ[n] for n in pass_names if ENV_NAME.fullmatch(n) and n in os.environ})
     if isolation.sandboxed:
@@ -426,12 +438,72 @@ def untrusted_env(
     else:
         home = fresh_dir(Path(".home")).absolute()  # at least not the worker's own
         env.update(HOME=str(home))
+    bins = [str(b) for b in tool_bins]
     if venv is not None:
         # backends run their own tools (maturin, cmake, ninja) from the venv's bin
-        bindir = venv_python(venv).parent.absolute()
-        env["PATH"] = os.pathsep.join(p for p in (str(bindir), env.get("PATH")) if p)
+        bins.insert(0, str(venv_python(venv).parent.absolute()))
         env["VIRTUAL_ENV"] = str(venv.absolute())
+    if bins:
+        env["PATH"] = os.pathsep.join(p for p in (*bins, env.get("PATH")) if p)
     return env
+
+
+# --- Rust ---------------------------------------------------------------------------
+
+RUST_ENV = "WHEELFARM_RUST"  # a Rust toolchain's folder (bin/cargo, bin/rustc), or `none`
+# What rustup reads to pick the toolchain the worker's `rustc` runs.
+RUSTUP_ENV = ("RUSTUP_HOME", "CARGO_HOME", "RUSTUP_TOOLCHAIN")
+
+
+class Rust(NamedTuple):
+    """The worker's Rust toolchain, which a build sees read-only (maturin, setuptools-rust)."""
+
+    root: Path  # the sysroot: its bin/ has cargo and rustc, its lib/ the standard library
+    version: str | None
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+
+def rust_toolchain() -> Rust | None:
+    """The folder WHEELFARM_RUST names, else the sysroot of the `rustc` on the worker's
+    PATH (rustup's proxy answers with the toolchain it runs: the build calls that
+    toolchain's own cargo and rustc, not the proxy, which reads ~/.rustup, a folder the
+    sandbox does not see, and would follow an sdist's rust-toolchain.toml). None where
+    the worker has none, or says `none`."""
+    named = os.environ.get(RUST_ENV, "")
+    if named.lower() == "none":
+        return None
+    if named:
+        root = Path(named).resolve()  # bwrap mounts it where it really is
+    else:
+        rustc = shutil.which("rustc")
+        if not rustc:
+            return None
+        # from `/`, so that no rust-toolchain.toml of the build directory's parents counts
+        env = {**tool_env(), **pick_env(RUSTUP_ENV)}
+        try:
+            done = subprocess.run(
+                [rustc, "--print", "sysroot"], capture_output=True, text=True,
+                env=env, cwd="/", stdin=DEVNULL, timeout=60,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode or not done.stdout.strip():
+            return None
+        root = Path(done.stdout.strip()).resolve()
+    rustc_path = shutil.which("rustc", path=str(root / "bin"))
+    if not (rustc_path and shutil.which("cargo", path=str(root / "bin"))):
+        if named:
+            fail(f"{RUST_ENV}={named} is not a Rust toolchain: its bin/ lacks cargo or rustc")
+        return None
+    return Rust(root, _version_number(_first_line([rustc_path, "--version"])))
+
+
+def system_path(path: Path) -> bool:
+    """Inside a folder every sandbox sees anyway (Debian's rustc is in /usr)."""
+    return any(str(path) == d or str(path).startswith(d + "/") for d in SYSTEM_DIRS)
 
 
 # --- running commands ---------------------------------------------------------------
@@ -879,6 +951,7 @@ def container_argv(
     arch: str | None = None,
     network: str | None = None,
     writable: Sequence[str] = (),
+    readonly: Sequence[str] = (),
 ) -> list[str]:
     """The argv that runs `farmtool.py ARGS` in IMAGE with the image's Python X.Y.
 
@@ -890,7 +963,8 @@ def container_argv(
     network mode (`host` where the farm's index is on this machine's loopback).
     The build directory is read-only but for the `writable` folders in it: the
     package's code in the container cannot touch farmtool.py, which later steps run on
-    the host.
+    the host. `readonly` host folders are mounted read-only at their own paths (the
+    worker's Rust toolchain).
     """
     match = re.fullmatch(r"3\.(\d+)(t?)", python_version)
     if not match:
@@ -905,6 +979,10 @@ def container_argv(
         if Path(folder).is_absolute() or ".." in Path(folder).parts:
             raise ValueError(f"not a folder of the build directory: {folder!r}")
         argv += ["-v", f"{os.path.join(os.fspath(cwd), folder)}:/work/{folder}"]
+    for folder in readonly:
+        if not Path(folder).is_absolute() or ":" in folder or "," in folder:
+            raise ValueError(f"not an absolute host folder: {folder!r}")
+        argv += ["-v", f"{folder}:{folder}:ro"]
     if arch:
         argv += ["--arch", arch]
     if network:
@@ -924,6 +1002,7 @@ def in_container(
     env_names: list[str],
     network: str | None = None,
     writable: Sequence[str] = (),
+    readonly: Sequence[str] = (),
 ) -> None:
     """Run this subcommand again inside the container; relay its one error line."""
     engine = which(args.container_engine)
@@ -947,22 +1026,31 @@ def in_container(
         arch=args.container_arch,
         network=network,
         writable=[FACTS_DIR, *writable],  # the inner farmtool's facts are not ours
+        readonly=readonly,
     )
     for folder in [FACTS_DIR, *writable]:
         Path(folder).mkdir(parents=True, exist_ok=True)  # mount points
     show(argv)
-    # The inner farmtool's stderr is held back so that its `error:` line becomes ours.
+    # The inner farmtool's last `error:` line is held back to become ours (it ends with
+    # one); earlier ones are shown like any output: a test command's stderr reaches this
+    # stream too, and what it prints must show in the log, not vanish or be believed.
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-    reason = None
+    held = None
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("error: "):
-            reason = line[len("error: ") :].strip()
+            if held is not None:
+                sys.stdout.write(held)
+            held = line
         else:
             sys.stdout.write(line)
     rc = proc.wait()
     if rc:
+        reason = held[len("error: ") :].strip() if held else None
         fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
+    if held is not None:
+        sys.stdout.write(held)
+    sys.stdout.flush()
 
 
 def image_toolchain(args: argparse.Namespace) -> dict:
@@ -1097,8 +1185,17 @@ def cmd_build(args: argparse.Namespace) -> None:
         writable = [BUILD_ENV, BUILD_TOOL, BUILD_SRC, relative_to_cwd(args.out), ".home"]
         # the host's network: the farm's index may be on this machine's loopback
         farm_args += ["--frontend", args.frontend]
-        in_container(args, farm_args, names, network="host", writable=writable)
+        # the worker's Rust toolchain, read-only at its own path, named for the inner
+        # farmtool (not for another architecture's image: this toolchain runs here only)
+        rust = None if args.container_arch else rust_toolchain()
+        mounts = rust_mounts(rust)
+        if rust and mounts:
+            os.environ[RUST_ENV] = str(rust.root)
+            names.append(RUST_ENV)
+        in_container(args, farm_args, names, network="host", writable=writable, readonly=mounts)
         info = image_toolchain(args)
+        if rust and mounts:
+            info["rustc"] = rust.version  # the worker's, which the container saw
         info["build"] = installed_versions(Path(BUILD_TOOL)).get("build")
         info["build_deps"] = installed_versions(Path(BUILD_ENV))
         info["build_env"] = build_env_facts(Path(BUILD_ENV), args.index_url)
@@ -1130,14 +1227,23 @@ def cmd_build(args: argparse.Namespace) -> None:
         frontend.proc.kill()
         raise
     frontend.wait()
-    env = untrusted_env(isolation, Path(BUILD_ENV), [*args.pass_env, "SOURCE_DATE_EPOCH"])
+    # Rust backends (maturin, setuptools-rust) run the worker's toolchain: read-only, on
+    # PATH after the venv's bin. cargo writes only its own home ($HOME/.cargo, on the
+    # sandbox's /tmp) and the source tree's target/. A crate without dependencies needs
+    # no network; one with dependencies cannot fetch them here (no network, on purpose).
+    rust = rust_toolchain()
+    if rust:
+        print(f"rust: {rust.version} in {rust.root}")
+    passed = [*args.pass_env, "SOURCE_DATE_EPOCH"]
+    env = untrusted_env(isolation, Path(BUILD_ENV), passed, [rust.bin] if rust else [])
     if "SOURCE_DATE_EPOCH" not in env and newest:
         # Builds that honour it (setuptools, hatchling, flit...) then give the same bytes.
         env["SOURCE_DATE_EPOCH"] = str(newest)
         print(f"SOURCE_DATE_EPOCH={newest} (the newest file of the sdist)")
     # The backend writes only into its source tree, the output folder and the frontend's
     # folder (its answers); without network: the requirements are installed before.
-    sandbox = Untrusted(isolation, (Path(BUILD_SRC).absolute(), out.absolute(), tool), env)
+    writable = (Path(BUILD_SRC).absolute(), out.absolute(), tool)
+    sandbox = Untrusted(isolation, writable, env, rust_mounts(rust))
 
     def helper(step: str, *extra: str) -> dict:
         result = tool / f"{step}.json"
@@ -1162,7 +1268,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         system = _strings(helper("system").get("requires"), "requires")
     # The farm's own wheels first (what a cascade rebuilds against), then PyPI.
     index = build_index_args(args)
-    installs = installer(isolation, Path(BUILD_ENV))
+    installs = installer(isolation, Path(BUILD_ENV), rust)
     what = "cannot install build requirements"
     pip_install(python, [*system, *args.requires], what, index, sandbox=installs)
     for _ in range(3):
@@ -1177,6 +1283,8 @@ def cmd_build(args: argparse.Namespace) -> None:
     if wheel.is_symlink() or not wheel.is_file():
         fail(f"build failed: {wheel.name} is not a regular file")
     info = toolchain()
+    if rust:
+        info["rustc"] = rust.version  # the backend could run it; the farm found it
     info["build"] = installed_versions(tool).get("build")  # the frontend, not the backend
     info["build_deps"] = installed_versions(Path(BUILD_ENV))
     info["build_env"] = build_env_facts(Path(BUILD_ENV), args.index_url)
@@ -1756,6 +1864,10 @@ with open(result, "a") as out:
                         source = ""
                     if not re.search(r"\b%s\b" % re.escape(m[1]), source):
                         rec["missing"] = e.name + "." + m[1]
+            if isinstance(e, ImportError) and "does not define module export function" in str(e):
+                # a shared library the package loads itself (maturin's cffi bindings
+                # ship lib<crate>.so), not an extension module: CPython says so
+                rec["library"] = True
             frames = traceback.extract_tb(e.__traceback__)
             if isinstance(e, AssertionError) and frames and PLATFORM.match(frames[-1].line or ""):
                 rec["platform"] = frames[-1].line
@@ -1821,6 +1933,9 @@ def import_all(
                 skipped.append(module)
             elif plat:
                 print(f"skipped import: {module} (needs {plat.removeprefix('assert').strip()})")
+                skipped.append(module)
+            elif rec.get("library") is True:
+                print(f"skipped import: {module} (a shared library, not an extension module)")
                 skipped.append(module)
             elif flavour:
                 # e.g. a test module of the free-threaded build, asserting Py_GIL_DISABLED
