@@ -5,7 +5,8 @@
                        builds, the failing step's log, the wheels and build records
 
 Everything renders from the status records (status.py), the campaign records
-(blocked targets) and the index's build records of the one package shown.
+(blocked targets) and the index's build records of the one package shown; this module
+works out what each page shows, templates/packages.html and package.html how.
 """
 
 from __future__ import annotations
