@@ -12,7 +12,7 @@ from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.registry.packages import load_registry
 from wheelfarm.settings import Settings
 from wheelfarm.web.access import AdminRoles, MaintainerRoles
-from wheelfarm.web.badges import BADGE_COLOURS, badge_svg
+from wheelfarm.web.badges import badge_svg
 from wheelfarm.web.packages import (
     PAGE_SIZE,
     blocked_targets,
@@ -29,6 +29,7 @@ from wheelfarm.web.status import (
     StatusRecords,
     row_status,
 )
+from wheelfarm.web.status_colours import COLOURS, PACKAGE_STATES
 
 REGISTRY = """\
   - name: Good_Pkg
@@ -145,7 +146,8 @@ def test_package_page_shows_a_wheels_abi_pins(tmp_path):
 
 
 def test_badges_are_svg_coloured_by_status():
-    for status, colour in BADGE_COLOURS.items():
+    for status in PACKAGE_STATES:
+        colour = COLOURS[status]
         svg = ET.fromstring(badge_svg(status))
         texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
         assert texts == ["wheelfarm", status]

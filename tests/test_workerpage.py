@@ -57,6 +57,6 @@ def test_workers_page_shows_each_worker_its_state_and_the_warnings():
     assert "<td>3.11, 3.12</td><td>2</td><td>sat, sun 00:00-24:00 UTC</td>" in page
     assert "<td>connected, in downtime: takes no new builds</td>" in page
     assert "<td>gone</td>" in page and "<td>none</td><td>not connected</td>" in page
-    assert "<li>no worker serves &#x27;x&#x27;</li>" in page
+    assert "<li>no worker serves &#39;x&#39;</li>" in page
     monday = datetime(2026, 11, 23, 12, tzinfo=UTC)
     assert "in downtime" not in workers_page(entries, {"resting"}, [], monday).decode()

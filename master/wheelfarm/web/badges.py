@@ -1,45 +1,28 @@
 """SVG badges for READMEs: /badges/PKG.svg and /badges/PKG/PLATFORM.svg.
 
-"wheelfarm | built" in the colour of the package's status (packages.py); an
-unknown package or platform answers 404.
+"wheelfarm | built" in the colour of the package's status (status_colours.py),
+from templates/badge.svg; an unknown package or platform answers 404.
 """
 
 from __future__ import annotations
-
-import html
 
 from packaging.utils import canonicalize_name
 from twisted.web import resource, server
 
 from .packages import PackagePages, blocked_targets, package_pages, package_status
+from .render import render
 from .site import WwwChild
+from .status_colours import colour
 
-BADGE_COLOURS = {
-    "built": "#4c1",
-    "failed": "#e05d44",
-    "blocked": "#8b5a2b",
-    "partly built": "#dfb317",
-    "not built": "#9f9f9f",
-    "skipped": "#9f9f9f",
-}
 LABEL = "wheelfarm"
 CHAR_WIDTH = 7  # px per character of 11px Verdana, near enough for short words
 
 
 def badge_svg(status: str, label: str = LABEL) -> bytes:
     left, right = 10 + CHAR_WIDTH * len(label), 10 + CHAR_WIDTH * len(status)
-    colour = BADGE_COLOURS.get(status, "#9f9f9f")
-    text, title = html.escape(status), html.escape(f"{label}: {status}")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="20" '
-        f'role="img" aria-label="{title}"><title>{title}</title>'
-        f'<rect width="{left}" height="20" fill="#555"/>'
-        f'<rect x="{left}" width="{right}" height="20" fill="{colour}"/>'
-        '<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11" '
-        'text-anchor="middle">'
-        f'<text x="{left / 2}" y="14">{html.escape(label)}</text>'
-        f'<text x="{left + right / 2}" y="14">{text}</text></g></svg>'
-    ).encode()
+    return render(
+        "badge.svg", status=status, label=label, colour=colour(status), left=left, right=right
+    )
 
 
 class Badges(resource.Resource):

@@ -6,32 +6,17 @@
 
 from __future__ import annotations
 
-import html
 import time
+from dataclasses import dataclass
 
 from twisted.web import resource, server
 
-from ..cascade.campaign import BLOCKED, BUILDING, DONE, FAILED, WAITING, Campaign
+from ..cascade.campaign import DONE, Campaign
 from ..cascade.store import CampaignStore
+from .render import render
+from .status_colours import CAMPAIGN_STATES, label
 
-STATES = (DONE, BUILDING, WAITING, BLOCKED, FAILED)
-LABELS = {
-    DONE: "done",
-    BUILDING: "building",
-    WAITING: "waiting for parents",
-    BLOCKED: "blocked",
-    FAILED: "failed",
-}
-COLOURS = {
-    DONE: "#2e7d32",
-    BUILDING: "#f9a825",
-    WAITING: "#9e9e9e",
-    BLOCKED: "#6d4c41",
-    FAILED: "#c62828",
-}
-STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}.bar{display:flex;height:1em;
-width:40em;border:1px solid #999}.bar div{height:100%}"""
+UP = "../../"  # from /farm/campaigns/ and /farm/campaigns/ID to the web root
 
 
 def progress(campaign: Campaign) -> float:
@@ -39,64 +24,41 @@ def progress(campaign: Campaign) -> float:
     return 100.0 * campaign.counts()[DONE] / total if total else 100.0
 
 
-def _page(title: str, body: str) -> bytes:
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><p><a href='../../#/'>Buildbot UI</a> · "
-        f"<a href='./'>campaigns</a></p><h1>{html.escape(title)}</h1>{body}</body></html>"
-    ).encode()
+@dataclass
+class Share:
+    """How many of a campaign's builds are in one state: a part of its bar."""
+
+    state: str
+    label: str
+    count: int
+    percent: float
 
 
-def _bar(campaign: Campaign) -> str:
+def shares(campaign: Campaign) -> list[Share]:
     counts, total = campaign.counts(), max(1, len(campaign.nodes))
-    cells = "".join(
-        f"<div title='{LABELS[s]}' style='width:{100 * counts[s] / total:.2f}%;"
-        f"background:{COLOURS[s]}'></div>"
-        for s in STATES
-    )
-    return f"<div class='bar'>{cells}</div>"
-
-
-def _counts(campaign: Campaign) -> str:
-    counts, total = campaign.counts(), max(1, len(campaign.nodes))
-    return ", ".join(f"{LABELS[s]}: {counts[s]} ({100 * counts[s] / total:.0f}%)" for s in STATES)
+    return [Share(s, label(s), counts[s], 100 * counts[s] / total) for s in CAMPAIGN_STATES]
 
 
 def list_page(campaigns: list[Campaign]) -> bytes:
-    rows = "".join(
-        f"<tr><td><a href='{html.escape(c.id)}'>{html.escape(c.title)}</a></td><td>{c.kind}</td>"
-        f"<td>{progress(c):.0f}%</td><td>{_bar(c)}</td><td>{_counts(c)}</td>"
-        f"<td>{'finished' if c.finished_at else 'running'}</td></tr>"
-        for c in campaigns
+    return render(
+        "campaigns.html",
+        title="Cascades and rollouts",
+        up=UP,
+        campaigns=[(c, progress(c), shares(c)) for c in campaigns],
     )
-    body = (
-        "<table><tr><th>campaign</th><th>kind</th><th>progress</th><th></th><th>builds</th>"
-        f"<th></th></tr>{rows}</table>"
-        if campaigns
-        else "<p>No cascade or rollout has run yet.</p>"
-    )
-    return _page("Cascades and rollouts", body)
 
 
 def campaign_page(c: Campaign) -> bytes:
-    rows = "".join(
-        f"<tr><td>{html.escape(n.package)}</td><td>{n.platform}</td><td>{n.python}</td>"
-        f"<td style='color:{COLOURS[n.state]}'>{LABELS[n.state]}"
-        f"{' by ' + html.escape(n.blocked_by) if n.blocked_by else ''}</td>"
-        f"<td>{f'<a href={html.escape(n.build_url, quote=True)}>build</a>' if n.build_url else ''}"
-        "</td></tr>"
-        for n in sorted(c.nodes.values(), key=lambda n: (STATES.index(n.state), n.package))
+    return render(
+        "campaign.html",
+        title=c.title,
+        up=UP,
+        campaign=c,
+        started=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.created_at)),
+        progress=progress(c),
+        shares=shares(c),
+        nodes=sorted(c.nodes.values(), key=lambda n: (CAMPAIGN_STATES.index(n.state), n.package)),
     )
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.created_at))
-    body = (
-        f"<p>{html.escape(c.cause)} · started {started} UTC · "
-        f"{'finished' if c.finished_at else 'running'}</p>"
-        f"<p class='progress'><b>{progress(c):.0f}% done</b> of {len(c.nodes)} builds</p>"
-        f"{_bar(c)}<p>{_counts(c)}</p>"
-        "<table><tr><th>package</th><th>platform</th><th>Python</th><th>state</th><th></th></tr>"
-        f"{rows}</table>"
-    )
-    return _page(c.title, body)
 
 
 def known_name(name: str) -> bool:

@@ -5,15 +5,15 @@
                        builds, the failing step's log, the wheels and build records
 
 Everything renders from the status records (status.py), the campaign records
-(blocked targets) and the index's build records of the one package shown.
+(blocked targets) and the index's build records of the one package shown; this module
+works out what each page shows, templates/packages.html and package.html how.
 """
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -27,6 +27,7 @@ from ..cascade.store import CampaignStore
 from ..index.store import Index
 from ..index.verify import verifications
 from ..registry.packages import Package, Registry
+from .render import render
 from .status import (
     BUILT,
     CANCELLED_ROW,
@@ -36,38 +37,16 @@ from .status import (
     Row,
     StatusRecords,
 )
-
-# A package's (and a target's) status, worst first.
-PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED = (
-    "failed",
-    "blocked",
-    "partly built",
-    "not built",
-    "built",
-    "skipped",
+from .status_colours import (
+    PACKAGE_STATES,
+    PKG_BLOCKED,
+    PKG_BUILT,
+    PKG_FAILED,
+    PKG_NOT_BUILT,
+    PKG_NOT_OFFERED,
+    PKG_PARTIAL,
+    PKG_SKIPPED,
 )
-PACKAGE_STATES = (PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED)
-# A target no worker offers (platform, Python) and that was never built: it is shown,
-# but it counts in no package's status, which is about what this farm can build.
-PKG_NOT_OFFERED = "not offered"
-COLOURS = {
-    PKG_BUILT: "#2e7d32",
-    PKG_FAILED: "#c62828",
-    PKG_BLOCKED: "#6d4c41",
-    PKG_PARTIAL: "#f9a825",
-    PKG_NOT_BUILT: "#9e9e9e",
-    PKG_SKIPPED: "#bdbdbd",
-    PKG_NOT_OFFERED: "#e0e0e0",
-    CANCELLED_ROW: "#9e9e9e",
-}
-STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
-td.cell{color:#fff}td.cell a{color:#fff}.sha{font-family:monospace;font-size:80%}
-.count{display:inline-block;margin-right:1em}"""
-FILTER_SCRIPT = """<script>
-function farmFilter(q){q=q.trim().toLowerCase();
-for(const r of document.querySelectorAll('tr[data-name]')){
-r.hidden=!!q&&!r.dataset.name.includes(q);}}</script>"""
 
 
 @dataclass
@@ -156,20 +135,8 @@ def package_status(
     return overall(package, found)
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _page(title: str, body: str, up: str) -> bytes:
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-        f"<style>{STYLE}</style></head><body><p><a href='{up}#/'>Buildbot UI</a> · "
-        f"<a href='{up}farm/packages/'>packages</a> · <a href='{up}farm/campaigns/'>campaigns</a>"
-        f" · <a href='{up}simple/'>index</a></p><h1>{_e(title)}</h1>{body}</body></html>"
-    ).encode()
-
-
 PAGE_SIZE = 500  # rows per page: a page of 15,000 rows (and badges) is too much for a browser
+UP = "../../"  # from /farm/packages/ and /farm/packages/PKG to the web root
 
 
 def built_count(found: list[Target]) -> str:
@@ -181,6 +148,27 @@ def built_count(found: list[Target]) -> str:
     return f"{built}/{len(offered)} offered, {len(found) - len(offered)} not offered here"
 
 
+@dataclass
+class Listed:
+    """A row of the package list."""
+
+    name: str
+    display_name: str
+    status: str
+    built: str
+
+
+@dataclass
+class Pager:
+    """Which rows a page of the list shows, with the queries of the pages around it."""
+
+    first: int
+    last: int
+    matching: int
+    previous: str | None
+    next: str | None
+
+
 def list_page(
     registry: Registry,
     records: StatusRecords,
@@ -190,10 +178,9 @@ def list_page(
     page: int = 1,
     served: Served | None = None,
 ) -> bytes:
-    up = "../../"
     query = query.strip().lower()
     counts: Counter[str] = Counter()
-    lines = []
+    listed: list[Listed] = []
     matching, first = 0, (max(page, 1) - 1) * PAGE_SIZE
     for package in registry.packages.values():
         found = targets(package, records.rows(package.name), blocked, served)
@@ -202,46 +189,38 @@ def list_page(
         if query and query not in package.name or status and state != status:
             continue
         matching += 1
-        if not first < matching <= first + PAGE_SIZE:
-            continue
-        name = _e(package.name)
-        lines.append(
-            f"<tr data-name='{name}'><td><a href='{quote(package.name)}'>{_e(package.display_name)}"
-            f"</a></td><td class='cell' style='background:{COLOURS[state]}'>{state}</td>"
-            f"<td>{built_count(found)}</td><td><img alt='badge' "
-            f"src='{up}badges/{quote(package.name)}.svg'></td></tr>"
-        )
-    summary = "".join(
-        f"<span class='count'><a href='?status={quote(s)}'>{s}</a>: <b>{counts[s]}</b></span>"
-        for s in PACKAGE_STATES
+        if first < matching <= first + PAGE_SIZE:
+            listed.append(Listed(package.name, package.display_name, state, built_count(found)))
+    return render(
+        "packages.html",
+        title="Packages",
+        up=UP,
+        total=len(registry.packages),
+        states=PACKAGE_STATES,
+        counts=counts,
+        query=query,
+        status=status,
+        pager=_pager(query, status, page, first, len(listed), matching),
+        listed=listed,
     )
-    body = (
-        f"<p class='counts'>{len(registry.packages)} packages · {summary}</p>"
-        "<form method='get'><input name='q' placeholder='filter by name' autofocus "
-        f"value='{_e(query)}' oninput='farmFilter(this.value)'>"
-        f"<input type='hidden' name='status' value='{_e(status)}'>"
-        "<button>filter</button></form>"
-        f"{_pager(query, status, page, first, len(lines), matching)}"
-        "<table id='packages'><tr><th>package</th><th>status</th><th>targets built</th>"
-        f"<th>badge</th></tr>{''.join(lines)}</table>{FILTER_SCRIPT}"
-    )
-    return _page("Packages", body, up)
 
 
-def _pager(query: str, status: str, page: int, first: int, shown: int, matching: int) -> str:
-    """Which rows this page shows, with links to the pages before and after."""
+def _pager(
+    query: str, status: str, page: int, first: int, shown: int, matching: int
+) -> Pager | None:
     if matching <= PAGE_SIZE and page <= 1:
-        return ""
+        return None
 
-    def link(to: int, text: str) -> str:
-        return f"<a href='?{_e(urlencode({'q': query, 'status': status, 'page': to}))}'>{text}</a>"
+    def to(number: int) -> str:
+        return urlencode({"q": query, "status": status, "page": number})
 
-    parts = [f"rows {first + 1 if shown else 0}-{first + shown} of {matching}"]
-    if page > 1:
-        parts.append(link(page - 1, "previous"))
-    if first + shown < matching:
-        parts.append(link(page + 1, "next"))
-    return f"<p class='pager'>{' · '.join(parts)}</p>"
+    return Pager(
+        first + 1 if shown else 0,
+        first + shown,
+        matching,
+        to(page - 1) if page > 1 else None,
+        to(page + 1) if first + shown < matching else None,
+    )
 
 
 def isolation_text(record: dict) -> str:
@@ -257,60 +236,72 @@ def isolation_text(record: dict) -> str:
     return ", ".join(f"{step}: {kind}" for step, kind in sorted(steps.items())) + emulated
 
 
-def _cell(
-    target_status: str,
-    row: Row | None,
-    by: str | None,
-    sha: dict[str, str],
-    up: str,
-    isolated: dict[str, str] | None = None,
-    pins: dict[str, list[str]] | None = None,
-    verified: dict[str, dict] | None = None,
-) -> str:
-    colour = COLOURS.get(target_status, "#9e9e9e")
-    parts = [target_status if by is None else f"blocked by {_e(by)}"]
-    if row is not None and row.status == FAILED and row.step:
-        parts[0] = f"failed at step {_e(row.step)}"
-    if row is not None:
-        parts.append(f"<a href='{_e(row.build_url)}'>build</a>")
-        if row.log_url:
-            parts.append(f"<a href='{_e(row.log_url)}'>log</a>")
-        if row.status == FAILED and row.reason:
-            parts.append(f"<small>{_e(row.reason)}</small>")
-        if row.wheel and row.status in (BUILT, SKIPPED_ROW):
-            project = quote(row.package)
-            wheel = quote(row.wheel)
-            parts.append(f"<a href='{up}simple/{project}/{wheel}'>{_e(row.wheel)}</a>")
-            if row.wheel in sha:
-                parts.append(f"<span class='sha'>sha256:{sha[row.wheel]}</span>")
-            if isolated and row.wheel in isolated:
-                parts.append(f"<span class='isolation'>isolated: {_e(isolated[row.wheel])}</span>")
-            if pins and pins.get(row.wheel):  # ABI pins (pins.py) written into its METADATA
-                shown = ", ".join(_e(p) for p in pins[row.wheel])
-                parts.append(f"<span class='pins'>requires {shown}</span>")
-            check = (verified or {}).get(row.wheel)
-            if check:  # the latest verify build of this wheel (verify.py)
-                said = "reproducible" if check.get("reproducible") else "not reproducible"
-                if check.get("differ"):
-                    said += ": " + ", ".join(str(d) for d in check["differ"][:5]) + " differ"
-                link = check.get("build_url") or ""
-                parts.append(f"<a class='verify' href='{_e(link)}'>{_e(said)}</a>")
-            parts.append(f"<a href='{up}simple/{project}/{wheel}.json'>build record</a>")
-    return (
-        f"<td class='cell {target_status.replace(' ', '-')}' style='background:{colour}'>"
-        f"{'<br>'.join(parts)}</td>"
-    )
+def verify_text(check: dict) -> str:
+    """What the latest verify build of a wheel said (index/verify.py)."""
+    said = "reproducible" if check.get("reproducible") else "not reproducible"
+    if check.get("differ"):
+        said += ": " + ", ".join(str(d) for d in check["differ"][:5]) + " differ"
+    return said
 
 
-def _matrix(package: Package, cells: dict[tuple[str, str], str]) -> str:
-    head = "".join(f"<th>Python {_e(py)}</th>" for py in package.pythons)
-    body = "".join(
-        f"<tr data-platform='{_e(platform)}'><th>{_e(platform)}</th>"
-        + "".join(cells.get((platform, py), "<td></td>") for py in package.pythons)
-        + "</tr>"
-        for platform in package.platforms
-    )
-    return f"<table class='matrix'><tr><th></th>{head}</tr>{body}</table>"
+@dataclass
+class Wheel:
+    """What the index knows of a wheel a cell shows."""
+
+    project: str
+    filename: str
+    sha256: str | None = None
+    isolation: str | None = None
+    pins: list[str] = field(default_factory=list)  # ABI pins written into its METADATA
+    verified: str | None = None  # what its latest verify build said
+    verify_url: str = ""
+
+
+@dataclass
+class Cell:
+    """A target in a matrix: its status, its newest build and the wheel that made."""
+
+    status: str
+    text: str
+    row: Row | None = None
+    reason: str | None = None  # a failed build's one-line summary
+    wheel: Wheel | None = None
+
+
+class WheelFacts:
+    """The index's records of one package's wheels, read once per page."""
+
+    def __init__(self, index: Index | None, package: str) -> None:
+        self.records: dict[str, dict] = {}
+        self.verified: dict[str, dict] = {}
+        if index is not None:
+            self.records = {r["filename"]: r for r in index.cached_records(package)}
+            self.verified = verifications(index.root, package)
+
+    def wheel(self, row: Row) -> Wheel | None:
+        if not row.wheel or row.status not in (BUILT, SKIPPED_ROW):
+            return None
+        wheel = Wheel(row.package, row.wheel)
+        record = self.records.get(row.wheel)
+        if record is not None:
+            wheel.sha256 = record.get("sha256", "")
+            wheel.isolation = isolation_text(record)
+            wheel.pins = list(record.get("pins") or [])
+        check = self.verified.get(row.wheel)
+        if check:
+            wheel.verified, wheel.verify_url = verify_text(check), check.get("build_url") or ""
+        return wheel
+
+
+def cell(status: str, row: Row | None, by: str | None, facts: WheelFacts) -> Cell:
+    text = status if by is None else f"blocked by {by}"
+    if row is None:
+        return Cell(status, text)
+    failed = row.status == FAILED
+    if failed and row.step:
+        text = f"failed at step {row.step}"
+    reason = row.reason if failed else None
+    return Cell(status, text, row, reason, facts.wheel(row))
 
 
 def _version_key(version: str):
@@ -318,6 +309,9 @@ def _version_key(version: str):
         return (1, Version(version))
     except InvalidVersion:
         return (0, Version("0"))
+
+
+ROW_STATUS = {BUILT: PKG_BUILT, SKIPPED_ROW: PKG_BUILT, FAILED: PKG_FAILED}
 
 
 def package_page(
@@ -328,50 +322,28 @@ def package_page(
     base_url: str = "",
     served: Served | None = None,
 ) -> bytes:
-    up = "../../"
     rows = records.rows(package.name)
-    sha, isolated, pins, verified = {}, {}, {}, {}
-    if index is not None:
-        wheels = index.cached_records(package.name)
-        sha = {r["filename"]: r.get("sha256", "") for r in wheels}
-        isolated = {r["filename"]: isolation_text(r) for r in wheels}
-        pins = {r["filename"]: r.get("pins") or [] for r in wheels}
-        verified = verifications(index.root, package.name)
+    facts = WheelFacts(index, package.name)
     found = targets(package, rows, blocked, served)
-    state = overall(package, found)
-    now = {
-        (t.platform, t.python): _cell(
-            t.status, t.row, t.blocked_by, sha, up, isolated, pins, verified
-        )
-        for t in found
-    }
-    badge = f"{up}badges/{quote(package.name)}.svg"
-    info = [f"<img alt='badge' src='{badge}'>"]
-    if package.skip:
-        info.append(f"skipped: {_e(package.skip)}")
-    if package.maintainers:
-        info.append("maintainers: " + ", ".join(_e(m) for m in package.maintainers))
-    info.append(f"<a href='{up}simple/{quote(package.name)}/'>wheels in the index</a>")
-    body = (
-        f"<p>{' · '.join(info)}</p><p class='status'>status: <b>{state}</b> "
-        f"(built {built_count(found)})</p>"
-        f"<h2>Now</h2>{_matrix(package, now)}"
-    )
-    by_version: dict[str, dict] = {}
+    now = {(t.platform, t.python): cell(t.status, t.row, t.blocked_by, facts) for t in found}
+    by_version: dict[str, dict[tuple[str, str], Cell]] = {}
     for row in sorted(rows, key=lambda r: r.finished_at):
-        status = {BUILT: PKG_BUILT, SKIPPED_ROW: PKG_BUILT, FAILED: PKG_FAILED}
-        by_version.setdefault(row.version, {})[(row.platform, row.python)] = _cell(
-            status.get(row.status, row.status), row, None, sha, up, isolated, pins, verified
+        status = ROW_STATUS.get(row.status, row.status)
+        by_version.setdefault(row.version, {})[(row.platform, row.python)] = cell(
+            status, row, None, facts
         )
-    for version in sorted(by_version, key=_version_key, reverse=True):
-        title = f"version {version}" if version else "version not resolved"
-        body += f"<h2>{_e(title)}</h2>{_matrix(package, by_version[version])}"
-    if not rows:
-        body += "<p>No build of this package has finished yet.</p>"
     page = f"{base_url}farm/packages/{quote(package.name)}"
-    snippet = f"[![wheelfarm]({base_url}badges/{quote(package.name)}.svg)]({page})"
-    body += f"<h2>Badge</h2><p>For a README: <code>{_e(snippet)}</code></p>"
-    return _page(package.display_name, body, up)
+    return render(
+        "package.html",
+        title=package.display_name,
+        up=UP,
+        package=package,
+        status=overall(package, found),
+        built=built_count(found),
+        now=now,
+        versions=[(v, by_version[v]) for v in sorted(by_version, key=_version_key, reverse=True)],
+        snippet=f"[![wheelfarm]({base_url}badges/{quote(package.name)}.svg)]({page})",
+    )
 
 
 class PackagePages(resource.Resource):

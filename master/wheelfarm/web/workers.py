@@ -4,7 +4,6 @@ coverage warnings (idle workers, platforms nobody builds on), next to the campai
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from twisted.web import resource, server
 from ..build.matching import in_downtime
 from ..build.transfer import free_bytes, megabytes
 from ..registry.workers import DAYS, Downtime, WorkerEntry
-from .campaigns import STYLE
+from .render import render
 
 
 def index_space(index_dir: str, min_free_bytes: int) -> str | None:
@@ -41,39 +40,35 @@ def describe(window: Downtime) -> str:
     return f"{days} {clock(window.start)}-{clock(window.end)} UTC"
 
 
+HEADINGS = ("worker", "owner", "platform", "Python", "max builds", "downtime", "state")
+
+
 def workers_page(
     entries: list[WorkerEntry], connected: set[str], warnings: list[str], now: datetime
 ) -> bytes:
-    def row(e: WorkerEntry) -> str:
+    def row(e: WorkerEntry) -> tuple[str, ...]:
         state = "connected" if e.name in connected else "not connected"
         if in_downtime(e, now):
             state += ", in downtime: takes no new builds"
-        cells = (
+        downtime = "; ".join(describe(w) for w in e.downtime) or "none"
+        return (
             e.name,
             e.owner,
             e.platform,
             ", ".join(e.pythons),
             str(e.max_builds),
-            "; ".join(describe(w) for w in e.downtime) or "none",
+            downtime,
             state,
         )
-        return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
-    header = "".join(
-        f"<th>{h}</th>"
-        for h in ("worker", "owner", "platform", "Python", "max builds", "downtime", "state")
+    return render(
+        "workers.html",
+        title="Workers",
+        up="../",  # from /farm/workers to the web root
+        headings=HEADINGS,
+        rows=[row(e) for e in sorted(entries, key=lambda e: (e.platform, e.name))],
+        warnings=warnings,
     )
-    rows = "".join(row(e) for e in sorted(entries, key=lambda e: (e.platform, e.name)))
-    table = f"<table><tr>{header}</tr>{rows}</table>" if entries else "<p>No workers declared.</p>"
-    notes = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
-    body = f"{table}<h2>Warnings</h2>" + (
-        f"<ul class='warnings'>{notes}</ul>" if notes else "<p>None.</p>"
-    )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Workers</title>"
-        f"<style>{STYLE}</style></head><body><p><a href='../../#/'>Buildbot UI</a> · "
-        f"<a href='../campaigns/'>campaigns</a></p><h1>Workers</h1>{body}</body></html>"
-    ).encode()
 
 
 class WorkersPage(resource.Resource):
