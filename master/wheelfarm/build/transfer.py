@@ -14,13 +14,10 @@ from buildbot.plugins import steps
 from buildbot.process import buildstep, remotetransfer
 from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
 from buildbot.steps.transfer import makeStatusRemoteCommand
-from twisted.internet import defer, threads
-from twisted.internet import reactor as _reactor
+from twisted.internet import defer, reactor, threads
 
 from ..index.store import Index
 from .steps import MASTER_STEP_TIMEOUT, UPLOAD_TIMEOUT, OneLineReason, incoming_dir, os_error
-
-reactor: Any = _reactor  # its zope interfaces are opaque to the checker
 
 
 def free_bytes(path: Path) -> int:

@@ -250,10 +250,7 @@ def _not_acceptable() -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m wheelfarm.index.serve ROOT`: serve an index folder without a master."""
-    from twisted.internet import endpoints
-    from twisted.internet import reactor as _reactor
-
-    reactor: Any = _reactor  # its zope interfaces are opaque to the checker
+    from twisted.internet import endpoints, reactor
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("root", type=Path)
@@ -261,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interface", default="127.0.0.1")
     args = parser.parse_args(argv)
     top = resource.Resource()
-    top.putChild(b"simple", SimpleIndexResource(Index(args.root)))  # type: ignore[arg-type]
+    top.putChild(b"simple", SimpleIndexResource(Index(args.root)))
     endpoint = endpoints.TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
 
     def listening(port) -> None:

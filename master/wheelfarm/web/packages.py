@@ -81,12 +81,12 @@ def targets(
     Pythons each platform's workers offer), never-built targets nobody offers are
     PKG_NOT_OFFERED."""
     newest: dict[tuple[str, str], Row] = {}
-    for row in rows:
-        if row.status == CANCELLED_ROW:
+    for each in rows:
+        if each.status == CANCELLED_ROW:
             continue  # a cancelled build says nothing about the wheel
-        key = (row.platform, row.python)
-        if key not in newest or row.finished_at >= newest[key].finished_at:
-            newest[key] = row
+        key = (each.platform, each.python)
+        if key not in newest or each.finished_at >= newest[key].finished_at:
+            newest[key] = each
     result = []
     for platform in package.platforms:
         for python in package.pythons:

@@ -13,6 +13,7 @@ web server and follows reconfigs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from buildbot import config
 from buildbot.util.service import BuildbotService
@@ -43,7 +44,7 @@ class WwwChild(BuildbotService):
     child: bytes = b""
     _resource: resource.Resource | None = None
 
-    def make_resource(self, **kwargs) -> resource.Resource:
+    def make_resource(self, *args: Any, **kwargs: Any) -> resource.Resource:
         raise NotImplementedError
 
     def reconfigService(self, **kwargs):

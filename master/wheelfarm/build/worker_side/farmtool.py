@@ -52,7 +52,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from subprocess import DEVNULL
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 CHUNK = 1 << 20
 BUILD_ENV = ".buildenv"  # the build's venv, made anew for every build
@@ -78,6 +78,8 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # .pyc files, W003 non-module at top level, W006 top-level __init__.py, W007/W008
 # empty library or wheel: these mean the build picked up the wrong files.
 CWC_IGNORE = ("W002", "W004", "W005", "W009")
+
+Arg = str | os.PathLike[str]  # an item of an argument list
 
 
 class Failure(Exception):
@@ -251,9 +253,10 @@ def resolve_isolation(declared: str) -> Isolation:
             "untrusted build refused: nothing isolates it on this worker (install bubblewrap, "
             "or set `isolation: none-i-accept-the-risk` in its workers.yaml entry)"
         )
-    kind = ISOLATIONS.get(declared)
-    if kind is None:
+    chosen = ISOLATIONS.get(declared)
+    if chosen is None:
         fail(f"unknown isolation {declared!r} (known: auto, {', '.join(ISOLATIONS)})")
+    kind = chosen
     if not here.startswith(kind.platforms):
         fail(f"untrusted build refused: isolation {declared} does not work on {here}")
     if kind.tool and not which(kind.tool):
@@ -309,15 +312,15 @@ def bwrap_argv(
             out += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
             out += ["--ro-bind", d, d]
-    for path in MASKED:
-        if os.path.isdir(path) and not os.path.islink(path):
-            out += ["--tmpfs", path]
-        elif os.path.lexists(path):
-            out += ["--ro-bind", "/dev/null", path]
+    for masked in MASKED:
+        if os.path.isdir(masked) and not os.path.islink(masked):
+            out += ["--tmpfs", masked]
+        elif os.path.lexists(masked):
+            out += ["--ro-bind", "/dev/null", masked]
     # The folders on the way to each mount point (e.g. the worker's basedir, which bwrap
     # makes empty) are read-only too, even on the sandbox's own /tmp: nobody writes there.
     made = {"/", "/tmp", SANDBOX_HOME}
-    mounted = list(SYSTEM_DIRS)
+    mounted: list[str] = list(SYSTEM_DIRS)
     for option, paths in (("--ro-bind", readable), ("--bind", writable)):
         for path in paths:
             p = os.path.abspath(os.fspath(path))
@@ -413,7 +416,7 @@ def installer(isolation: Isolation, venv: Path, rust: Rust | None = None) -> Unt
     # a copy, not a hardlink: cache and venv are two mounts in the sandbox
     env.update(HOME=SANDBOX_HOME, TMPDIR="/tmp", UV_CACHE_DIR=str(cache), UV_LINK_MODE="copy")
     uv = which("uv")
-    tools = (os.path.dirname(os.path.realpath(uv)),) if uv else ()
+    tools: tuple[str, ...] = (os.path.dirname(os.path.realpath(uv)),) if uv else ()
     tools += rust_mounts(rust)
     return Untrusted(isolation, (venv.absolute(), cache), env, tools, network=True)
 
@@ -720,7 +723,7 @@ def make_venv(venv: Path) -> Path:
     if venv.exists():
         fresh_dir(venv)
     if which("uv"):
-        argv = ["uv", "venv", "--quiet", venv, "--python", sys.executable]
+        argv: list[Arg] = ["uv", "venv", "--quiet", venv, "--python", sys.executable]
         check_run(argv, "venv failed", env=tool_env())
     else:
         # pip runs from the target Python and installs into the venv with --python.
@@ -1087,7 +1090,7 @@ def relative_to_cwd(path: str) -> str:
 # How each package manager installs, and asks whether a package is installed. Names
 # come from the registry, where they are checked (package names only); here they are
 # still only ever argv items, never part of a shell line.
-SYSTEM_MANAGERS = {
+SYSTEM_MANAGERS: dict[str, dict[str, Any]] = {
     "apt": {
         "installed": ["dpkg-query", "-W", "-f=${Status}"],
         "says": "install ok installed",
@@ -1159,6 +1162,7 @@ def provide_system_packages(specs: Sequence[str], may_install: bool) -> None:
             f"declined: needs system packages {', '.join(missing)} ({manager}), "
             "not installed on this worker"
         )
+    assert manager is not None  # something is missing, so this system has a manager
     how = SYSTEM_MANAGERS[manager]
     if how["update"]:
         check_run(how["update"], "cannot install system packages")
@@ -1214,10 +1218,18 @@ def cmd_build(args: argparse.Namespace) -> None:
     out = fresh_dir(Path(args.out))
     tool = fresh_dir(Path(BUILD_TOOL).absolute())
     # The frontend installs (network) while the sdist unpacks and the venv is made.
+    argv: list[Arg]
     if which("uv"):
         argv = ["uv", "pip", "install", "--quiet", "--python", sys.executable, "--target", tool]
     else:
-        argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]
         argv += ["--target", tool]
     frontend = Background([*argv, args.frontend], "cannot install the build frontend")
     try:
@@ -1242,12 +1254,12 @@ def cmd_build(args: argparse.Namespace) -> None:
         print(f"SOURCE_DATE_EPOCH={newest} (the newest file of the sdist)")
     # The backend writes only into its source tree, the output folder and the frontend's
     # folder (its answers); without network: the requirements are installed before.
-    writable = (Path(BUILD_SRC).absolute(), out.absolute(), tool)
-    sandbox = Untrusted(isolation, writable, env, rust_mounts(rust))
+    sandbox_rw = (Path(BUILD_SRC).absolute(), out.absolute(), tool)
+    sandbox = Untrusted(isolation, sandbox_rw, env, rust_mounts(rust))
 
     def helper(step: str, *extra: str) -> dict:
         result = tool / f"{step}.json"
-        argv = [tool, src.absolute(), step, result, *extra]
+        argv: list[Arg] = [tool, src.absolute(), step, result, *extra]
         show([python, "-I", "-c", f"<build helper: {step}>", *argv])
         sandboxed = sandbox.argv([python, "-I", "-c", _BUILD_HELPER, *argv], src.absolute())
         rc, lines = run(sandboxed, env=env, echo_cmd=False)
@@ -1573,7 +1585,7 @@ def violation(needed: str, show_lines: list[str], policy: str) -> str:
     parsed, want = parse_tag(needed), parse_tag(policy)
     base = f"{parsed[0]}_{parsed[1][0]}_{parsed[1][1]}" if parsed else needed
     text = " ".join(" ".join(show_lines).split())
-    versions = set()
+    versions: set[str] = set()
     for group in re.findall(r"with versions \{([^}]*)\}", text):
         versions.update(v.strip(" '\"") for v in group.split(","))
     too_new = []
@@ -1679,7 +1691,7 @@ def normalise_wheel(wheel: Path, backend_wheel: Path) -> int:
 
 
 def repair_auditwheel(wheel: Path, out: Path, policy: str) -> None:
-    argv = ["auditwheel", "repair", "--plat", policy, "-w", out, wheel]
+    argv: list[Arg] = ["auditwheel", "repair", "--plat", policy, "-w", out, wheel]
     rc, lines = run(argv, env=auditwheel_env())
     if not rc:
         return
@@ -1739,7 +1751,7 @@ def check_abi3(wheel: Path) -> None:
         fail(missing("abi3audit"))
     with tempfile.TemporaryDirectory(prefix="farmtool-abi3-") as tmp:
         report_path = Path(tmp) / "report.json"
-        argv = ["abi3audit", "--strict", "--report", "--output", report_path, wheel]
+        argv: list[Arg] = ["abi3audit", "--strict", "--report", "--output", report_path, wheel]
         rc, lines = run(argv)
         try:
             report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -1778,8 +1790,14 @@ def cwc_problems(lines: list[str]) -> list[tuple[str, str, list[str]]]:
 
 
 def check_contents(wheel: Path) -> None:
-    argv = ["check-wheel-contents", "--no-config", "--ignore", ",".join(CWC_IGNORE), wheel]
-    if not which(argv[0]):
+    argv: list[Arg] = [
+        "check-wheel-contents",
+        "--no-config",
+        "--ignore",
+        ",".join(CWC_IGNORE),
+        wheel,
+    ]
+    if not which("check-wheel-contents"):
         fail(missing("check-wheel-contents"))
     rc, lines = run(argv)
     if not rc:
@@ -1900,7 +1918,7 @@ def import_all(
     work = Path(cwd)
     (work / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
     result = work / "imports.jsonl"
-    argv = [python, "-I", "-c", _IMPORT_HELPER, result, work / "modules.json"]
+    argv: list[Arg] = [python, "-I", "-c", _IMPORT_HELPER, result, work / "modules.json"]
     show([python, "-I", "-c", "<import each module>", result, work / "modules.json"])
     crashed = None
     try:
@@ -1987,7 +2005,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     pip_install(python, [str(wheel), *args.requires], "install failed", index, installs)
 
     modules = wheel_modules(wheel)
-    shipped = set()
+    shipped: set[str] = set()
     for m in modules:
         parts = m.split(".")
         shipped.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
