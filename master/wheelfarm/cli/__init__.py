@@ -1,0 +1,2 @@
+"""Stage 8, the `wheelfarm` command: check, plan, worker passwords, reproducible,
+and the local farm (up, down)."""

@@ -1,0 +1,3 @@
+"""Stage 1, the files: packages.yaml, the worker files and rollouts.yaml, read safely
+(safeyaml) and validated into frozen objects (packages, workers, rollouts) with every
+problem named by file, line and field; the platform table; the dependency graph."""
