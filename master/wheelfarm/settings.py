@@ -47,18 +47,18 @@ class Settings:
     registry_poll_interval: int = 60  # seconds; 0: only GitHub's webhook
     registry_checkout: Path | None = None  # default basedir/registry
     github_api_url: str = "https://api.github.com"  # tests point it at a fake
-    # who may log in and act (access.py): a `user:password` file (default
+    # who may log in and act (web/access.py): a `user:password` file (default
     # secrets_dir/web-users), or GitHub OAuth; admins are users or `org/team`s
     users_file: Path | None = None
     github_client_id: str = ""
     admins: list[str] = field(default_factory=list)
-    # mail (see mail.py): no relay, no mail
+    # mail (see ops/mail.py): no relay, no mail
     smtp_relay: str = ""
     smtp_port: int = 25
     mail_from: str = "wheelfarm@localhost"
     missing_timeout: int = 3600  # seconds a worker may be gone before its owner is told
     missing_mail_to: str = ""  # an address told of every missing worker, e.g. the operators
-    # several masters on one PostgreSQL database (see cluster.py); www_port 0: no UI
+    # several masters on one PostgreSQL database (see ops/cluster.py); www_port 0: no UI
     multi_master: bool = False
     mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
     mq_realm: str = "buildbot"
@@ -66,7 +66,7 @@ class Settings:
     # gives (its glibc): {"linux-x86_64": {"image": "...", "policy": "manylinux_2_31_x86_64"}}.
     # Unset: the platform table's manylinux image and policy.
     build_images: dict[str, dict[str, str]] = field(default_factory=dict)
-    # web server guards (webguard.py): failed logins per user in a window (seconds);
+    # web server guards (web/guard.py): failed logins per user in a window (seconds);
     # an address may fail three times as often
     login_max_failures: int = 10
     login_window: int = 300
@@ -74,7 +74,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     # uploads are refused while the index's filesystem has less free than this
     min_free_bytes: int = 256 * 1024 * 1024
-    # retention (retention.py): every night at retention_hour (the master's local time)
+    # retention (ops/retention.py): every night at retention_hour (the master's local time)
     # Buildbot's janitor deletes step logs and build data older than their horizon
     # (days; 0 keeps them). Builds, wheels, build records and status records stay.
     log_horizon_days: int = 90

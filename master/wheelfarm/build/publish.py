@@ -182,7 +182,7 @@ class PublishWheel(MasterStep):
 
     The record lists the registry packages of the build environment (farmtool's
     facts: version, and the farm's wheel with its sha256); a compiled wheel built
-    against packages with an ABI is published pinned to it (pins.py).
+    against packages with an ABI is published pinned to it (registry/pins.py).
     """
 
     name = "publish"
@@ -269,7 +269,7 @@ class VerifyWheel(PublishWheel):
 
     Publishes nothing; says `reproducible` (same bytes) or which files differ, in its
     summary, its `verify` log, the build's `verify` property and the project's
-    verification records (verify.py), which the package page shows.
+    verification records (index/verify.py), which the package page shows.
     """
 
     name = "verify"

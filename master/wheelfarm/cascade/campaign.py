@@ -199,7 +199,7 @@ def cascade_action(
     platform and Python) that is the newest published one (a backfill of an old
     version never starts one) and whose ABI key differs from the previous
     version's. Versions compare without their local label (`1.0+abicore.2.0`, see
-    pins.py): it marks a rebuild, not a release.
+    registry/pins.py): it marks a rebuild, not a release.
     """
     platform, python = published["platform"], published["python"]
     mine = [

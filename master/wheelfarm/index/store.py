@@ -268,7 +268,7 @@ class Index:
 
 
 def _version_of(record: dict[str, Any], want: Version) -> Version:
-    """The record's version; without its local label (a pinned rebuild, see pins.py) when
+    """The record's version; without its local label (a pinned rebuild, see registry/pins.py) when
     `want` has none: `1.0+abicore.1.0` is a build of 1.0."""
     version = Version(record["version"])
     return version if want.local is not None else Version(version.public)
