@@ -1,4 +1,4 @@
-"""How fast the master plans a rebuild cascade (wheelfarm.registry.graph) at PyPI scale.
+"""How fast the master plans a rebuild cascade (wheelfarm.cascade.plan) at PyPI scale.
 
 Generates synthetic dependency graphs of 1,000, 10,000 and 100,000 packages shaped
 like PyPI's: every package depends on 0-5 earlier ones (so the graph is a DAG),
@@ -9,15 +9,10 @@ bench/registry_scale.py) and prints a markdown table:
     python bench/cascade.py [--sizes 1000,10000,100000] [--seed 1]
 
 The plan column is the cascade of a new ABI of the biggest hub (the one with the
-most direct dependents): its descendants in waves, as Graph.cascade() computes them
-for plan() in one pass; the next column gets the same waves from the separate
-Graph.descendants() and Graph.waves() calls. Times are the best of 3 runs
-(time.perf_counter). Target: plan <= 200 ms at 100,000 packages.
-
-Not measured here yet: the dispatch time of a 1,000-package cascade on a real
-master (from the ABI change to every wave's build requests being submitted, with
-a worker per platform). It needs the cascade scheduler; when that exists, add it
-as a column of this table, measured as bench/registry_scale.py measures a master.
+most direct dependents): its descendants (Graph.descendants) in the waves the
+campaign scheduler gives them (Scheduler.waves), as plan() computes them. Times are
+the best of 3 runs (time.perf_counter). Target: plan <= 200 ms at 100,000 packages.
+The dispatch of a campaign on a real master is bench/dispatch.py's.
 """
 
 from __future__ import annotations
@@ -29,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from wheelfarm.cascade.scheduler import Scheduler
 from wheelfarm.registry.graph import Graph
 
 HUBS = 10  # setuptools, numpy, typing-extensions, ...
@@ -76,14 +72,13 @@ def bench(n: int, seed: int) -> str:
     dependents = {name: len(graph.children(name)) for name in deps}
     hub = max(dependents, key=dependents.__getitem__)
 
-    plan_s, waves = best_of(3, lambda: graph.cascade([hub]))  # what plan() runs
-    separate_s, separate = best_of(3, lambda: graph.waves(graph.descendants([hub])))
-    assert separate == waves, "cascade() and waves(descendants()) disagree"
-    size = sum(len(wave) for wave in waves)
+    plan_s, cascade = best_of(  # what plan() runs
+        3, lambda: Scheduler.numbered(*graph.numbered(graph.descendants([hub]))).waves()
+    )
+    size = sum(len(wave) for wave in cascade)
     return (
         f"| {n:,} | {graph.edge_count():,} | {build_s * 1000:.0f} ms "
-        f"| {plan_s * 1000:.0f} ms | {separate_s * 1000:.0f} ms | {len(waves)} "
-        f"| {size:,} ({dependents[hub]:,} direct) |"
+        f"| {plan_s * 1000:.0f} ms | {len(cascade)} | {size:,} ({dependents[hub]:,} direct) |"
     )
 
 
@@ -92,11 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    print(
-        "| packages | edges | graph build | plan: cascade() "
-        "| descendants() + waves() | waves | cascade |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    print("| packages | edges | graph build | plan (descendants + waves) | waves | cascade |")
+    print("|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
         print(bench(n, args.seed), flush=True)
     return 0

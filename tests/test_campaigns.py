@@ -1,19 +1,18 @@
-"""Campaign bookkeeping: which nodes are ready, blocked, resumed; ABI keys; records."""
+"""Campaigns: which nodes a cascade or rollout covers, ABI keys, what a new wheel means
+downstream, records. Which nodes are ready, blocked, resumed: test_scheduler.py."""
 
 from __future__ import annotations
 
 from conftest import write_registry
 from wheelfarm.cascade.campaign import (
-    BLOCKED,
-    DONE,
     FAILED,
-    WAITING,
     abi_key,
     cascade_action,
     cascade_campaign,
     node_key,
     rollout_campaign,
 )
+from wheelfarm.cascade.scheduler import campaign_scheduler
 from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.registry.graph import Graph
 from wheelfarm.registry.packages import load_registry
@@ -51,25 +50,6 @@ def test_abi_keys():
     assert abi_key(None, "2.1.3", pure=False) == "2.1"
 
 
-def test_cascade_waits_for_parents_blocks_and_resumes(tmp_path):
-    registry, graph = diamond(tmp_path)
-    campaign = cascade_campaign(registry, graph, "base", "2.0", "linux-x86_64", "3.12", 10)
-    assert sorted(campaign.nodes) == sorted(key(n) for n in ("left", "right", "joint", "top"))
-    assert campaign.ready() == [key("left"), key("right")]
-    campaign.nodes[key("left")].state = DONE
-    assert campaign.ready() == [key("right")]  # joint still waits for right
-    campaign.nodes[key("right")].state = FAILED
-    campaign.block_downstream(key("right"))
-    assert campaign.nodes[key("joint")].state == campaign.nodes[key("top")].state == BLOCKED
-    assert campaign.nodes[key("top")].blocked_by == "right"
-    assert campaign.ready() == []
-
-    assert not campaign.unblock("left", "linux-x86_64", "3.12")  # not failed: nothing to do
-    assert campaign.unblock("right", "linux-x86_64", "3.12")
-    assert campaign.nodes[key("joint")].state == WAITING
-    assert campaign.ready() == [key("joint")]
-
-
 def test_cascade_only_covers_what_builds_on_that_platform(tmp_path):
     registry, graph = diamond(tmp_path)
     campaign = cascade_campaign(registry, graph, "base", "2.0", "macos-arm64", "3.12", 10)
@@ -97,7 +77,7 @@ def test_a_verify_rollout_waits_for_nothing(tmp_path):
     campaign = rollout_campaign(registry, graph, rollout, ["linux-x86_64"])
     assert campaign.verify and len(campaign.nodes) == 5
     assert all(node.parents == [] for node in campaign.nodes.values())
-    assert sorted(campaign.ready()) == sorted(campaign.nodes)
+    assert sorted(campaign_scheduler(campaign).ready()) == sorted(campaign.nodes)
     store = CampaignStore(tmp_path / "campaigns")
     store.save(campaign)
     assert store.load(campaign.id).verify

@@ -16,6 +16,9 @@ import requests
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
+from wheelfarm.index.store import Index
+from wheelfarm.registry.platforms import PLATFORMS
+from wheelmaker import make_wheel
 
 pytestmark = pytest.mark.e2e
 
@@ -168,5 +171,62 @@ def test_rollout_reaches_100_percent_and_its_page_says_so(farm_factory, tmp_path
         detail = requests.get(f"{farm.url}farm/campaigns/{record.stem}", timeout=10).text
         assert "100% done</b> of 5 builds" in detail
         assert detail.count("buildrequests/") == 5  # a link to each build
+    finally:
+        pypi.stop()
+
+
+def test_a_rollout_builds_only_what_the_index_lacks(farm_factory, tmp_path):
+    """Wheels the index has for the rollout's sdist and toolchain cost no build request
+    on the volunteers' builder; the one it lacks is built, after its parents."""
+    pypi = FakePyPI()
+    sdists = tmp_path / "sdists"
+    sdists.mkdir()
+    rollouts = tmp_path / "rollouts.yaml"
+    rollouts.write_text(ROLLOUTS)
+    farm = farm_factory(
+        write_registry(tmp_path / "packages.yaml", REGISTRY),
+        rollouts=rollouts,
+        pypi_url=pypi.start(),
+        max_builds=2,
+    )
+    try:
+        platform = PLATFORMS["linux-x86_64"]
+        index = Index(farm.settings().index_path)
+        for name in GRAPH:
+            release = pypi.publish(
+                make_sdist(sdists, name, "1.0", {f"{name}/__init__.py": "VERSION = '1.0'\n"})
+            )
+            if name == "joint":
+                continue  # missing: the rollout must build it
+            record = {
+                "sdist_sha256": release.sha256,
+                "platform": platform.name,
+                "python": "3.11",
+                "toolchain_key": f"{platform.policy}/2099.1",
+            }
+            index.add(make_wheel(tmp_path / "wheels", name, "1.0"), record)
+        farm.rpc(
+            "forceschedulers/rollout",
+            "force",
+            builderNames=["orchestrate"],
+            rollout="toolchain-2099",
+        )
+        (campaign,) = wait_campaigns(farm, 1)
+        assert campaign["results"] == 0, campaign["state_string"]
+        steps = farm.api(f"builds/{campaign['buildid']}/steps")["steps"]
+        assert "5 done (4 already in the index)" in steps[-1]["state_string"]
+        builders = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}
+        requests_made = farm.api(
+            "buildrequests", builderid=builders[platform.builder_name], property="package"
+        )["buildrequests"]
+        assert [r["properties"]["package"][0] for r in requests_made] == ["joint"]
+        (joint,) = builds_of(farm, "joint")
+        assert joint["results"] == 0, joint["state_string"]
+        assert index.find("joint", toolchain_key=f"{platform.policy}/2099.1")
+        (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
+        nodes = {k.split("|")[0]: n for k, n in json.loads(record.read_text())["nodes"].items()}
+        assert {n: node["state"] for n, node in nodes.items()} == dict.fromkeys(GRAPH, "done")
+        assert nodes["base"]["found"] == "base-1.0-py3-none-any.whl"
+        assert nodes["joint"]["found"] is None and nodes["joint"]["build_url"]
     finally:
         pypi.stop()

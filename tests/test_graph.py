@@ -1,4 +1,5 @@
-"""wheelfarm.registry.graph: cascades (descendants, waves, blocked), plan(), undeclared deps."""
+"""wheelfarm.registry.graph: what is downstream (descendants, subgraph_parents), plan(),
+undeclared deps. The waves and blocking of a cascade: test_scheduler.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelfarm.registry.graph import Graph, UnknownPackage, plan, undeclared_dependencies
+from wheelfarm.cascade.plan import plan
+from wheelfarm.registry.graph import Graph, UnknownPackage, undeclared_dependencies
 from wheelfarm.registry.packages import load_registry
 
 DIAMOND = {"b": ("a",), "c": ("a",), "d": ("b", "c")}
@@ -26,29 +28,17 @@ def test_diamond_builds_d_once_after_b_and_c():
     graph = Graph(DIAMOND)
     cascade = graph.descendants(["a"])
     assert cascade == {"b", "c", "d"}
-    assert graph.waves(cascade) == [["b", "c"], ["d"]]
-    assert graph.cascade(["a"]) == [["b", "c"], ["d"]]
     assert graph.subgraph_parents(cascade) == {"b": set(), "c": set(), "d": {"b", "c"}}
 
 
-def test_waves_of_four_levels():
+def test_subgraph_parents_only_name_parents_in_the_set():
     graph = Graph(FOUR_LEVELS)
-    everything = set(FOUR_LEVELS)
-    assert graph.waves(everything) == [["a"], ["b", "e"], ["c"], ["d", "f"]]
-    assert graph.cascade(["a"]) == [["b", "e"], ["c"], ["d", "f"]]
-
-
-def test_waves_only_wait_for_parents_in_the_set():
-    graph = Graph(FOUR_LEVELS)
-    # d's parent c is not in the set, so d does not wait; f still waits for e
-    assert graph.waves({"b", "d", "e", "f"}) == [["b", "d", "e"], ["f"]]
     assert graph.subgraph_parents({"b", "d", "e", "f"}) == {
         "b": set(),
         "d": set(),
         "e": set(),
         "f": {"e"},
     }
-    assert graph.waves(set()) == []
 
 
 def test_descendants():
@@ -67,7 +57,7 @@ def test_unknown_names_raise():
     with pytest.raises(KeyError, match="'x' is not in the graph"):
         graph.descendants(["x"])
     with pytest.raises(KeyError, match="'x'"):
-        graph.waves({"b", "x"})
+        graph.subgraph_parents({"b", "x"})
 
 
 def test_names_only_depended_on_become_nodes():
@@ -76,47 +66,17 @@ def test_names_only_depended_on_become_nodes():
     assert graph.descendants(["a"]) == {"b"}
 
 
-def test_blocked_by_is_the_failed_nodes_descendants_in_the_set():
-    graph = Graph(FOUR_LEVELS)
-    cascade = graph.descendants(["a"])
-    assert graph.blocked_by("c", cascade) == {"d", "f"}
-    assert graph.blocked_by("e", cascade) == {"f"}
-    assert graph.blocked_by("d", cascade) == set()
-    assert graph.blocked_by("b", cascade) == {"c", "d", "f"}
-    # only nodes of the set are reported
-    assert graph.blocked_by("b", {"b", "c", "e"}) == {"c"}
-
-
-def test_a_cycle_in_waves_is_named():
+def test_descendants_in_a_graph_with_a_cycle():
     graph = Graph({"a": ("b", "z"), "b": ("c",), "c": ("a",), "d": ("a",), "x": ()})
-    with pytest.raises(ValueError, match=r"^dependency cycle: a -> b -> c -> a$"):
-        graph.waves({"a", "b", "c", "d", "x"})
-    with pytest.raises(ValueError, match=r"^dependency cycle: a -> b -> c -> a$"):
-        graph.cascade(["z"])
-    # a set that leaves the cycle open is fine, even in a graph that has one
-    assert graph.waves({"a", "b", "d", "x"}) == [["b", "x"], ["a"], ["d"]]
-    assert graph.cascade(["c"]) == [["b"], ["a"], ["d"]]  # the root is not rebuilt
+    assert not graph.acyclic
     assert graph.descendants(["a"]) == {"b", "c", "d"}
-
-
-def test_depending_on_itself_is_a_cycle():
-    with pytest.raises(ValueError, match=r"^dependency cycle: a -> a$"):
-        Graph({"a": ("a",)}).waves({"a"})
-
-
-def test_cascade_skips_packages_but_not_what_is_downstream_of_them():
-    graph = Graph(FOUR_LEVELS)
-    # c is not built: nobody waits for it, d and f are still rebuilt
-    assert graph.cascade(["a"], skip=["c"]) == [["b", "d", "e"], ["f"]]
-    assert graph.cascade(["a"], skip=["c"]) == graph.waves(graph.descendants(["a"]) - {"c"})
+    assert graph.descendants(["z"]) == {"a", "b", "c", "d"}
 
 
 def test_long_chains_do_not_recurse():
     n = 20_000  # far past the recursion limit
     deps = {f"p{i}": (f"p{i - 1}",) for i in range(1, n)}
     graph = Graph(deps)
-    waves = graph.cascade(["p0"])
-    assert len(waves) == n - 1 and waves[-1] == [f"p{n - 1}"]
     assert len(graph.descendants(["p0"])) == n - 1
 
 
@@ -130,33 +90,15 @@ def random_dag(rnd: random.Random, n: int) -> dict[str, tuple[str, ...]]:
     return dict(items)
 
 
-def reference_waves(deps: dict[str, tuple[str, ...]], nodes: set[str]) -> list[list[str]]:
-    """Straight from the definition: a node goes in the first wave after all its parents."""
-    waves: list[list[str]] = []
-    placed: set[str] = set()
-    while len(placed) < len(nodes):
-        wave = sorted(n for n in nodes - placed if all(p in placed for p in deps[n] if p in nodes))
-        waves.append(wave)
-        placed.update(wave)
-    return waves
-
-
 @pytest.mark.parametrize("seed", range(20))
 def test_fast_paths_agree_with_the_definitions(seed):
     rnd = random.Random(seed)
     deps = random_dag(rnd, 60)
     graph = Graph(deps)
     assert graph.acyclic
-    subset = set(rnd.sample(sorted(deps), 30))
-    assert graph.waves(subset) == reference_waves(deps, subset)
-    assert graph._kahn_waves(subset) == graph.waves(subset)
     roots = rnd.sample(sorted(deps), 2)
     downstream = {n for n in deps if n not in roots and reaches(deps, n, set(roots))}
     assert graph.descendants(roots) == downstream
-    skip = set(rnd.sample(sorted(downstream), min(3, len(downstream))))
-    assert graph.cascade(roots, skip) == reference_waves(deps, downstream - skip)
-    for failed in sorted(downstream)[:5]:
-        assert graph.blocked_by(failed, subset) == graph.descendants([failed]) & subset
 
 
 def reaches(deps: dict[str, tuple[str, ...]], node: str, targets: set[str]) -> bool:
@@ -173,11 +115,9 @@ def reaches(deps: dict[str, tuple[str, ...]], node: str, targets: set[str]) -> b
 
 
 def test_a_cycle_elsewhere_takes_the_slow_paths_with_the_same_answers():
-    deps = {**FOUR_LEVELS, "x": ("y",), "y": ("x",)}
-    graph = Graph(deps)
+    graph = Graph({**FOUR_LEVELS, "x": ("y",), "y": ("x",)})
     assert not graph.acyclic
-    assert graph.cascade(["a"]) == [["b", "e"], ["c"], ["d", "f"]]
-    assert graph.cascade(["a"], skip=["c"]) == [["b", "d", "e"], ["f"]]
+    assert graph.descendants(["a"]) == {"b", "c", "d", "e", "f"}
     assert graph.descendants(["b"]) == {"c", "d", "f"}
 
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wheelfarm.cascade.plan import Plan
 from wheelfarm.cli import check
 from wheelfarm.cli import plan as plan_cli
-from wheelfarm.registry.graph import Plan
 from wheelfarm.registry.platforms import PLATFORMS
 
 REGISTRY = """\

@@ -24,6 +24,7 @@ from .build.publish import Downstream
 from .build.schedulers import collapse_same_target, make_schedulers, triggerable_name
 from .cascade.campaign import cascade_action
 from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
+from .cascade.prebuilt import Prebuilt
 from .cascade.recovery import IncomingSweeper
 from .cascade.store import CampaignStore
 from .changes import registryrepo
@@ -73,7 +74,12 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     # Always there, on the master's own worker: a farm with no volunteers yet still
     # loads (Buildbot refuses a configuration without builders), and its cascades and
     # rollouts wait for platforms to gain workers.
-    builders.append(_orchestrator(registry, store, platforms, rollouts))
+    prebuilt = (
+        Prebuilt(settings.pypi_url, Index(settings.index_path))
+        if settings.campaign_index_check
+        else None
+    )
+    builders.append(_orchestrator(registry, store, platforms, rollouts, prebuilt))
     builders += registryrepo.make_builders(
         settings, registry, offered, [r.name for r in rollouts], ORCHESTRATOR
     )
@@ -168,14 +174,18 @@ def _worker_properties(entry: WorkerEntry) -> dict:
 
 
 def _orchestrator(
-    registry: Registry, store: CampaignStore, platforms: dict[str, str], rollouts: list[Rollout]
+    registry: Registry,
+    store: CampaignStore,
+    platforms: dict[str, str],
+    rollouts: list[Rollout],
+    prebuilt: Prebuilt | None,
 ):
     """The builder that runs campaigns, on the master's own worker."""
     triggers = {platform: triggerable_name(platform) for platform in platforms}
     return util.BuilderConfig(
         name=ORCHESTRATE,
         workernames=[ORCHESTRATOR],
-        factory=orchestrator_factory(registry, store, triggers, rollouts),
+        factory=orchestrator_factory(registry, store, triggers, rollouts, prebuilt),
         collapseRequests=False,
         tags=["campaigns"],
         description="cascades and rollouts: rebuilds in dependency order",

@@ -38,6 +38,9 @@ class Settings:
     index_dir: Path | None = None  # the farm's package index; default basedir/index
     pypi_url: str = "https://pypi.org"  # where sdists are resolved (tests point it at a fake)
     pypi_watch_interval: int = 60  # seconds between polls for new releases on PyPI; 0: off
+    # a campaign marks done, without a build, a node whose wheel the index has for its
+    # sdist and toolchain; false: every node is a build (bench/dispatch.py compares)
+    campaign_index_check: bool = True
     title: str = "wheelfarm"
     # The registry as a git repository (URL or path): the master keeps a checkout
     # of its branch, reads packages.yaml, rollouts.yaml and workers/ from there,

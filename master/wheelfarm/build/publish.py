@@ -29,7 +29,7 @@ from ..index.verify import record_verification, wheel_differences
 from ..registry.graph import undeclared_dependencies
 from ..registry.packages import Registry
 from ..registry.pins import PinError, built_against, pin_wheel
-from .pypi import ResolveError, resolve_sdist
+from .pypi import ResolveError, Sdist, resolve_sdist
 from .steps import MASTER_STEP_TIMEOUT, OneLineReason, incoming_dir, os_error
 from .toollock import worker_lock
 
@@ -71,7 +71,7 @@ class ResolveSdist(MasterStep):
         yield self.addURL("package page", page)
         raw_spec = self.getProperty("version_spec") or ""
         try:
-            spec = _version_spec(raw_spec)
+            spec = version_spec(raw_spec)
         except InvalidSpecifier:
             return self.fail(f"version {raw_spec!r} is neither a version nor a specifier")
         try:
@@ -91,13 +91,12 @@ class ResolveSdist(MasterStep):
             self.descriptionDone = [f"{package} {sdist.version}: verify"]
         if not self.getProperty("rebuild"):
             built = yield self.in_thread(
-                self.index.find,
-                package,
-                version=sdist.version,
-                python=self.getProperty("python"),
-                platform=self.getProperty("platform"),
-                sdist_sha256=sdist.sha256,
-                toolchain_key=self.getProperty("toolchain_key"),
+                already_built,
+                self.index,
+                sdist,
+                self.getProperty("python"),
+                self.getProperty("platform"),
+                self.getProperty("toolchain_key"),
             )
         if not built:
             self.build.addStepsAfterCurrentStep(self.pipeline)
@@ -114,7 +113,22 @@ class ResolveSdist(MasterStep):
         return super().getResultSummary()
 
 
-def _version_spec(raw: str) -> SpecifierSet | None:
+def already_built(
+    index: Index, sdist: Sdist, python: str, platform: str, toolchain_key: str | None
+) -> list[dict]:
+    """Records of the index's wheels for this target from this very sdist and toolchain:
+    a build would make nothing new (campaigns ask this too, before spending a build)."""
+    return index.find(
+        sdist.name,
+        version=sdist.version,
+        python=python,
+        platform=platform,
+        sdist_sha256=sdist.sha256,
+        toolchain_key=toolchain_key,
+    )
+
+
+def version_spec(raw: str) -> SpecifierSet | None:
     """'' or 'latest': any version; '1.2': exactly that; otherwise a PEP 440 specifier."""
     raw = raw.strip()
     if raw in ("", "latest"):

@@ -5,7 +5,10 @@ for its parents (the registry packages it depends on, on the same platform and
 Python) to finish. An orchestrating build on the master's own worker (not a
 volunteer's slot) starts each node through the platform's Triggerable as soon
 as its parents are done, at most `max_in_flight` at a time; a failed node blocks
-what is downstream of it. Campaign records are JSON files the progress pages read.
+what is downstream of it (those rules: scheduler.py). A node whose wheel the index
+already has for its sdist and toolchain is done without a build, unless the campaign
+must build it again (a cascade's new ABI, a verify rollout). Campaign records are JSON
+files the progress pages read.
 
     cascade: a package published a wheel whose ABI key differs from the previous
              one -> its descendants are rebuilt.
@@ -58,6 +61,7 @@ class Node:
     blocked_by: str | None = None
     build_url: str | None = None
     reason: str | None = None  # a failed build's one-line summary
+    found: str | None = None  # the index's wheel that made its build needless
 
 
 @dataclass
@@ -80,43 +84,6 @@ class Campaign:
         for node in self.nodes.values():
             counts[node.state] += 1
         return counts
-
-    def ready(self) -> list[str]:
-        return [
-            key
-            for key, node in self.nodes.items()
-            if node.state == WAITING and all(self.nodes[p].state == DONE for p in node.parents)
-        ]
-
-    def children(self) -> dict[str, list[str]]:
-        children: dict[str, list[str]] = {key: [] for key in self.nodes}
-        for key, node in self.nodes.items():
-            for parent in node.parents:
-                children[parent].append(key)
-        return children
-
-    def block_downstream(self, failed: str, children: dict[str, list[str]] | None = None) -> None:
-        """Every node that (transitively) waits for `failed` is blocked by it."""
-        children = children if children is not None else self.children()
-        todo = list(children.get(failed, []))
-        while todo:
-            key = todo.pop()
-            node = self.nodes[key]
-            if node.state in (WAITING, BLOCKED):
-                node.state, node.blocked_by = BLOCKED, self.nodes[failed].package
-                todo.extend(children.get(key, []))
-
-    def unblock(self, package: str, platform: str, python: str) -> bool:
-        """`package` was built again: its failed node is done, what it blocked waits again."""
-        key = node_key(package, platform, python)
-        if key not in self.nodes or self.nodes[key].state != FAILED:
-            return False
-        self.nodes[key].state = DONE
-        for node in self.nodes.values():
-            if node.state == BLOCKED and node.blocked_by == package:
-                node.state, node.blocked_by = WAITING, None
-        self.finished_at = None
-        return True
 
 
 def cascade_campaign(

@@ -2,18 +2,20 @@
 campaigns, starting each node's build through its platform's Triggerable.
 
 Campaigns hold no volunteer's slot: the orchestrator is a local worker of the master.
+What may start when is the scheduler's (scheduler.py); this only starts it (a build,
+or nothing when the index has the node's wheel: prebuilt.py) and feeds results back.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 
 from buildbot.plugins import util
 from buildbot.process import buildstep
 from buildbot.process.properties import Properties
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
+from twisted.python import log as twisted_log
 
 from ..build.schedulers import request_properties
 from ..registry.graph import Graph
@@ -23,14 +25,16 @@ from ..registry.rollouts import Rollout
 from . import recovery
 from .campaign import (
     BLOCKED,
-    BUILDING,
     DONE,
     FAILED,
     WAITING,
     Campaign,
     cascade_campaign,
+    node_key,
     rollout_campaign,
 )
+from .prebuilt import Prebuilt
+from .scheduler import campaign_scheduler, unblock
 from .store import CampaignStore
 
 ORCHESTRATOR = "orchestrator"  # the master's own worker: campaigns hold no volunteer's slot
@@ -50,9 +54,11 @@ class RunCampaign(buildstep.BuildStep):
         triggers: dict[str, str],
         rollouts: list[Rollout],
         max_in_flight: int = 20,
+        prebuilt: Prebuilt | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.prebuilt = prebuilt  # None: every node is built, even what the index has
         self.registry = registry
         self.graph = Graph.from_registry(registry)
         self.store = store
@@ -119,78 +125,29 @@ class RunCampaign(buildstep.BuildStep):
             campaigns = [rollout_campaign(self.registry, self.graph, rollout, self.triggers)]
         else:  # resume every campaign this package's failure held up
             campaigns = yield threads.deferToThread(self.store.all)
-            campaigns = [c for c in campaigns if c.unblock(package, platform, python)]
+            key = node_key(package, platform, python)
+            campaigns = [c for c in campaigns if unblock(c, key)]
         return campaigns
 
     @defer.inlineCallbacks
     def _drive(self, campaign: Campaign, awaiting: dict[str, int]):
-
         log = yield self.addLog(campaign.id[:60])
         yield log.addStdout(f"{campaign.title}: {len(campaign.nodes)} builds\n")
-        running: set[str] = set()
-        finished: list[tuple[str, int]] = []
-        wake: list[defer.Deferred] = []
-        # Counters, not rescans: a rollout over the registry has tens of thousands of nodes.
-        children = campaign.children()
-        missing = {
-            k: sum(campaign.nodes[p].state != DONE for p in n.parents)
-            for k, n in campaign.nodes.items()
-        }
-        ready = deque(k for k, n in campaign.nodes.items() if n.state == WAITING and not missing[k])
-        saved = 0.0
-
-        def on_finish(key: str, result: int) -> None:
-            finished.append((key, result))
-            while wake:
-                wake.pop().callback(None)
-
         # saved before any build is asked for: a run cut short from here on is resumed
         yield threads.deferToThread(self.store.save, campaign)
-        for key, request in awaiting.items():  # asked for by an interrupted run
-            running.add(key)
-            recovery.request_result(self.master, request).addCallbacks(
-                lambda result, key=key: on_finish(key, result),
-                lambda _, key=key: on_finish(key, FAILURE),
-            )
-
-        while True:
-            while ready and len(running) < campaign.max_in_flight:
-                key = ready.popleft()
-                campaign.nodes[key].state = BUILDING
-                running.add(key)
-                self._start(campaign, key, on_finish)
-            if not running:
-                break
-            if time.monotonic() - saved > SAVE_EVERY:  # the record is for people: a second is fresh
-                yield threads.deferToThread(self.store.save, campaign)
-                saved = time.monotonic()
-            if not finished:
-                wake.append(defer.Deferred())
-                yield wake[-1]
-            while finished:
-                key, result = finished.pop(0)
-                running.discard(key)
-                node = campaign.nodes[key]
-                if result in (SUCCESS, WARNINGS, SKIPPED):
-                    node.state = DONE
-                    for child in children[key]:
-                        missing[child] -= 1
-                        if not missing[child] and campaign.nodes[child].state == WAITING:
-                            ready.append(child)
-                else:
-                    node.state = FAILED
-                    campaign.block_downstream(key, children)
-                yield log.addStdout(f"{node.state:>8} {key}\n")
+        run = CampaignRun(self, campaign, log)
+        yield run.drive(awaiting)
         campaign.finished_at = time.time()
         yield threads.deferToThread(self.store.save, campaign)
         counts = campaign.counts()
+        found = sum(node.found is not None for node in campaign.nodes.values())
         return (
-            f"{campaign.title}: {counts[DONE]} done, {counts[FAILED]} failed, "
-            f"{counts[BLOCKED]} blocked"
+            f"{campaign.title}: {counts[DONE]} done ({found} already in the index), "
+            f"{counts[FAILED]} failed, {counts[BLOCKED]} blocked"
         )
 
-    def _start(self, campaign: Campaign, key: str, on_finish) -> None:
-        """Request the node's build through its platform's Triggerable."""
+    def request(self, campaign: Campaign, key: str) -> dict:
+        """The properties of the build request of the campaign's node `key`."""
         node = campaign.nodes[key]
         request = request_properties(
             self.registry.packages[node.package],
@@ -204,31 +161,142 @@ class RunCampaign(buildstep.BuildStep):
             request.update(verify=True, publish=False, rebuild=True)
         if campaign.toolchain:
             request["toolchain_key"] = f"{PLATFORMS[node.platform].policy}/{campaign.toolchain}"
+        return request
+
+    def trigger(self, request: dict) -> tuple[defer.Deferred, defer.Deferred]:
+        """Request a build through its platform's Triggerable: (its ids, its results)."""
         props = Properties()
         props.update(request, "campaign")
-        scheduler = self.master.scheduler_manager.namedServices[self.triggers[node.platform]]
-        ids, results = scheduler.trigger(
+        scheduler = self.master.scheduler_manager.namedServices[self.triggers[request["platform"]]]
+        return scheduler.trigger(
             waited_for=True,
             sourcestamps=[],
             set_props=props,
             parent_buildid=self.build.buildid,
             parent_relationship="campaign",
         )
-        base = self.master.config.buildbotURL
+
+
+class CampaignRun:
+    """One campaign, driven: the scheduler says what may start, this starts it (a build,
+    or nothing when the index has the wheel) and feeds each result back."""
+
+    def __init__(self, step: RunCampaign, campaign: Campaign, log) -> None:
+        self.step = step
+        self.campaign = campaign
+        self.log = log
+        self.scheduler = campaign_scheduler(campaign)
+        self.lines: list[str] = []  # what finished since the log was last written
+        self.ended: defer.Deferred = defer.Deferred()
+        self._pumping = self._again = False
+        # a cascade or verify rollout must build; the check is the resolve step's own
+        prebuilt = step.prebuilt
+        self.prebuilt = prebuilt if prebuilt and not (campaign.rebuild or campaign.verify) else None
+
+    @defer.inlineCallbacks
+    def drive(self, awaiting: dict[str, int]):
+        """Until nothing builds and nothing can start."""
+        for key, request in awaiting.items():  # asked for by an interrupted run
+            self._watch(key, recovery.request_result(self.step.master, request))
+        saver = task.LoopingCall(self._save)
+        saving = saver.start(SAVE_EVERY, now=False)  # the record is for people: 1 s is fresh
+        try:
+            self._pump()
+            yield self.ended
+        finally:
+            saver.stop()
+            yield saving
+        yield self._flush()
+
+    def _pump(self) -> None:
+        """Start what may start. Results can arrive while starting (synchronously):
+        those ask again instead of starting inside the loop."""
+        if self._pumping:
+            self._again = True
+            return
+        self._pumping = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                for key in self.scheduler.take():
+                    self._start(key)
+        except Exception:
+            if not self.ended.called:
+                self.ended.errback()
+            return
+        finally:
+            self._pumping = False
+        if self.scheduler.idle and not self.ended.called:
+            self.ended.callback(None)
+
+    def _start(self, key: str) -> None:
+        request = self.step.request(self.campaign, key)
+        if self.prebuilt is None:
+            self._build(key, request)
+            return
+        d = threads.deferToThread(self.prebuilt.find, request)
+        d.addErrback(self._check_failed, key)
+        d.addCallback(self._checked, key, request)
+        d.addErrback(self._broken)
+
+    def _check_failed(self, failure, key: str) -> None:
+        twisted_log.err(failure, f"wheelfarm: index check of {key}; building it")
+
+    def _checked(self, found: str | None, key: str, request: dict) -> None:
+        if found is None:
+            self._build(key, request)
+            return
+        self.campaign.nodes[key].found = found
+        self._finished(key, SKIPPED)
+
+    def _build(self, key: str, request: dict) -> None:
+        ids, results = self.step.trigger(request)
+        node, base = self.campaign.nodes[key], self.step.master.config.buildbotURL
 
         def link(result) -> None:
             _, brids = result
             node.build_url = f"{base}#/buildrequests/{next(iter(brids.values()))}"
 
         ids.addCallback(link)
+        self._watch(key, results.addCallback(lambda outcome: outcome[0]))
+
+    def _watch(self, key: str, results: defer.Deferred) -> None:
         results.addCallbacks(
-            lambda outcome: on_finish(key, outcome[0]), lambda _: on_finish(key, FAILURE)
+            lambda result: self._finished(key, result), lambda _: self._finished(key, FAILURE)
         )
+        results.addErrback(self._broken)
+
+    def _finished(self, key: str, result: int) -> None:
+        self.scheduler.finish(key, result in recovery.OK)
+        node = self.campaign.nodes[key]
+        self.lines.append(f"{node.state:>8} {key}{' (in the index)' if node.found else ''}\n")
+        self._pump()
+
+    def _broken(self, failure) -> None:
+        """A bug, not a build's result: end the step with it instead of hanging."""
+        if not self.ended.called:
+            self.ended.errback(failure)
+
+    @defer.inlineCallbacks
+    def _save(self):
+        yield self._flush()
+        yield threads.deferToThread(self.step.store.save, self.campaign)
+
+    @defer.inlineCallbacks
+    def _flush(self):
+        lines, self.lines = self.lines, []
+        if lines:
+            yield self.log.addStdout("".join(lines))
 
 
 def orchestrator_factory(
-    registry: Registry, store: CampaignStore, triggers: dict[str, str], rollouts: list[Rollout]
+    registry: Registry,
+    store: CampaignStore,
+    triggers: dict[str, str],
+    rollouts: list[Rollout],
+    prebuilt: Prebuilt | None = None,
 ):
     factory = util.BuildFactory()
-    factory.addStep(RunCampaign(registry, store, triggers, rollouts))
+    factory.addStep(RunCampaign(registry, store, triggers, rollouts, prebuilt=prebuilt))
     return factory

@@ -23,6 +23,7 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from .campaign import BUILDING, DONE, FAILED, WAITING, Campaign, node_key
+from .scheduler import campaign_scheduler
 
 OK = (SUCCESS, WARNINGS, SKIPPED)
 INTERRUPTED = (CANCELLED, RETRY)  # what a master's end leaves on a waited-for build
@@ -54,7 +55,6 @@ def settle(campaign: Campaign, requests: dict) -> dict[str, int]:
     """Set each node's state from what its last request became; returns the nodes
     whose request is still to finish (node key -> build request id)."""
     awaiting: dict[str, int] = {}
-    failed = []
     for key, node in campaign.nodes.items():
         request = requests.get((campaign.id, key))
         if request is None:
@@ -70,10 +70,7 @@ def settle(campaign: Campaign, requests: dict) -> dict[str, int]:
             node.state = WAITING  # cut short by the master's end: built again, once
         else:
             node.state = FAILED
-            failed.append(key)
-    children = campaign.children()
-    for key in failed:
-        campaign.block_downstream(key, children)
+    campaign_scheduler(campaign)  # what the failures block, from the new states
     campaign.finished_at = None
     return awaiting
 

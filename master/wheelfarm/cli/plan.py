@@ -25,8 +25,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..cascade.plan import Plan, plan
 from ..problems import ValidationError
-from ..registry.graph import Plan, UnknownPackage, plan
+from ..registry.graph import UnknownPackage
 from ..registry.packages import load_registry
 from .check import _default
 
