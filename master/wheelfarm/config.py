@@ -28,7 +28,7 @@ from .cascade.store import CampaignStore
 from .changes import registryrepo
 from .changes.pypiwatch import release_watch
 from .index.store import Index
-from .ops.cluster import cluster_config
+from .ops.cluster import cluster_config, cluster_services
 from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
 from .ops.mail import mail_services, missing_worker_options
@@ -120,6 +120,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),
+            *cluster_services(settings),
         ],
     }
 
