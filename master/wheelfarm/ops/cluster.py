@@ -48,13 +48,13 @@ class MasterWatch(BuildbotService):
     minutes, so that its builds are re-queued and its campaigns resumed sooner.
 
     Buildbot's own heartbeat marks a master alive every 60 s and a master silent for 10
-    minutes inactive; then its housekeeping ends the dead master's builds RETRY and
-    unclaims their requests, which other masters build again (the orchestrating one
-    resumes its campaigns: cascade/recovery.py). This service beats every timeout/4 and
-    does the same with its own timeout. A master whose reactor stalls longer than that
-    (a huge config loading) is taken for dead and its running builds run again: keep
-    the timeout well above the longest stall. Only the live master with the lowest id
-    acts, so a death is handled once.
+    minutes inactive; then its housekeeping ends the dead master's builds RETRY (and, see
+    `requeue`, this service unclaims their requests), which other masters build again (the
+    orchestrating one resumes its campaigns: cascade/recovery.py). This service beats
+    every timeout/4 and does the same with its own timeout. A master whose reactor stalls
+    longer than that (a huge config loading) is taken for dead and its running builds
+    run again: keep the timeout well above the longest stall. Only the live master with
+    the lowest id acts, so a death is handled once.
     """
 
     timeout = 0
@@ -74,10 +74,11 @@ class MasterWatch(BuildbotService):
             self._loop.start(self.timeout / 4, now=True)
         return super().reconfigService()
 
+    @defer.inlineCallbacks
     def startService(self):
+        yield super().startService()  # configures first: the loop exists from here
         if self._loop is not None and not self._loop.running:
             self._loop.start(self.timeout / 4, now=True)
-        return super().startService()
 
     def stopService(self):
         if self._loop is not None and self._loop.running:
@@ -102,6 +103,22 @@ class MasterWatch(BuildbotService):
             if m.active and m.last_active < too_old:
                 log.msg(f"wheelfarm: master {m.name} silent for {self.timeout} s: inactive")
                 yield master.data.updates.masterStopped(name=m.name, masterid=m.id)
+                yield self.requeue(m.id)
+
+    @defer.inlineCallbacks
+    def requeue(self, dead: int):
+        """Unclaim the dead master's requests, and say so to every master's queue.
+
+        Buildbot 4.3's housekeeping unclaims only the claims of the master doing it (right
+        for a master that restarts with its own id): a dead master's requests would stay
+        claimed by it for ever, and its builds, ended RETRY, never run again.
+        """
+        requests = yield self.master.db.buildrequests.getBuildRequests(complete=False, claimed=dead)
+        brids = [r.buildrequestid for r in requests]
+        if brids:
+            log.msg(f"wheelfarm: re-queueing requests {brids} of the dead master")
+            yield self.master.db.buildrequests._unclaim_buildrequests_for_master(brids, dead)
+            yield self.master.data.rtypes.buildrequest.generateEvent(brids, "unclaimed")
 
 
 def write_router_config(cbdir: Path, port: int, realm: str = "buildbot") -> Path:
