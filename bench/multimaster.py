@@ -122,7 +122,10 @@ def run(work: Path, deps: dict[str, list[str]], masters: int, max_in_flight: int
         while not first.api("builds", builderid=builders["orchestrate"], complete="true")["builds"]:
             time.sleep(0.5)
         took = time.perf_counter() - t
-        builds = first.api("builds", results=3, field=["masterid"], limit=100000)["builds"]
+        # a field= list must name every field filtered on (else 400)
+        builds = first.api("builds", results=3, field=["masterid", "results"], limit=100000)[
+            "builds"
+        ]
         per_master = sorted(
             (sum(b["masterid"] == m for b in builds) for m in {b["masterid"] for b in builds}),
             reverse=True,
@@ -148,6 +151,7 @@ def main() -> None:
     for masters in (1, 2):
         with tempfile.TemporaryDirectory(prefix="wheelfarm-multimaster-") as tmp:
             rows.append((masters, run(Path(tmp), deps, masters, args.max_in_flight)))
+            print(f"{masters} master(s): {rows[-1][1]}", flush=True)
     print(f"{args.packages:,}-build campaign, trivial builds, max_in_flight {args.max_in_flight}")
     print("| masters | builds | builds per master | time | builds per second |")
     print("|---|---|---|---|---|")
