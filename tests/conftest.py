@@ -14,7 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from wheelfarm.cascade.campaign import Campaign
+from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.cli.localfarm import CONTAINERS_CONF, LocalFarm
+from wheelfarm.state.db import StateDB
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/"
@@ -43,6 +46,18 @@ def wait_builds(farm: LocalFarm, brids: list[int], timeout: float = 600) -> list
             return [mine[b] for b in brids]
         time.sleep(1)
     raise TimeoutError(f"builds for requests {brids} did not finish in {timeout} s")
+
+
+def campaigns(farm: LocalFarm, prefix: str = "") -> list[Campaign]:
+    """The farm's campaign records whose id starts with `prefix`, newest first (from its
+    database, as the pages read them)."""
+    store = CampaignStore(StateDB(farm.db_url, farm.master_dir))
+    return [c for c in store.all() if c.id.startswith(prefix)]
+
+
+def status_rows(farm: LocalFarm) -> list[dict]:
+    """The farm's status rows, oldest first (from its database)."""
+    return [row for _, row in StateDB(farm.db_url, farm.master_dir).status_since(0)]
 
 
 def make_farm(tmp: Path, registry: Path, db_url: str = "sqlite:///state.sqlite", **kw) -> LocalFarm:

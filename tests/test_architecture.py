@@ -1,6 +1,7 @@
 """The layout shows the architecture: stages as sub-packages, imports only pointing down.
 
-A package travels registry -> index -> build -> cascade -> changes -> ops -> web -> cli,
+The farm's database tables (state) are below every stage that keeps records in
+them. A package travels registry -> index -> build -> cascade -> changes -> ops -> web -> cli,
 and config.py (the composition root) wires them; these tests read every module's imports
 (deferred and type-only ones too) and fail on a circle or an import that points up.
 """
@@ -14,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "master" / "wheelfarm"
 # Lowest first: a module may import its own stage and the stages before it.
 LAYERS = [
     {"problems", "settings"},
+    {"state"},
     {"registry"},
     {"index"},
     {"build"},

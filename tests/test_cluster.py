@@ -24,3 +24,12 @@ def test_a_cluster_master_from_the_environment(tmp_path):
     }
     off = Settings.load(tmp_path, environ={"WHEELFARM_MULTI_MASTER": "false"})
     assert off.multi_master is False
+
+
+def test_a_cluster_master_watches_the_others_only_when_asked(tmp_path):
+    from wheelfarm.ops.cluster import MasterWatch, cluster_services
+
+    assert cluster_services(Settings(basedir=tmp_path, multi_master=True)) == []
+    assert cluster_services(Settings(basedir=tmp_path, master_timeout=60)) == []
+    (watch,) = cluster_services(Settings(basedir=tmp_path, multi_master=True, master_timeout=60))
+    assert isinstance(watch, MasterWatch)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS, wait_builds, write_registry
+from conftest import ARTIFACTS, campaigns, wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 
@@ -126,9 +126,9 @@ def test_waterfall_package_pages_badge_and_rollout_in_a_browser(farm_factory, tm
         assert "<svg" in badge and ">built</text>" in badge
 
         # the rollout's page
-        (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
-        rollout = chromium.dom(f"{farm.url}farm/campaigns/{record.stem}")
+        (record,) = campaigns(farm, "rollout-toolchain-2099-")
+        rollout = chromium.dom(f"{farm.url}farm/campaigns/{record.id}")
         assert "every package with the 2099.1 toolchain" in rollout and "of 2 builds" in rollout
-        chromium.screenshot(f"{farm.url}farm/campaigns/{record.stem}", "rollout")
+        chromium.screenshot(f"{farm.url}farm/campaigns/{record.id}", "rollout")
     finally:
         pypi.stop()

@@ -7,13 +7,12 @@ The registry is a 4-level graph with a diamond:
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import requests
 
-from conftest import wait_builds, write_registry
+from conftest import campaigns, wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 from wheelfarm.index.store import Index
@@ -102,14 +101,11 @@ def test_cascade_order_blocking_and_resume(farm_factory, tmp_path):
         publish(pypi, sdists, "base", "3.0")
         wait_builds(farm, farm.force("base"))
         wait_campaigns(farm, 2)
-        records = sorted((farm.master_dir / "campaigns").glob("cascade-base-3.0-*.json"))
-        assert len(records) == 1
-        states = {
-            k.split("|")[0]: v for k, v in json.loads(records[0].read_text())["nodes"].items()
-        }
-        assert states["left"]["state"] == "done" and states["right"]["state"] == "failed"
-        assert states["joint"]["state"] == states["top"]["state"] == "blocked"
-        assert states["joint"]["blocked_by"] == states["top"]["blocked_by"] == "right"
+        (record,) = campaigns(farm, "cascade-base-3.0-")
+        states = {k.split("|")[0]: v for k, v in record.nodes.items()}
+        assert states["left"].state == "done" and states["right"].state == "failed"
+        assert states["joint"].state == states["top"].state == "blocked"
+        assert states["joint"].blocked_by == states["top"].blocked_by == "right"
         assert len(builds_of(farm, "joint")) == len(builds_of(farm, "top")) == 2  # not built
 
         # ... and a fixed release of it resumes them
@@ -117,8 +113,8 @@ def test_cascade_order_blocking_and_resume(farm_factory, tmp_path):
         (fixed,) = wait_builds(farm, farm.force("right"))
         assert fixed["results"] == 0, fixed["state_string"]
         wait_campaigns(farm, 3)
-        nodes = json.loads(records[0].read_text())["nodes"]
-        assert {v["state"] for v in nodes.values()} == {"done"}
+        (record,) = campaigns(farm, "cascade-base-3.0-")
+        assert {v.state for v in record.nodes.values()} == {"done"}
         assert len(builds_of(farm, "joint")) == len(builds_of(farm, "top")) == 3
     finally:
         pypi.stop()
@@ -167,8 +163,8 @@ def test_rollout_reaches_100_percent_and_its_page_says_so(farm_factory, tmp_path
         page = requests.get(f"{farm.url}farm/campaigns/", timeout=10)
         assert page.status_code == 200
         assert "every package with the 2099.1 toolchain" in page.text and "100%" in page.text
-        (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
-        detail = requests.get(f"{farm.url}farm/campaigns/{record.stem}", timeout=10).text
+        (record,) = campaigns(farm, "rollout-toolchain-2099-")
+        detail = requests.get(f"{farm.url}farm/campaigns/{record.id}", timeout=10).text
         assert "100% done</b> of 5 builds" in detail
         assert detail.count("buildrequests/") == 5  # a link to each build
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -10,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import write_registry
+from conftest import campaigns, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 from wheelfarm.cli.localfarm import LocalFarm
@@ -186,9 +185,8 @@ def test_campaign_interrupted_by_the_master_resumes_and_builds_each_node_once(
 
     (campaign,) = wait_requests(farm, [orchestrate], timeout=900)
     assert campaign["results"] == 0, campaign["state_string"]
-    (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
-    nodes = json.loads(record.read_text())["nodes"]
-    assert {k.split("|")[0]: n["state"] for k, n in nodes.items()} == dict.fromkeys(
+    (record,) = campaigns(farm, "rollout-toolchain-2099-")
+    assert {k.split("|")[0]: n.state for k, n in record.nodes.items()} == dict.fromkeys(
         ["slowpkg", "quick1", "quick2"], "done"
     )
     builds = farm.api("builds", property="*", order="buildid")["builds"]

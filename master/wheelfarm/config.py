@@ -30,7 +30,7 @@ from .cascade.store import CampaignStore
 from .changes import registryrepo
 from .changes.pypiwatch import release_watch
 from .index.store import Index
-from .ops.cluster import cluster_config
+from .ops.cluster import cluster_config, cluster_services
 from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
 from .ops.mail import mail_services, missing_worker_options
@@ -41,6 +41,7 @@ from .registry.platforms import PLATFORMS, Platform
 from .registry.rollouts import Rollout, load_rollouts
 from .registry.workers import WorkerEntry, load_worker_files, password_secret_name
 from .settings import Settings
+from .state.db import StateDB
 from .web import guard as webguard
 from .web.access import www_access
 from .web.badges import BadgeService
@@ -61,7 +62,8 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         raise ConfigErrors([str(p) for p in e.problems]) from e
 
     count_without_order()  # Buildbot's API lists stay fast with a year of builds
-    store = CampaignStore(settings.basedir / "campaigns")
+    # the farm's own records, in Buildbot's database: every master of a cluster sees them
+    store = CampaignStore(StateDB.open(settings.db_url, settings.basedir))
     builders = _builders(registry, entries, settings, store)
     platforms = {b.properties["platform"]: b.name for b in builders}
     offered = served(entries)
@@ -118,15 +120,14 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "services": [
             IndexService(name="wheelfarm-index", index_dir=str(settings.index_path)),
             # the /farm/ pages: campaigns, packages, workers
-            *farm_services(
-                entries, str(store.root), min_free_bytes=settings.min_free_bytes, **pages
-            ),
-            BadgeService(name="wheelfarm-badges", campaigns_dir=str(store.root), **pages),
-            StatusService(basedir=str(settings.basedir)),
+            *farm_services(entries, store, min_free_bytes=settings.min_free_bytes, **pages),
+            BadgeService(name="wheelfarm-badges", campaigns=store, **pages),
+            StatusService(basedir=str(settings.basedir), db_url=settings.db_url),
             HistoryIndexes(),
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),
+            *cluster_services(settings),
         ],
     }
 

@@ -65,6 +65,9 @@ class Settings:
     multi_master: bool = False
     mq_router_url: str = ""  # a WAMP router (crossbar), e.g. ws://127.0.0.1:8080/ws
     mq_realm: str = "buildbot"
+    # seconds a master of a cluster may be silent before another declares it dead
+    # (its builds run again, its campaigns resume); 0: Buildbot's own ten minutes
+    master_timeout: int = 0
     # Per platform, the image container workers build in, and the wheel policy that image
     # gives (its glibc): {"linux-x86_64": {"image": "...", "policy": "manylinux_2_31_x86_64"}}.
     # Unset: the platform table's manylinux image and policy.

@@ -1,47 +1,49 @@
 """Campaign records: what each cascade and rollout is doing, for the driver that resumes
-it and the pages that show it."""
+it and the pages that show it. They live in the farm's database (`state.db`), so any
+master shows any campaign and resumes one whose master died."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from ..state.db import StateDB
 from .campaign import Campaign, Node
 
 
 class CampaignStore:
-    """Campaign records, one JSON file each, written atomically."""
+    """Campaign records, one row each in the farm's database."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, db: StateDB | Path) -> None:
+        # a folder: a SQLite database of its own there (tests and tools, no master)
+        if not isinstance(db, StateDB):
+            Path(db).mkdir(parents=True, exist_ok=True)
+            db = StateDB.open("sqlite:///campaigns.sqlite", db)
+        self.db = db
+
+    def __eq__(self, other: object) -> bool:  # one database: one store (services' reconfig)
+        return isinstance(other, CampaignStore) and other.db is self.db
+
+    __hash__ = None  # type: ignore[assignment]
 
     def save(self, campaign: Campaign) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(asdict(campaign), indent=1).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.root / f"{campaign.id}.json")
+        self.db.campaign_save(asdict(campaign))
 
     def load(self, campaign_id: str) -> Campaign | None:
-        path = self.root / f"{campaign_id}.json"
-        if "/" in campaign_id or not path.is_file():
-            return None
-        data = json.loads(path.read_text())
-        data["nodes"] = {k: Node(**v) for k, v in data["nodes"].items()}
-        return Campaign(**data)
+        data = self.db.campaign_load(campaign_id)
+        return _campaign(data) if data is not None else None
 
     def all(self) -> list[Campaign]:
-        if not self.root.is_dir():
-            return []
-        found = (self.load(p.stem) for p in sorted(self.root.glob("*.json")))
-        return sorted((c for c in found if c), key=lambda c: -c.created_at)
+        """Newest first."""
+        return [_campaign(data) for data in self.db.campaign_all()]
 
     def interrupted(self, orchestrate_brid: int) -> list[Campaign]:
-        """The unfinished campaigns an earlier run of this build request was driving."""
-        return [
-            c for c in self.all() if c.orchestrated_by == orchestrate_brid and not c.finished_at
-        ]
+        """The unfinished campaigns an earlier run of this build request was driving, on
+        this master or on one that died."""
+        return [_campaign(data) for data in self.db.campaign_all(unfinished_of=orchestrate_brid)]
+
+
+def _campaign(data: dict[str, Any]) -> Campaign:
+    data["nodes"] = {k: Node(**v) for k, v in data["nodes"].items()}
+    return Campaign(**data)

@@ -260,10 +260,14 @@ class Index:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # threads of this process, then other processes (a CLI next to the master)
+        # Threads of this process, then other processes: a CLI next to the master, and
+        # the masters of a cluster on other hosts sharing the index over NFS. A POSIX
+        # record lock (lockf), not flock: NFS (v4, or v3 with lockd) carries it to the
+        # server, the kernel and the server drop it when its holder dies (NFSv4: when its
+        # lease ends), and it is the lock CephFS and GlusterFS implement too.
         with self._add_lock, (self.root / ".lock").open("a") as lock:
             if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+                fcntl.lockf(lock, fcntl.LOCK_EX)
             yield
 
 

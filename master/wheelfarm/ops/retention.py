@@ -6,7 +6,7 @@ Buildbot's own janitor (`util.JanitorConfigurator`) runs every night at
 (`log_horizon_days`) and Buildbot's build data (`build_data_horizon_days`) older
 than their horizon. Builds, their steps and properties stay in the database;
 the wheels, their build records (`WHEEL.json`) and the farm's status records
-(`status.jsonl`) are files Buildbot does not know of, so nothing deletes them.
+(its own table) are what Buildbot does not know of, so nothing deletes them.
 A horizon of 0 keeps that kind for ever; both 0: no janitor at all.
 """
 

@@ -412,12 +412,13 @@ class PackageDetail(resource.Resource):
 def package_pages(
     service,
     registry: Registry | None = None,
-    campaigns_dir: str = "",
+    campaigns: CampaignStore | None = None,
     index_dir: str = "",
     base_url: str = "",
     served: Served | None = None,
 ) -> PackagePages:
     """The pages of a www service; the status records are the status service's."""
+    assert campaigns is not None, "the pages need the campaign store"
 
     def records() -> StatusRecords:
         status = service.master.service_manager.namedServices.get(STATUS_SERVICE)
@@ -426,7 +427,7 @@ def package_pages(
     return PackagePages(
         registry or Registry(Path(), {}),
         records,
-        CampaignStore(Path(campaigns_dir)),
+        campaigns,
         Index(index_dir) if index_dir else None,
         base_url,
         served,

@@ -102,7 +102,7 @@ class IndexService(WwwChild):
 
 def farm_services(
     entries: list[WorkerEntry],
-    campaigns_dir: str,
+    campaigns: CampaignStore,
     registry: Registry,
     min_free_bytes: int = 0,
     **pages,
@@ -114,7 +114,7 @@ def farm_services(
     return [
         FarmPages(
             name="wheelfarm-pages",
-            campaigns_dir=campaigns_dir,
+            campaigns=campaigns,
             workers=list(entries),
             warnings=warnings,
             registry=registry,
@@ -133,15 +133,16 @@ class FarmPages(WwwChild):
 
     def make_resource(
         self,
-        campaigns_dir: str = "",
+        campaigns: CampaignStore | None = None,
         workers: list[WorkerEntry] | None = None,
         warnings: list[str] | None = None,
         min_free_bytes: int = 0,
         **pages,
     ) -> resource.Resource:
         farm = resource.Resource()
-        farm.putChild(b"campaigns", CampaignPages(CampaignStore(Path(campaigns_dir))))
-        farm.putChild(b"packages", package_pages(self, campaigns_dir=campaigns_dir, **pages))
+        assert campaigns is not None
+        farm.putChild(b"campaigns", CampaignPages(campaigns))
+        farm.putChild(b"packages", package_pages(self, campaigns=campaigns, **pages))
         page = WorkersPage(self, workers or [], warnings or [])
         page.index_dir, page.min_free_bytes = pages.get("index_dir") or "", min_free_bytes
         farm.putChild(b"workers", page)

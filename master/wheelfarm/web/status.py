@@ -1,9 +1,11 @@
 """The farm's status records: one row per (package, version, platform, Python).
 
-A master-side service listens for finished builds on Buildbot's message queue
-and keeps the outcome of each wheel build in memory, appended to a file under
-the master's basedir (at most once a second) and read back at start. The package pages and
-badges render from these rows, never by asking Buildbot's API per package.
+A master-side service listens for finished builds on Buildbot's message queue and
+appends the outcome of each wheel build to the farm's database (`state.db`, at most once
+a second); every master tails that table into memory (the rows since the last one it
+read), so a build finished on any master shows on every master's pages. The package
+pages and badges render from these rows, never by asking Buildbot's API per package.
+`StatusRecords` alone (with a file) is what an older farm kept: imported once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import os
 import sys
 import tempfile
+import time
+from collections import deque
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -26,13 +30,19 @@ from buildbot.process.results import (
 )
 from buildbot.util.service import BuildbotService
 from packaging.utils import canonicalize_name
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.python import log
+
+from ..state.db import StateDB
 
 BUILT, FAILED, SKIPPED_ROW, CANCELLED_ROW = "built", "failed", "skipped", "cancelled"
 STATUS_FILE = "status.jsonl"
 STATUS_SERVICE = "wheelfarm-status"
 SAVE_DELAY = 1.0  # seconds: a burst of finished builds is saved once
+TAIL_EVERY = 1.0  # seconds between reads of the rows other masters added
+# PostgreSQL hands out ids at insert, not commit: a row may appear after a higher id was
+# read. Ids are read again this long after they were passed (a transaction here is short).
+TAIL_GRACE = 10.0
 
 
 @dataclass(slots=True)  # a year at PyPI scale is half a million rows: no __dict__ each
@@ -150,36 +160,45 @@ def row_status(results: int | None) -> str:
 
 
 class StatusService(BuildbotService):
-    """Turns Buildbot's "build finished" messages into status rows."""
+    """Turns Buildbot's "build finished" messages into status rows in the database, and
+    keeps `records` (what the pages read) current from that table."""
 
     name = STATUS_SERVICE
     records: StatusRecords | None = None
+    db: StateDB | None = None
     _save_call = None
     _consumer = None
-    _pending: list[Row]
+    _tail_loop = None
+    _pending: list[tuple[int, dict]]
 
-    def checkConfig(self, basedir: str = "", **kwargs) -> None:
+    def checkConfig(self, basedir: str = "", db_url: str = "", **kwargs) -> None:
         pass
 
-    def reconfigService(self, basedir: str = "", **kwargs):
-        path = Path(basedir) / STATUS_FILE
-        if self.records is None or self.records.path != path:
-            self.records = StatusRecords(path)
-            self.records.load()
-            self._pending = []
-            if self.records.needs_compacting():
-                self.records.save()
-        return super().reconfigService(**kwargs)
+    def reconfigService(self, basedir: str = "", db_url: str = "sqlite:///state.sqlite", **kw):
+        db = StateDB.open(db_url, basedir)
+        if self.db is not db:
+            self.db, self.records, self._pending = db, StatusRecords(), []
+            self._ids: dict[tuple, int] = {}  # key -> id of the row in `records`
+            self._dead: list[int] = []  # rows a newer one replaced: deleted in batches
+            self._safe = 0  # every row up to this id has been read
+            self._seen: set[int] = set()  # ids above _safe already read
+            self._marks: deque[tuple[float, int]] = deque()  # (when, highest id read)
+        return super().reconfigService(**kw)
 
     @defer.inlineCallbacks
     def startService(self):
         yield super().startService()
+        yield self.tail()  # the pages have every row before the first request
         self._consumer = yield self.master.mq.startConsuming(
             self._finished, ("builds", None, "finished")
         )
+        self._tail_loop = task.LoopingCall(self._tail_logged)
+        self._tail_loop.start(TAIL_EVERY, now=False)
 
     @defer.inlineCallbacks
     def stopService(self):
+        if self._tail_loop is not None and self._tail_loop.running:
+            self._tail_loop.stop()
         if self._consumer is not None:
             self._consumer.stopConsuming()
             self._consumer = None
@@ -195,8 +214,8 @@ class StatusService(BuildbotService):
         except Exception as e:  # a broken record must never break the master
             log.err(e, "wheelfarm: could not record a finished build")
             return
-        if row is not None and self.records.add(row):
-            self._pending.append(row)
+        if row is not None:
+            self._pending.append((build["buildid"], {n: getattr(row, n) for n in _FIELDS}))
             self._schedule_save()
 
     def _schedule_save(self) -> None:
@@ -206,9 +225,48 @@ class StatusService(BuildbotService):
     def _save(self):
         self._save_call = None
         rows, self._pending = self._pending, []
-        d = threads.deferToThread(self.records.append, rows)
+        d = threads.deferToThread(self.db.status_add, rows)
+        d.addCallback(lambda _: self.tail())
         d.addErrback(log.err, "wheelfarm: could not save the status records")
         return d
+
+    def _tail_logged(self):
+        return self.tail().addErrback(log.err, "wheelfarm: could not read the status records")
+
+    @defer.inlineCallbacks
+    def tail(self):
+        """Read the rows added since the last read (by any master) into `records`."""
+        db, now = self.db, time.monotonic()
+        found = yield threads.deferToThread(db.status_since, self._safe)
+        if db is not self.db:  # reconfigured to another database meanwhile
+            return
+        for rowid, data in found:
+            if rowid not in self._seen:
+                self._seen.add(rowid)
+                self._apply(rowid, data)
+        self._marks.append((now, max([self._safe, *(i for i, _ in found)])))
+        while self._marks and self._marks[0][0] < now - TAIL_GRACE:
+            self._safe = max(self._safe, self._marks.popleft()[1])
+        self._seen = {i for i in self._seen if i > self._safe}
+        if len(self._dead) > self.records.count() + 100:  # as the file was compacted
+            dead, self._dead = self._dead, []
+            yield threads.deferToThread(db.status_delete, dead)
+
+    def _apply(self, rowid: int, data: dict) -> None:
+        try:
+            row = _row(data)
+        except (TypeError, ValueError) as e:
+            log.msg(f"wheelfarm: status row {rowid}: skipped: {e}")
+            return
+        current = self._ids.get(row.key)
+        if current is not None and current > rowid:  # an older row, read late
+            self._dead.append(rowid)
+        elif self.records.add(row):
+            if current is not None:
+                self._dead.append(current)
+            self._ids[row.key] = rowid
+        else:  # a skipped build of a wheel that was built: the built row stays
+            self._dead.append(rowid)
 
     @defer.inlineCallbacks
     def _row(self, build: dict):

@@ -1,0 +1,167 @@
+"""A 1,000-build campaign over one master and over two (one PostgreSQL database, a
+crossbar router), with trivial builds: builds per second.
+
+Every wheel is already in the farm's index (shared by the masters), so each build ends
+after resolve as skipped: what is measured is the farm's own cost per build, dispatching
+and running them in dependency order, and how it splits over masters. Each master has a
+worker of its own (max_builds = max_in_flight); the rollout is started on the first.
+
+    python bench/multimaster.py [--packages 1000] [--max-in-flight 50]
+
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and `make crossbar`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dispatch import PYTHON, TOOLCHAIN, graph  # noqa: E402
+
+from conftest import PG_URL, free_port  # noqa: E402
+from fakepypi import FakePyPI  # noqa: E402
+from sdists import make_sdist  # noqa: E402
+from wheelfarm.cli.localfarm import LocalFarm  # noqa: E402
+from wheelfarm.index.store import Index  # noqa: E402
+from wheelfarm.ops.cluster import write_router_config  # noqa: E402
+from wheelfarm.registry.platforms import PLATFORMS  # noqa: E402
+from wheelfarm.settings import REPO_ROOT  # noqa: E402
+from wheelmaker import make_wheel  # noqa: E402
+
+CROSSBAR = REPO_ROOT / ".crossbar-venv" / "bin" / "crossbar"
+
+
+def start_router(work: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    write_router_config(work / "crossbar", port)
+    log = (work / "crossbar.log").open("wb")
+    proc = subprocess.Popen(
+        [CROSSBAR, "start", "--cbdir", work / "crossbar"], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"ws://127.0.0.1:{port}/ws"
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("crossbar did not start")
+
+
+def run(work: Path, deps: dict[str, list[str]], masters: int, max_in_flight: int) -> dict:
+    """One campaign over `masters` masters on a fresh database; its figures."""
+    platform = PLATFORMS["linux-x86_64"]
+    name = f"wheelfarm_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(PG_URL + "postgres", autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    router, url = start_router(work)
+    pypi = FakePyPI()
+    index = Index(work / "index")
+    entries = []
+    for package, parents in deps.items():
+        release = pypi.publish(make_sdist(work / "sdists", package, "1.0", {}))
+        record = {
+            "sdist_sha256": release.sha256,
+            "platform": platform.name,
+            "python": PYTHON,
+            "toolchain_key": f"{platform.policy}/{TOOLCHAIN}",
+        }
+        index.add(make_wheel(work / "wheels", package, "1.0"), record)
+        entries.append(
+            f"  - name: {package}\n    platforms: [{platform.name}]\n    python: ['{PYTHON}']\n"
+            + (f"    depends: [{', '.join(parents)}]\n" if parents else "")
+        )
+    (work / "packages.yaml").write_text("schema: 1\npackages:\n" + "".join(entries))
+    (work / "rollouts.yaml").write_text(
+        "schema: 1\nrollouts:\n  - name: bench\n"
+        f"    toolchain: {TOOLCHAIN}\n    max_in_flight: {max_in_flight}\n"
+    )
+    os.environ.update(
+        WHEELFARM_MULTI_MASTER="true",
+        WHEELFARM_MQ_ROUTER_URL=url,
+        WHEELFARM_INDEX_DIR=str(work / "index"),
+    )
+    pypi_url = pypi.start()
+    farms = [
+        LocalFarm(
+            home=work / f"m{i}" / "farm",
+            www_port=free_port(),
+            worker_port=free_port(),
+            db_url=PG_URL + name,
+            registry=work / "packages.yaml",
+            rollouts=work / "rollouts.yaml",
+            pypi_url=pypi_url,
+            pypi_watch_interval=0,
+            worker_names=[f"w{i}"],
+            max_builds=max_in_flight,
+        )
+        for i in range(masters)
+    ]
+    for farm in farms:
+        farm.extra_workers_files = [f.workers_file for f in farms if f is not farm]
+    try:
+        for farm in farms:
+            farm.create()
+        for farm in farms:
+            farm.start(timeout=600)
+        first = farms[0]
+        builders = {b["name"]: b["builderid"] for b in first.api("builders")["builders"]}
+        t = time.perf_counter()
+        first.rpc("forceschedulers/rollout", "force", builderNames=["orchestrate"], rollout="bench")
+        while not first.api("builds", builderid=builders["orchestrate"], complete="true")["builds"]:
+            time.sleep(0.5)
+        took = time.perf_counter() - t
+        # a field= list must name every field filtered on (else 400)
+        builds = first.api("builds", results=3, field=["masterid", "results"], limit=100000)[
+            "builds"
+        ]
+        per_master = sorted(
+            (sum(b["masterid"] == m for b in builds) for m in {b["masterid"] for b in builds}),
+            reverse=True,
+        )
+    finally:
+        for farm in farms:
+            farm.stop()
+        pypi.stop()
+        router.terminate()
+        router.wait(timeout=60)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+    return {"builds": len(builds), "took": took, "per_master": per_master}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--packages", type=int, default=1000)
+    parser.add_argument("--max-in-flight", type=int, default=50)
+    args = parser.parse_args()
+    deps = graph(args.packages)
+    rows = []
+    for masters in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="wheelfarm-multimaster-") as tmp:
+            rows.append((masters, run(Path(tmp), deps, masters, args.max_in_flight)))
+            print(f"{masters} master(s): {rows[-1][1]}", flush=True)
+    print(f"{args.packages:,}-build campaign, trivial builds, max_in_flight {args.max_in_flight}")
+    print("| masters | builds | builds per master | time | builds per second |")
+    print("|---|---|---|---|---|")
+    for masters, r in rows:
+        split = " + ".join(f"{n:,}" for n in r["per_master"])
+        print(
+            f"| {masters} | {r['builds']:,} | {split} | {r['took']:.1f} s "
+            f"| {r['builds'] / r['took']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

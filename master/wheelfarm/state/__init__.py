@@ -1,0 +1,2 @@
+"""The farm's own state in the farm's database (the one Buildbot uses), shared by every
+master of a cluster: campaign records and status rows. See `db.py`."""
