@@ -64,6 +64,7 @@ check: venv
 lint: venv
 	$(BIN)/ruff check master tests bench workers
 	$(BIN)/ruff format --check master tests bench workers
+	$(BIN)/mypy
 
 # The browser test drives Debian's chromium (CI runs as root on Debian).
 browser:

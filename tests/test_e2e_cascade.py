@@ -219,10 +219,10 @@ def test_a_rollout_builds_only_what_the_index_lacks(farm_factory, tmp_path):
         (joint,) = builds_of(farm, "joint")
         assert joint["results"] == 0, joint["state_string"]
         assert index.find("joint", toolchain_key=f"{platform.policy}/2099.1")
-        (record,) = (farm.master_dir / "campaigns").glob("rollout-toolchain-2099-*.json")
-        nodes = {k.split("|")[0]: n for k, n in json.loads(record.read_text())["nodes"].items()}
-        assert {n: node["state"] for n, node in nodes.items()} == dict.fromkeys(GRAPH, "done")
-        assert nodes["base"]["found"] == "base-1.0-py3-none-any.whl"
-        assert nodes["joint"]["found"] is None and nodes["joint"]["build_url"]
+        (record,) = campaigns(farm, "rollout-toolchain-2099-")
+        nodes = {k.split("|")[0]: n for k, n in record.nodes.items()}
+        assert {n: node.state for n, node in nodes.items()} == dict.fromkeys(GRAPH, "done")
+        assert nodes["base"].found == "base-1.0-py3-none-any.whl"
+        assert nodes["joint"].found is None and nodes["joint"].build_url
     finally:
         pypi.stop()

@@ -14,10 +14,11 @@ reasons this module removes:
 - SQLite plans a join by its statistics (`sqlite_stat1`), and Buildbot never makes
   any. With statistics of only some of the tables the grid's and console's list of
   build requests joins (six, newest first), SQLite sorted every request: 0.7 s on a
-  million; with all of them it reads the newest 200 in a millisecond. `HistoryIndexes` runs `ANALYZE` on the
-  tables the UI's lists join at start and every day (statistics of an empty farm
-  would mislead the planner once it has grown): 0.8 s on a million builds, in the
-  database's thread. PostgreSQL's autovacuum keeps its own.
+  million; with all of them it reads the newest 200 in a millisecond.
+  `HistoryIndexes` runs `ANALYZE` on the tables the UI's lists join at start and
+  every day (statistics of an empty farm would mislead the planner once it has
+  grown): 0.8 s on a million builds, in the database's thread. PostgreSQL's
+  autovacuum keeps its own.
 - With a `limit`, Buildbot's data API also counts every matching row, as
   `SELECT count(*) FROM (the query, with its ORDER BY)`: the database sorts a
   million rows to count them. `count_without_order` drops the ORDER BY from

@@ -168,7 +168,7 @@ class StatusService(BuildbotService):
     db: StateDB | None = None
     _save_call = None
     _consumer = None
-    _tail_loop = None
+    _tail_loop: task.LoopingCall | None = None
     _pending: list[tuple[int, dict]]
 
     def checkConfig(self, basedir: str = "", db_url: str = "", **kwargs) -> None:
@@ -223,6 +223,7 @@ class StatusService(BuildbotService):
             self._save_call = reactor.callLater(SAVE_DELAY, self._save)
 
     def _save(self):
+        assert self.db is not None  # reconfigService ran
         self._save_call = None
         rows, self._pending = self._pending, []
         d = threads.deferToThread(self.db.status_add, rows)
@@ -236,7 +237,8 @@ class StatusService(BuildbotService):
     @defer.inlineCallbacks
     def tail(self):
         """Read the rows added since the last read (by any master) into `records`."""
-        db, now = self.db, time.monotonic()
+        db, records, now = self.db, self.records, time.monotonic()
+        assert db is not None and records is not None  # reconfigService ran
         found = yield threads.deferToThread(db.status_since, self._safe)
         if db is not self.db:  # reconfigured to another database meanwhile
             return
@@ -248,7 +250,7 @@ class StatusService(BuildbotService):
         while self._marks and self._marks[0][0] < now - TAIL_GRACE:
             self._safe = max(self._safe, self._marks.popleft()[1])
         self._seen = {i for i in self._seen if i > self._safe}
-        if len(self._dead) > self.records.count() + 100:  # as the file was compacted
+        if len(self._dead) > records.count() + 100:  # as the file was compacted
             dead, self._dead = self._dead, []
             yield threads.deferToThread(db.status_delete, dead)
 
@@ -258,6 +260,7 @@ class StatusService(BuildbotService):
         except (TypeError, ValueError) as e:
             log.msg(f"wheelfarm: status row {rowid}: skipped: {e}")
             return
+        assert self.records is not None  # reconfigService ran
         current = self._ids.get(row.key)
         if current is not None and current > rowid:  # an older row, read late
             self._dead.append(rowid)
