@@ -5,8 +5,8 @@ schema) the way the farm records builds: per build a buildset with its
 properties, a build request on the platform's real builder, a build with the
 farm's properties, its steps (resolve ... publish, or fewer when it was skipped or
 failed), a `stdio` log per step with a few lines in one chunk, and the farm's
-status records (`status.jsonl` in the master's basedir). Rows are bulk inserted
-through SQLAlchemy Core, in chronological order (ids grow with time, as
+status rows (its `wheelfarm_status` table, as the status service writes them).
+Rows are bulk inserted through SQLAlchemy Core, in chronological order (ids grow with time, as
 Buildbot's janitor expects), on SQLite or PostgreSQL.
 
 `layout="platform"` puts each build on its platform's builder (`build-PLATFORM`),
@@ -24,7 +24,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -32,7 +32,8 @@ from buildbot.util.sautils import hash_columns
 from packaging.utils import canonicalize_name
 
 from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
-from wheelfarm.web.status import STATUS_FILE, Row, StatusRecords, row_status
+from wheelfarm.state.db import StateDB
+from wheelfarm.web.status import Row, StatusRecords, row_status
 
 STEPS = ["resolve", "fetch", "build", "repair", "check", "test", "upload", "metadata", "publish"]
 MASTER_STEPS = {"resolve", "metadata", "publish"}
@@ -152,7 +153,7 @@ def generate(
                 conn.execute(t["builders_tags"].insert(), chunk)
 
     cum_weights = list(itertools.accumulate(_weights(len(packages))))
-    records = StatusRecords(Path(master_dir) / STATUS_FILE)
+    records = StatusRecords()  # the newest row of each target, as the master keeps it
     versions: dict[str, int] = {}
     numbers: dict[int, int] = {}
     span = days * DAY
@@ -389,7 +390,8 @@ def generate(
     if hist.latest:
         names = {b: n for n, b in hist.builder_ids.items()}
         hist.latest = (names[hist.latest[0]], *hist.latest)
-    records.save()
+    state = StateDB(engine.url.render_as_string(hide_password=False), master_dir)
+    state.status_add((None, asdict(row)) for row in records.snapshot())
     hist.status_rows = records.count()
     return hist
 
