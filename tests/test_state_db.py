@@ -48,6 +48,8 @@ def test_two_masters_share_campaigns_and_status_rows(tmp_path, db_url):
     assert [r for _, r in rows] == [
         {"package": p, "v": v} for p, v in [("six", 1), ("six", 2), ("idna", 3)]
     ]
+    assert b.status_since(0, limit=2) == rows[:2]  # a start reads a big table in chunks
+    assert b.status_since(rows[1][0], limit=2) == rows[2:]
     first = rows[0][0]
     a.status_delete([first])
     assert [i for i, _ in b.status_since(0)] == [i for i, _ in rows[1:]]

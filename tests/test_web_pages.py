@@ -218,3 +218,32 @@ def test_targets_no_worker_offers_count_in_no_status(tmp_path):
     half = reg.packages["half"]
     records.add(row("half", FAILED, "linux-aarch64", step="test", when=2.0))
     assert package_status(half, records, {}, served=served) == "failed"
+
+
+def test_pages_and_badges_say_loading_while_a_start_reads_the_rows(tmp_path):
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from wheelfarm.web.badges import Badges
+    from wheelfarm.web.packages import PackagePages
+
+    registry = load_registry(write_registry(tmp_path / "packages.yaml", "  - name: six\n"))
+    loaded: list[StatusRecords | None] = [None]
+    pages = PackagePages(registry, lambda: loaded[0], CampaignStore(tmp_path / "c"), None)
+
+    def get(resource, *path: bytes) -> tuple[int, bytes]:
+        request = DummyRequest(list(path))
+        request.path = b"/farm/packages/" + b"/".join(path)
+        body = resource.render(request)
+        return request.responseCode or 200, body if isinstance(body, bytes) else b""
+
+    for resource, path, shown in (
+        (pages, [], b"six"),
+        (pages.getChild(b"six", DummyRequest([])), [], b"six"),
+        (Badges(pages), [b"six.svg"], b"not built"),
+    ):
+        code, body = get(resource, *path)
+        assert code == 503 and b"try again" in body
+        loaded[0] = StatusRecords()
+        code, body = get(resource, *path)
+        assert code == 200 and shown in body
+        loaded[0] = None

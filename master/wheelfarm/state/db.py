@@ -144,10 +144,13 @@ class StateDB:
         with self.begin() as conn:
             _insert_new(conn, values)
 
-    def status_since(self, after: int) -> list[tuple[int, dict[str, Any]]]:
+    def status_since(
+        self, after: int, limit: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The rows after id `after`, in id order; at most `limit`."""
         query = sa.select(status.c.id, status.c.data).where(status.c.id > after)
         with self.begin() as conn:
-            rows = conn.execute(query.order_by(status.c.id)).all()
+            rows = conn.execute(query.order_by(status.c.id).limit(limit)).all()
         return [(i, json.loads(data)) for i, data in rows]
 
     def status_delete(self, ids: list[int]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 from twisted.web import resource, server
 
-from .packages import PackagePages, blocked_targets, package_pages, package_status
+from .packages import PackagePages, blocked_targets, loading, package_pages, package_status
 from .render import render
 from .site import WwwChild
 from .status_colours import colour
@@ -42,8 +42,11 @@ class Badges(resource.Resource):
         if package is None or (platform is not None and platform not in package.platforms):
             return self._missing(request)
         pages = self.pages
+        records = pages.records()
+        if records is None:
+            return loading(request)
         status = package_status(
-            package, pages.records(), blocked_targets(pages.store), platform, pages.served
+            package, records, blocked_targets(pages.store), platform, pages.served
         )
         request.setHeader(b"content-type", b"image/svg+xml")
         request.setHeader(b"cache-control", b"max-age=60")  # README viewers cache it briefly

@@ -352,7 +352,7 @@ class PackagePages(resource.Resource):
     def __init__(
         self,
         registry: Registry,
-        records: Callable[[], StatusRecords],
+        records: Callable[[], StatusRecords | None],
         store: CampaignStore,
         index: Index | None,
         base_url: str = "",
@@ -376,10 +376,13 @@ class PackagePages(resource.Resource):
             k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
             for k, v in request.args.items()
         }
+        records = self.records()
+        if records is None:
+            return loading(request)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return list_page(
             self.registry,
-            self.records(),
+            records,
             blocked_targets(self.store),
             args.get("q", ""),
             args.get("status", ""),
@@ -401,12 +404,21 @@ class PackageDetail(resource.Resource):
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return f"{self.name!r} is not a package of the registry\n".encode()
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
         pages = self.pages
+        records = pages.records()
+        if records is None:
+            return loading(request)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
         blocked = blocked_targets(pages.store)
-        return package_page(
-            package, pages.records(), blocked, pages.index, pages.base_url, pages.served
-        )
+        return package_page(package, records, blocked, pages.index, pages.base_url, pages.served)
+
+
+def loading(request: server.Request) -> bytes:
+    """503 for the seconds after a start in which a big farm's status rows are read."""
+    request.setResponseCode(503)
+    request.setHeader(b"retry-after", b"5")
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"the farm's status records are being read after a start: try again in a moment\n"
 
 
 def package_pages(
@@ -420,9 +432,12 @@ def package_pages(
     """The pages of a www service; the status records are the status service's."""
     assert campaigns is not None, "the pages need the campaign store"
 
-    def records() -> StatusRecords:
+    def records() -> StatusRecords | None:
+        """None while the status service reads the rows after a start."""
         status = service.master.service_manager.namedServices.get(STATUS_SERVICE)
-        return status.records if status is not None and status.records else StatusRecords()
+        if status is None or status.records is None:
+            return StatusRecords()
+        return status.records if status.loaded else None
 
     return PackagePages(
         registry or Registry(Path(), {}),

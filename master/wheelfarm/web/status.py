@@ -43,6 +43,10 @@ TAIL_EVERY = 1.0  # seconds between reads of the rows other masters added
 # PostgreSQL hands out ids at insert, not commit: a row may appear after a higher id was
 # read. Ids are read again this long after they were passed (a transaction here is short).
 TAIL_GRACE = 10.0
+# ...and never more than this many ids back: more rows than all masters together write in
+# a grace period, so a start does not read a big farm's whole table again every second.
+TAIL_WINDOW = 1000
+READ_CHUNK = 20_000  # rows per read: a year's half a million never sit in memory as JSON
 
 
 @dataclass(slots=True)  # a year at PyPI scale is half a million rows: no __dict__ each
@@ -169,6 +173,9 @@ class StatusService(BuildbotService):
     _save_call = None
     _consumer = None
     _tail_loop: task.LoopingCall | None = None
+    # False until the rows are read after a start (seconds at PyPI scale, while Buildbot
+    # starts): the pages answer "loading" meanwhile rather than show a part
+    loaded = False
     _pending: list[tuple[int, dict]]
 
     def checkConfig(self, basedir: str = "", db_url: str = "", **kwargs) -> None:
@@ -178,6 +185,8 @@ class StatusService(BuildbotService):
         db = StateDB.open(db_url, basedir)
         if self.db is not db:
             self.db, self.records, self._pending = db, StatusRecords(), []
+            self.loaded = False
+            self._reading = defer.DeferredLock()  # one tail at a time
             self._ids: dict[tuple, int] = {}  # key -> id of the row in `records`
             self._dead: list[int] = []  # rows a newer one replaced: deleted in batches
             self._safe = 0  # every row up to this id has been read
@@ -188,12 +197,11 @@ class StatusService(BuildbotService):
     @defer.inlineCallbacks
     def startService(self):
         yield super().startService()
-        yield self.tail()  # the pages have every row before the first request
         self._consumer = yield self.master.mq.startConsuming(
             self._finished, ("builds", None, "finished")
         )
         self._tail_loop = task.LoopingCall(self._tail_logged)
-        self._tail_loop.start(TAIL_EVERY, now=False)
+        self._tail_loop.start(TAIL_EVERY, now=True)  # the first read sets `loaded`
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -234,21 +242,32 @@ class StatusService(BuildbotService):
     def _tail_logged(self):
         return self.tail().addErrback(log.err, "wheelfarm: could not read the status records")
 
-    @defer.inlineCallbacks
     def tail(self):
         """Read the rows added since the last read (by any master) into `records`."""
+        return self._reading.run(self._tail)
+
+    @defer.inlineCallbacks
+    def _tail(self):
         db, records, now = self.db, self.records, time.monotonic()
         assert db is not None and records is not None  # reconfigService ran
-        found = yield threads.deferToThread(db.status_since, self._safe)
-        if db is not self.db:  # reconfigured to another database meanwhile
-            return
-        for rowid, data in found:
-            if rowid not in self._seen:
-                self._seen.add(rowid)
-                self._apply(rowid, data)
-        self._marks.append((now, max([self._safe, *(i for i, _ in found)])))
+        after = highest = self._safe
+        while True:
+            found = yield threads.deferToThread(db.status_since, after, READ_CHUNK)
+            if db is not self.db:  # reconfigured to another database meanwhile
+                return
+            for rowid, data in found:
+                if rowid not in self._seen:
+                    self._seen.add(rowid)
+                    self._apply(rowid, data)
+            if found:
+                after = highest = max(highest, found[-1][0])
+            if len(found) < READ_CHUNK:
+                break
+        self.loaded = True
+        self._marks.append((now, highest))
         while self._marks and self._marks[0][0] < now - TAIL_GRACE:
             self._safe = max(self._safe, self._marks.popleft()[1])
+        self._safe = max(self._safe, highest - TAIL_WINDOW)
         self._seen = {i for i in self._seen if i > self._safe}
         if len(self._dead) > records.count() + 100:  # as the file was compacted
             dead, self._dead = self._dead, []
