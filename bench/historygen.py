@@ -24,7 +24,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 
 from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.state.db import StateDB
-from wheelfarm.web.status import Row, StatusRecords, row_status
+from wheelfarm.web.status import Row, StatusRecords, row_data, row_status
 
 STEPS = ["resolve", "fetch", "build", "repair", "check", "test", "upload", "metadata", "publish"]
 MASTER_STEPS = {"resolve", "metadata", "publish"}
@@ -391,7 +391,7 @@ def generate(
         names = {b: n for n, b in hist.builder_ids.items()}
         hist.latest = (names[hist.latest[0]], *hist.latest)
     state = StateDB(engine.url.render_as_string(hide_password=False), master_dir)
-    state.status_add((None, asdict(row)) for row in records.snapshot())
+    state.status_add((None, row_data(row)) for row in records.snapshot())
     hist.status_rows = records.count()
     return hist
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from buildbot.process.results import (
@@ -62,6 +62,8 @@ class Row:
     log_url: str | None = None  # that step's log, as text
     reason: str | None = None  # the build's one-line summary
     wheel: str | None = None  # file name in the index
+    # its row in the farm's table (not part of the record): replaced rows are deleted
+    rowid: int = field(default=0, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -90,6 +92,9 @@ class StatusRecords:
             return False
         rows[row.key] = row
         return True
+
+    def get(self, key: tuple[str, str, str, str]) -> Row | None:
+        return self.by_package.get(key[0], {}).get(key)
 
     def rows(self, package: str) -> list[Row]:
         return list(self.by_package.get(canonicalize_name(package), {}).values())
@@ -135,7 +140,7 @@ class StatusRecords:
         return self.lines > 2 * self.count() + 100
 
 
-_FIELDS = [f.name for f in fields(Row)]
+_FIELDS = [f.name for f in fields(Row) if f.name != "rowid"]
 # values that repeat from row to row: one string each in memory, not one per row
 _SHARED = ("package", "version", "platform", "python", "status", "step")
 
@@ -148,9 +153,13 @@ def _row(data: dict) -> Row:
     return Row(**data)
 
 
+def row_data(row: Row) -> dict:
+    """The record of a row, as the farm's table keeps it."""
+    return {name: getattr(row, name) for name in _FIELDS}
+
+
 def _line(row: Row) -> bytes:
-    data = {name: getattr(row, name) for name in _FIELDS}
-    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(row_data(row), separators=(",", ":")).encode() + b"\n"
 
 
 def row_status(results: int | None) -> str:
@@ -187,7 +196,6 @@ class StatusService(BuildbotService):
             self.db, self.records, self._pending = db, StatusRecords(), []
             self.loaded = False
             self._reading = defer.DeferredLock()  # one tail at a time
-            self._ids: dict[tuple, int] = {}  # key -> id of the row in `records`
             self._dead: list[int] = []  # rows a newer one replaced: deleted in batches
             self._safe = 0  # every row up to this id has been read
             self._seen: set[int] = set()  # ids above _safe already read
@@ -223,7 +231,7 @@ class StatusService(BuildbotService):
             log.err(e, "wheelfarm: could not record a finished build")
             return
         if row is not None:
-            self._pending.append((build["buildid"], {n: getattr(row, n) for n in _FIELDS}))
+            self._pending.append((build["buildid"], row_data(row)))
             self._schedule_save()
 
     def _schedule_save(self) -> None:
@@ -280,13 +288,13 @@ class StatusService(BuildbotService):
             log.msg(f"wheelfarm: status row {rowid}: skipped: {e}")
             return
         assert self.records is not None  # reconfigService ran
-        current = self._ids.get(row.key)
-        if current is not None and current > rowid:  # an older row, read late
+        old = self.records.get(row.key)
+        row.rowid = rowid
+        if old is not None and old.rowid > rowid:  # an older row, read late
             self._dead.append(rowid)
         elif self.records.add(row):
-            if current is not None:
-                self._dead.append(current)
-            self._ids[row.key] = rowid
+            if old is not None:
+                self._dead.append(old.rowid)
         else:  # a skipped build of a wheel that was built: the built row stays
             self._dead.append(rowid)
 
