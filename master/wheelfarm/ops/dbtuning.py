@@ -16,7 +16,9 @@ per build, while the reactor thread idled. Two of Buildbot's habits made most of
   worker's, the build's, then the resolve step's) are written one transaction per
   property, each a select, an insert and a commit. `BatchedBuildProperties` writes
   the properties a flush adds or changes in one transaction: the same rows, and
-  the same single update message Buildbot sends for that flush.
+  the same single update message Buildbot sends for that flush. It skips
+  Buildbot's rendering of the properties when they hold only plain values, which
+  rendering would give back unchanged (a sixth of the reactor's time per build).
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def _write_properties(db, buildid: int, changed: dict[str, tuple[Any, str]]):
     return db.pool.do_with_transaction(thd)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` holds nothing Buildbot would render (JSON-like values only)."""
+    if type(value) in _PLAIN:
+        return True
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
+
+
 class BatchedBuildProperties(BuildbotService):
     """Makes `master.data.updates.setBuildProperties` write one transaction per flush."""
 
@@ -98,7 +114,9 @@ class BatchedBuildProperties(BuildbotService):
         master = self.master
         old = yield master.data.get(("builds", str(buildid), "properties"))
         real = properties.getProperties()
-        new = yield real.render(real.asDict())
+        new = real.asDict()
+        if not _plain(new):  # rendering plain values gives them back, slowly (adapters)
+            new = yield real.render(new)
         changed = {k: v for k, v in new.items() if not (k in old and old[k] == v)}
         if changed:
             yield _write_properties(master.db, buildid, changed)
