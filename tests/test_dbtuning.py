@@ -21,7 +21,7 @@ def test_only_sqlite_files_are_tuned(url):
     assert dbtuning.sqlite_engine_kwargs(url) == {}
 
 
-def test_a_sqlite_file_keeps_its_connection_in_wal_with_normal_sync(tmp_path):
+def test_a_sqlite_file_keeps_its_connection_in_wal_with_full_sync(tmp_path):
     url = "sqlite:///state.sqlite"
     kwargs = dbtuning.sqlite_engine_kwargs(url)
     engine = enginestrategy.create_engine(url, basedir=str(tmp_path), **kwargs)
@@ -30,7 +30,7 @@ def test_a_sqlite_file_keeps_its_connection_in_wal_with_normal_sync(tmp_path):
         with engine.connect() as conn:
             seen.add(id(conn.connection.dbapi_connection))
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: durable
     assert len(seen) == 1  # Buildbot's NullPool opened one per call
     engine.dispose()
 
