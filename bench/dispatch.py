@@ -2,15 +2,23 @@
 
 The registry is 1,000 small packages with a realistic graph (a few hubs, most
 packages with 0-5 dependencies). Every wheel is already in the farm's index, so the
-rollout finds nothing to do. Two runs, each on a fresh farm:
+rollout finds nothing to do. Three runs, each on a fresh farm (`--runs` picks them):
 
-- `index check` (the farm's default): the orchestrator asks the index itself and
-  marks each node done without a build request;
-- `every node built` (`campaign_index_check: false`, as the farm did before): each
-  node is a Buildbot build on a worker, trivial (resolve finds the wheel, the build
-  ends as skipped), so this measures the master's builds per second.
+- `check`, the farm's default: the orchestrator asks the index itself and marks
+  each node done without a build request;
+- `untuned` (`campaign_index_check: false`, `db_tuning: false`): each node is a
+  Buildbot build on a worker, trivial (resolve finds the wheel, the build ends as
+  skipped), with Buildbot's own database behaviour: the master's builds per
+  second before ops/dbtuning.py;
+- `built` (`campaign_index_check: false`): the same builds with the farm's
+  database tuning: the master's builds per second now.
 
     python bench/dispatch.py [--packages 1000] [--workers 4] [--max-in-flight 50]
+        [--runs check,untuned,built] [--py-spy PREFIX]
+
+`--py-spy PREFIX` records the master's stacks during each campaign into
+PREFIX-RUN.txt (py-spy's raw format; py-spy is no dependency of the farm: install
+it yourself).
 
 Targets: the campaign that finds nothing to do in <= 30 s; >= 5 trivial builds per
 second with 4 workers.
@@ -57,8 +65,8 @@ def graph(n: int, seed: int = 1) -> dict[str, list[str]]:
 
 RUNS = {  # name: (label, campaign_index_check, db_tuning)
     "check": ("index check (default)", True, True),
-    "untuned": ("every node built, `db_tuning: false`", False, False),
-    "built": ("every node built", False, True),
+    "untuned": ("every node built, before (`db_tuning: false`)", False, False),
+    "built": ("every node built, after (`db_tuning: true`)", False, True),
 }
 
 
