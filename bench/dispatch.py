@@ -2,15 +2,23 @@
 
 The registry is 1,000 small packages with a realistic graph (a few hubs, most
 packages with 0-5 dependencies). Every wheel is already in the farm's index, so the
-rollout finds nothing to do. Two runs, each on a fresh farm:
+rollout finds nothing to do. Three runs, each on a fresh farm (`--runs` picks them):
 
-- `index check` (the farm's default): the orchestrator asks the index itself and
-  marks each node done without a build request;
-- `every node built` (`campaign_index_check: false`, as the farm did before): each
-  node is a Buildbot build on a worker, trivial (resolve finds the wheel, the build
-  ends as skipped), so this measures the master's builds per second.
+- `check`, the farm's default: the orchestrator asks the index itself and marks
+  each node done without a build request;
+- `untuned` (`campaign_index_check: false`, `db_tuning: false`): each node is a
+  Buildbot build on a worker, trivial (resolve finds the wheel, the build ends as
+  skipped), with Buildbot's own database behaviour: the master's builds per
+  second before ops/dbtuning.py;
+- `built` (`campaign_index_check: false`): the same builds with the farm's
+  database tuning: the master's builds per second now.
 
     python bench/dispatch.py [--packages 1000] [--workers 4] [--max-in-flight 50]
+        [--runs check,untuned,built] [--py-spy PREFIX]
+
+`--py-spy PREFIX` records the master's stacks during each campaign into
+PREFIX-RUN.txt (py-spy's raw format; py-spy is no dependency of the farm: install
+it yourself).
 
 Targets: the campaign that finds nothing to do in <= 30 s; >= 5 trivial builds per
 second with 4 workers.
@@ -21,6 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +63,16 @@ def graph(n: int, seed: int = 1) -> dict[str, list[str]]:
     return deps
 
 
-def run(args: argparse.Namespace, deps: dict[str, list[str]], check: bool) -> dict:
+RUNS = {  # name: (label, campaign_index_check, db_tuning)
+    "check": ("index check (default)", True, True),
+    "untuned": ("every node built, before (`db_tuning: false`)", False, False),
+    "built": ("every node built, after (`db_tuning: true`)", False, True),
+}
+
+
+def run(args: argparse.Namespace, deps: dict[str, list[str]], variant: str) -> dict:
     """One farm, one rollout over every package: its time and its build requests."""
+    label, check, tuned = RUNS[variant]
     platform = PLATFORMS["linux-x86_64"]
     with tempfile.TemporaryDirectory(prefix="wheelfarm-dispatch-") as tmp:
         work = Path(tmp)
@@ -90,10 +108,12 @@ def run(args: argparse.Namespace, deps: dict[str, list[str]], check: bool) -> di
         )
         farm.pypi_url = pypi.start()
         os.environ["WHEELFARM_CAMPAIGN_INDEX_CHECK"] = "true" if check else "false"
+        os.environ["WHEELFARM_DB_TUNING"] = "true" if tuned else "false"
         farm.create()
         farm.start()
         try:
             builders = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}
+            spy = profile(args.py_spy, farm, variant)
             t = time.perf_counter()
             farm.rpc(
                 "forceschedulers/rollout", "force", builderNames=["orchestrate"], rollout="bench"
@@ -106,11 +126,24 @@ def run(args: argparse.Namespace, deps: dict[str, list[str]], check: bool) -> di
             builder = builders[platform.builder_name]
             requests = farm.api("buildrequests", builderid=builder)
         finally:
+            if spy:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile then
+                spy.wait(60)
             farm.stop()
             pypi.stop()
     row = {"time": took, "requests": len(requests["buildrequests"])}
-    print(f"{'index check' if check else 'every node built'}: {row}", file=sys.stderr, flush=True)
+    print(f"{label}: {row}", file=sys.stderr, flush=True)
     return row
+
+
+def profile(out: str | None, farm: LocalFarm, variant: str) -> subprocess.Popen | None:
+    """py-spy (not a farm dependency: install it yourself) on the master, if asked."""
+    if not out:
+        return None
+    pid = (farm.master_dir / "twistd.pid").read_text().strip()
+    argv = ["py-spy", "record", "--pid", pid, "--format", "raw", "--rate", "50"]
+    argv += ["-o", f"{out}-{variant}.txt"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -118,9 +151,20 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--max-in-flight", type=int, default=50)
+    parser.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help=f"which campaigns, in this order (default: {','.join(RUNS)})",
+    )
+    parser.add_argument(
+        "--py-spy", metavar="PREFIX", help="profile the master with py-spy: PREFIX-RUN.txt"
+    )
     args = parser.parse_args()
     deps = graph(args.packages)
-    rows = [("index check", run(args, deps, True)), ("every node built", run(args, deps, False))]
+    names = args.runs.split(",")
+    if unknown := set(names) - set(RUNS):
+        parser.error(f"--runs: unknown {', '.join(sorted(unknown))}; known: {', '.join(RUNS)}")
+    rows = [(RUNS[variant][0], run(args, deps, variant)) for variant in names]
     print(
         f"rollout over {args.packages:,} packages whose wheels exist, {args.workers} workers, "
         f"max_in_flight {args.max_in_flight}"

@@ -31,6 +31,7 @@ from .changes import registryrepo
 from .changes.pypiwatch import release_watch
 from .index.store import Index
 from .ops.cluster import cluster_config, cluster_services
+from .ops.dbtuning import BatchedBuildProperties, sqlite_engine_kwargs
 from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
 from .ops.mail import mail_services, missing_worker_options
@@ -91,7 +92,10 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "titleURL": settings.public_url,
         "buildbotURL": settings.public_url,
         "buildbotNetUsageData": None,
-        "db": {"db_url": settings.db_url},
+        "db": {
+            "db_url": settings.db_url,
+            "engine_kwargs": sqlite_engine_kwargs(settings.db_url) if settings.db_tuning else {},
+        },
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
         "secretsProviders": _secret_providers(settings),
         "workers": [_worker(e, settings) for e in entries]
@@ -124,6 +128,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             BadgeService(name="wheelfarm-badges", campaigns=store, **pages),
             StatusService(basedir=str(settings.basedir), db_url=settings.db_url),
             HistoryIndexes(),
+            *([BatchedBuildProperties()] if settings.db_tuning else []),
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),

@@ -41,6 +41,9 @@ class Settings:
     # a campaign marks done, without a build, a node whose wheel the index has for its
     # sdist and toolchain; false: every node is a build (bench/dispatch.py compares)
     campaign_index_check: bool = True
+    # fewer database round trips per build (ops/dbtuning.py): a kept SQLite connection,
+    # a build's properties in one transaction; false: Buildbot's own (bench/dispatch.py)
+    db_tuning: bool = True
     title: str = "wheelfarm"
     # The registry as a git repository (URL or path): the master keeps a checkout
     # of its branch, reads packages.yaml, rollouts.yaml and workers/ from there,
