@@ -91,6 +91,9 @@ def run(work: Path, deps: dict[str, list[str]], masters: int, max_in_flight: int
         WHEELFARM_MULTI_MASTER="true",
         WHEELFARM_MQ_ROUTER_URL=url,
         WHEELFARM_INDEX_DIR=str(work / "index"),
+        # every node a build: with the index check, a rollout over wheels the index has
+        # would make none
+        WHEELFARM_CAMPAIGN_INDEX_CHECK="false",
     )
     pypi_url = pypi.start()
     farms = [
