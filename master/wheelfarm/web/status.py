@@ -231,6 +231,9 @@ class StatusService(BuildbotService):
             log.err(e, "wheelfarm: could not record a finished build")
             return
         if row is not None:
+            assert self.records is not None  # reconfigService ran
+            # this master's pages show it at once; its id comes with the next read
+            self.records.add(row)
             self._pending.append((build["buildid"], row_data(row)))
             self._schedule_save()
 
@@ -293,7 +296,7 @@ class StatusService(BuildbotService):
         if old is not None and old.rowid > rowid:  # an older row, read late
             self._dead.append(rowid)
         elif self.records.add(row):
-            if old is not None:
+            if old is not None and old.rowid and old.rowid != rowid:
                 self._dead.append(old.rowid)
         else:  # a skipped build of a wheel that was built: the built row stays
             self._dead.append(rowid)
