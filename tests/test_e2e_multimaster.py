@@ -231,7 +231,10 @@ def test_a_rollout_goes_on_on_b_when_a_dies_and_b_shows_all_of_it(
         built = node_builds(b)
         assert sorted(built) == sorted(TREE)
         for name, builds in built.items():  # built once; interrupted on A at most once
-            assert [x["results"] for x in builds if x["results"] != 5] == [0], name
+            ended = [x["results"] for x in builds if x["results"] != 5]
+            # a build A's death cut short after it had published its wheel is retried on
+            # B and ends skipped ("already built"): that wheel too was built once
+            assert ended == [0] or (ended == [3] and len(builds) == 2), (name, ended)
         on_a = [x for v in built.values() for x in v if x["masterid"] == first["masterid"]]
         assert any(x["results"] == 0 for x in on_a)
         wheels = sorted((tmp_path / "index").glob("m*/*.whl"))
