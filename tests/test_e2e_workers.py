@@ -188,7 +188,7 @@ def test_a_worker_in_downtime_takes_no_builds(farm_factory, tmp_path, fake_pypi)
         page = workers_page(farm)
         assert "resting" in page and "every day 00:00-24:00 UTC" in page
         assert "connected, in downtime: takes no new builds" in page
-        assert "no worker serves &#x27;macos-arm64&#x27; (packages to build there: 1)" in page
+        assert "no worker serves &#39;macos-arm64&#39; (packages to build there: 1)" in page
     finally:
         stop_worker(BIN / "buildbot-worker", resting)
     log = (farm.master_dir / "twistd.log").read_text(encoding="utf-8")
