@@ -42,7 +42,7 @@ from fakepypi import FakePyPI  # noqa: E402
 from sdists import make_sdist  # noqa: E402
 from wheelfarm.cli.localfarm import LocalFarm  # noqa: E402
 from wheelfarm.index.store import Index  # noqa: E402
-from wheelfarm.registry.platforms import PLATFORMS  # noqa: E402
+from wheelfarm.registry.platforms import PLATFORMS, Platform  # noqa: E402
 from wheelmaker import make_wheel  # noqa: E402
 
 TOOLCHAIN = "bench.1"
@@ -70,6 +70,28 @@ RUNS = {  # name: (label, campaign_index_check, db_tuning)
 }
 
 
+def seed(
+    work: Path, pypi: FakePyPI, index: Index, deps: dict[str, list[str]], platform: Platform
+) -> str:
+    """Publish each package's sdist and put its wheel in the index (so every node of a
+    campaign could be skipped); returns the registry's text."""
+    entries = []
+    for name, parents in deps.items():
+        release = pypi.publish(make_sdist(work / "sdists", name, "1.0", {}))
+        record = {
+            "sdist_sha256": release.sha256,
+            "platform": platform.name,
+            "python": PYTHON,
+            "toolchain_key": f"{platform.policy}/{TOOLCHAIN}",
+        }
+        index.add(make_wheel(work / "wheels", name, "1.0"), record)
+        entries.append(
+            f"  - name: {name}\n    platforms: [{platform.name}]\n    python: ['{PYTHON}']\n"
+            + (f"    depends: [{', '.join(parents)}]\n" if parents else "")
+        )
+    return "schema: 1\npackages:\n" + "".join(entries)
+
+
 def run(args: argparse.Namespace, deps: dict[str, list[str]], variant: str) -> dict:
     """One farm, one rollout over every package: its time and its build requests."""
     label, check, tuned = RUNS[variant]
@@ -86,22 +108,9 @@ def run(args: argparse.Namespace, deps: dict[str, list[str]], variant: str) -> d
             worker_names=[f"w{i}" for i in range(args.workers)],
             max_builds=-(-args.max_in_flight // args.workers),
         )
-        index = Index(farm.settings().index_path)
-        entries = []
-        for name, parents in deps.items():
-            release = pypi.publish(make_sdist(work / "sdists", name, "1.0", {}))
-            record = {
-                "sdist_sha256": release.sha256,
-                "platform": platform.name,
-                "python": PYTHON,
-                "toolchain_key": f"{platform.policy}/{TOOLCHAIN}",
-            }
-            index.add(make_wheel(work / "wheels", name, "1.0"), record)
-            entries.append(
-                f"  - name: {name}\n    platforms: [{platform.name}]\n    python: ['{PYTHON}']\n"
-                + (f"    depends: [{', '.join(parents)}]\n" if parents else "")
-            )
-        farm.registry.write_text("schema: 1\npackages:\n" + "".join(entries))
+        farm.registry.write_text(
+            seed(work, pypi, Index(farm.settings().index_path), deps, platform)
+        )
         farm.rollouts.write_text(
             "schema: 1\nrollouts:\n  - name: bench\n"
             f"    toolchain: {TOOLCHAIN}\n    max_in_flight: {args.max_in_flight}\n"

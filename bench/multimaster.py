@@ -27,17 +27,15 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dispatch import PYTHON, TOOLCHAIN, graph  # noqa: E402
+from dispatch import TOOLCHAIN, graph, seed  # noqa: E402
 
 from conftest import PG_URL, free_port  # noqa: E402
 from fakepypi import FakePyPI  # noqa: E402
-from sdists import make_sdist  # noqa: E402
 from wheelfarm.cli.localfarm import LocalFarm  # noqa: E402
 from wheelfarm.index.store import Index  # noqa: E402
 from wheelfarm.ops.cluster import write_router_config  # noqa: E402
 from wheelfarm.registry.platforms import PLATFORMS  # noqa: E402
 from wheelfarm.settings import REPO_ROOT  # noqa: E402
-from wheelmaker import make_wheel  # noqa: E402
 
 CROSSBAR = REPO_ROOT / ".crossbar-venv" / "bin" / "crossbar"
 
@@ -67,22 +65,7 @@ def run(work: Path, deps: dict[str, list[str]], masters: int, max_in_flight: int
     admin.execute(f'CREATE DATABASE "{name}"')
     router, url = start_router(work)
     pypi = FakePyPI()
-    index = Index(work / "index")
-    entries = []
-    for package, parents in deps.items():
-        release = pypi.publish(make_sdist(work / "sdists", package, "1.0", {}))
-        record = {
-            "sdist_sha256": release.sha256,
-            "platform": platform.name,
-            "python": PYTHON,
-            "toolchain_key": f"{platform.policy}/{TOOLCHAIN}",
-        }
-        index.add(make_wheel(work / "wheels", package, "1.0"), record)
-        entries.append(
-            f"  - name: {package}\n    platforms: [{platform.name}]\n    python: ['{PYTHON}']\n"
-            + (f"    depends: [{', '.join(parents)}]\n" if parents else "")
-        )
-    (work / "packages.yaml").write_text("schema: 1\npackages:\n" + "".join(entries))
+    (work / "packages.yaml").write_text(seed(work, pypi, Index(work / "index"), deps, platform))
     (work / "rollouts.yaml").write_text(
         "schema: 1\nrollouts:\n  - name: bench\n"
         f"    toolchain: {TOOLCHAIN}\n    max_in_flight: {max_in_flight}\n"
