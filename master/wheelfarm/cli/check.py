@@ -97,7 +97,8 @@ def _default(name: str) -> Path:
         return candidate
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_registry_argument(parser: argparse.ArgumentParser) -> None:
+    """The optional REGISTRY positional that `check` and `plan` share."""
     parser.add_argument(
         "registry_file",
         nargs="?",
@@ -105,6 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REGISTRY",
         help="the package registry (default: --registry, else packages.yaml)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_argument(parser)
     parser.add_argument(
         "--workers", type=Path, metavar="DIR", help="directory of workers.yaml (default: workers/)"
     )

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from ..cascade.plan import Plan, plan
 from ..problems import ValidationError
 from ..registry.graph import UnknownPackage
 from ..registry.packages import load_registry
-from .check import _default
+from .check import _default, add_registry_argument
 
 NAMES_PER_WAVE = 10  # a hub's first wave can hold thousands of names
 
@@ -67,13 +66,7 @@ DESCRIPTION = "Print the rebuild cascade a new ABI of PACKAGE would cause."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", help="the package whose ABI changes")
-    parser.add_argument(
-        "registry_file",
-        nargs="?",
-        type=Path,
-        metavar="REGISTRY",
-        help="the package registry (default: --registry, else packages.yaml)",
-    )
+    add_registry_argument(parser)
     parser.add_argument(
         "--names",
         type=int,
