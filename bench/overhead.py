@@ -7,9 +7,11 @@ publish, through a real master and worker); their ratio; and a no-op
 re-trigger (the wheel is already in the index). Then the same force -> wheel on
 three more farms whose worker isolates the package's code differently: not at all
 (`isolation: none-i-accept-the-risk`), with bubblewrap, and in podman (the bullseye
-build image, made by workers/images/make_image.py; needs root).
+build image, made by workers/images/make_image.py; needs root); the three run side
+by side and take their builds in turns, --rounds times (the median is shown).
 
     python bench/overhead.py [--packages six,markupsafe] [--python 3.11] [--no-isolation]
+                             [--rounds 5]
 
 Targets: ratio <= 1.5 for a small pure sdist, <= 1.1 for a C extension, no-op <= 1 s;
 isolation <= 5% of a markupsafe build.
@@ -18,6 +20,7 @@ isolation <= 5% of a markupsafe build.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,12 +106,17 @@ def bullseye_image() -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()[-1]
 
 
-def isolation_rows(packages: list[str], registry: Path, work: Path) -> list[tuple]:
-    """force -> wheel per package on a farm per isolation kind, in one run."""
+def isolation_rows(
+    packages: list[str], registry: Path, work: Path, rounds: int
+) -> list[tuple[str, dict[str, float]]]:
+    """force -> wheel per package on a farm per isolation kind, the farms side by side:
+    all running at once, and the builds taken in turns (each round builds every
+    package on every farm again, `rebuild`), so that the machine's noise falls on all
+    of them alike. The median of the rounds."""
     images = {"linux-x86_64": {"image": bullseye_image(), "policy": "manylinux_2_31_x86_64"}}
-    times: dict[str, dict[str, float]] = {}
+    farms = {}
     for kind, options in ISOLATIONS.items():
-        farm = LocalFarm(
+        farms[kind] = LocalFarm(
             home=work / f"farm-{kind}",
             www_port=free_port(),
             worker_port=free_port(),
@@ -116,16 +124,24 @@ def isolation_rows(packages: list[str], registry: Path, work: Path) -> list[tupl
             settings_overrides={"build_images": images} if "container" in options else {},
             **options,
         )
-        farm.create()
-        farm.start()
-        try:
+    times: dict[str, dict[str, list[float]]] = {}
+    try:
+        for farm in farms.values():
+            farm.create()
+            farm.start()
+        for round_ in range(rounds):
             for package in packages:
-                took, build = timed_force(farm, package)
-                assert build["results"] == 0, f"{package} ({kind}): the farm's build failed"
-                times.setdefault(package, {})[kind] = took
-        finally:
+                for kind, farm in farms.items():
+                    took, build = timed_force(farm, package, rebuild=round_ > 0)
+                    assert build["results"] == 0, f"{package} ({kind}): the farm's build failed"
+                    times.setdefault(package, {}).setdefault(kind, []).append(took)
+    finally:
+        for farm in farms.values():
             farm.stop()
-    return [(package, by_kind) for package, by_kind in times.items()]
+    return [
+        (package, {kind: statistics.median(t) for kind, t in by_kind.items()})
+        for package, by_kind in times.items()
+    ]
 
 
 def main() -> None:
@@ -133,6 +149,7 @@ def main() -> None:
     parser.add_argument("--packages", default="six,markupsafe")
     parser.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
     parser.add_argument("--no-isolation", action="store_true", help="skip the isolation table")
+    parser.add_argument("--rounds", type=int, default=5, help="builds per package and farm")
     args = parser.parse_args()
     packages = args.packages.split(",")
     with tempfile.TemporaryDirectory(prefix="wheelfarm-overhead-") as tmp:
@@ -159,14 +176,19 @@ def main() -> None:
                 rows.append((package, bare, full, noop))
         finally:
             farm.stop()
-        isolated = [] if args.no_isolation else isolation_rows(packages, registry, work)
+        isolated = []
+        if not args.no_isolation:
+            isolated = isolation_rows(packages, registry, work, args.rounds)
     print(f"farm overhead, Python {args.python}, one local worker")
     print("| sdist | bare pip wheel | farm: force -> wheel in index | ratio | no-op re-trigger |")
     print("|---|---|---|---|---|")
     for package, bare, full, noop in rows:
         print(f"| {package} | {bare:.1f} s | {full:.1f} s | {full / bare:.2f} | {noop:.2f} s |")
     if isolated:
-        print("\nisolation: force -> wheel in index, by how the worker isolates the build")
+        print(
+            "\nisolation: force -> wheel in index, by how the worker isolates the build "
+            f"(median of {args.rounds} builds, the farms side by side)"
+        )
         print("| sdist | none | bubblewrap | ratio | podman (bullseye image) | ratio |")
         print("|---|---|---|---|---|---|")
         for package, t in isolated:
