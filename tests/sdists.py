@@ -109,8 +109,7 @@ def make_sdist(
     return path
 
 
-# A Rust library with C functions, built by maturin with cffi bindings: no crate
-# dependency (crates.io is not needed, nor reachable from a sandboxed build).
+# A Rust library with C functions, built by maturin with cffi bindings.
 RUST_LIB = """\
 #[no_mangle]
 pub extern "C" fn {name}_add(a: i32, b: i32) -> i32 {{
@@ -120,13 +119,29 @@ pub extern "C" fn {name}_add(a: i32, b: i32) -> i32 {{
     a + b
 }}
 """
+# ... and one more, from a crate of a registry (see tests/fakecrates.py) that has `twice`
+RUST_DEP_FN = """\
+#[no_mangle]
+pub extern "C" fn {name}_twice(x: i32) -> i32 {{
+    {crate}::twice(x)
+}}
+"""
 
 
 def make_rust_sdist(
-    dest: Path, name: str, version: str = "1.0", build_requires: Iterable[str] = ()
+    dest: Path,
+    name: str,
+    version: str = "1.0",
+    build_requires: Iterable[str] = (),
+    crate: tuple[str, str, str] | None = None,
 ) -> Path:
     """Write a maturin sdist `dest/NAME-VERSION.tar.gz`: a Rust cdylib whose
-    `NAME_add(a, b)` the package exposes through cffi (`NAME.lib.NAME_add`)."""
+    `NAME_add(a, b)` the package exposes through cffi (`NAME.lib.NAME_add`).
+
+    crate: (crate name, its registry's name, the `.cargo/config.toml` naming that
+    registry) of a dependency with `twice(x)`, which `NAME_twice(x)` calls: the build
+    must fetch it, as a real one fetches its crates from crates.io.
+    """
     toml = json.dumps
     requires = ["maturin>=1,<2", "cffi", *build_requires]
     pyproject = (
@@ -138,12 +153,14 @@ def make_rust_sdist(
         f"[package]\nname = {toml(name)}\nversion = {toml(version + '.0')}\n"
         'edition = "2021"\n\n[lib]\ncrate-type = ["cdylib"]\n'
     )
-    members = {
-        "pyproject.toml": pyproject,
-        "Cargo.toml": cargo,
-        "src/lib.rs": RUST_LIB.format(name=name),
-        "PKG-INFO": _pkg_info(name, version, ["cffi"]),
-    }
+    lib = RUST_LIB.format(name=name)
+    members = {"pyproject.toml": pyproject, "PKG-INFO": _pkg_info(name, version, ["cffi"])}
+    if crate:
+        dep, registry, config = crate
+        cargo += f'\n[dependencies]\n{dep} = {{ version = "1", registry = "{registry}" }}\n'
+        lib += RUST_DEP_FN.format(name=name, crate=dep)
+        members[".cargo/config.toml"] = config
+    members.update({"Cargo.toml": cargo, "src/lib.rs": lib})
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{name}-{version}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:

@@ -1,10 +1,12 @@
-"""A Rust package through a real master and worker: maturin builds it in bubblewrap with
-the worker's Rust toolchain (read-only in the sandbox, no network), auditwheel repairs
-it, the test step imports it and calls into the Rust library, and the index serves it.
+"""A Rust package through a real master and worker: its crates are fetched in a sandbox
+with the network, maturin builds it in bubblewrap with the worker's Rust toolchain
+(read-only in the sandbox, no network), auditwheel repairs it, the test step imports it
+and calls into the Rust library, and the index serves it.
 
 The package is made by the tests (tests/sdists.py, make_rust_sdist): a Rust library
-without crate dependencies (crates.io is not reachable from here), exposed through
-maturin's cffi bindings. maturin, cffi and ziglang come from PyPI as build requirements.
+exposed through maturin's cffi bindings, which calls a crate of a registry on loopback
+(tests/fakecrates.py; crates.io is not reachable from here). maturin, cffi and ziglang
+come from PyPI as build requirements.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 import requests
 
 from conftest import wait_builds, write_registry
+from fakecrates import REGISTRY, FakeCrates
 from fakepypi import FakePyPI
 from sdists import make_rust_sdist
 from test_e2e_pipeline import fresh_venv, steps_of
@@ -48,7 +51,10 @@ RUST_ENTRY = """\
       requires: [ziglang]
       env: {MATURIN_PEP517_ARGS: "--zig --compatibility manylinux_2_28"}
     test:
-      command: ["python", "-c", "import tinyrs; print('rust says', tinyrs.lib.tinyrs_add(2, 3))"]
+      command:
+        - python
+        - -c
+        - "from tinyrs import lib; print('rust says', lib.tinyrs_add(2, 3), lib.tinyrs_twice(21))"
 """
 
 
@@ -63,8 +69,11 @@ def test_a_maturin_package_builds_repairs_imports_and_publishes(
     sysroot = subprocess.run(
         ["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True
     ).stdout.strip()
+    crates = FakeCrates(tmp_path / "crates").start()
+    crates.publish("tinydep", "1.0.0", "pub fn twice(x: i32) -> i32 { x * 2 }\n")
+    crate = ("tinydep", REGISTRY, crates.cargo_config())
     pypi = FakePyPI()
-    pypi.publish(make_rust_sdist(tmp_path / "sdists", "tinyrs", "1.0"))
+    pypi.publish(make_rust_sdist(tmp_path / "sdists", "tinyrs", "1.0", crate=crate))
     # its runtime dependency, which the test step installs from this index: PyPI's wheels
     deps = tmp_path / "deps"
     download = [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"]
@@ -78,6 +87,7 @@ def test_a_maturin_package_builds_repairs_imports_and_publishes(
         (build,) = wait_builds(farm, farm.force("tinyrs"), timeout=900)
     finally:
         pypi.stop()
+        crates.stop()
     assert build["results"] == 0, build["state_string"]
     steps = steps_of(farm, build)
     for name in ("build", "repair", "check", "test", "publish"):
@@ -90,7 +100,11 @@ def test_a_maturin_package_builds_repairs_imports_and_publishes(
     logs = _logs(farm, build)
     assert f"in {Path(sysroot).resolve()}" in logs["build/stdio"]
     assert "Compiling tinyrs v1.0.0" in logs["build/stdio"]
-    assert "rust says 5" in logs["test/stdio"]  # the Rust function ran, in the test sandbox
+    # its crate was fetched once, before the build, which compiled it without network
+    assert crates.downloads == ["tinydep-1.0.0.crate"]
+    assert "cargo fetch --manifest-path" in logs["build/stdio"]
+    assert "Compiling tinydep v1.0.0" in logs["build/stdio"]
+    assert "rust says 5 42" in logs["test/stdio"]  # the Rust code ran, in the test sandbox
 
     # the index has the repaired wheel: the Rust library inside, the policy's tag
     props = {k: v[0] for k, v in build["properties"].items()}

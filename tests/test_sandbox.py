@@ -388,6 +388,70 @@ def test_installs_run_sandboxed_with_the_network_and_a_cache_of_their_own(tmp_pa
     assert not farmtool.installer(NONE, venv).isolation.sandboxed
 
 
+@pytest.mark.parametrize(
+    ("requirement", "plain"),
+    [
+        ("setuptools>=77", True),
+        ("Cython < 3.1, >=0.29", True),
+        ("foo[bar, baz]>=1; python_version < '3.12'", True),
+        ("-e .", False),
+        ("--index-url=https://evil.example/simple", False),
+        ("foo @ https://evil.example/foo.tar.gz", False),
+        ("./local", False),
+        ("/root/.ssh", False),
+        ("foo-1.0-py3-none-any.whl", False),
+        ("setup.tar.gz", False),
+        ("foo\nbar", False),
+        ("", False),
+    ],
+)
+def test_only_plain_requirements_are_installed_outside_the_sandbox(requirement, plain):
+    assert farmtool.plain_requirement(requirement) is plain
+
+
+@needs_bwrap
+def test_wheels_come_from_the_workers_cache_which_no_build_can_write(tmp_path, monkeypatch, capsys):
+    """A wheel is installed outside the sandbox, hard-linked from the worker's cache; an
+    sdist is built in the sandbox, which cannot change the cache through those links."""
+    import wheelhouse
+    from sdists import make_sdist
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(farmtool.CACHE_ENV, str(cache))
+    monkeypatch.setenv("UV_DEFAULT_INDEX", wheelhouse.index_url())
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / farmtool.FACTS_DIR).mkdir()
+    venv = tmp_path / ".buildenv"
+    python = farmtool.make_venv(venv)
+    installs = farmtool.installer(BWRAP, venv)
+    farmtool.pip_install(python, ["six"], "cannot install", sandbox=installs)
+    (six,) = venv.glob("lib/python*/site-packages/six.py")
+    assert "--no-build" in capsys.readouterr().out
+    cached = [p for p in cache.rglob("six.py") if p.stat().st_ino == six.stat().st_ino]
+    assert cached, "six.py is not a link into the worker's cache"
+    original = cached[0].read_bytes()
+
+    # An sdist among the next requirements: its setup.py (run by the sandboxed
+    # installer, which may write the venv) tries to rewrite six.py through the venv.
+    setup_py = f"""
+from setuptools import setup
+with open({str(six)!r}, "a") as f:
+    f.write("POISONED = True\\n")
+setup()
+"""
+    sdists = tmp_path / "sdists"
+    make_sdist(sdists, "evil", "1.0", {"evil/__init__.py": ""}, setup_py=setup_py)
+    index = ["--find-links", str(sdists)]
+    farmtool.pip_install(python, ["evil"], "cannot install", index, sandbox=installs)
+    out = capsys.readouterr().out
+    assert "not from wheels only" in out and "installing in the sandbox" in out
+    assert "POISONED" in six.read_text()  # it ran, and wrote the build's own copy
+    assert cached[0].read_bytes() == original  # not the worker's cache
+    # and no wheel built from an sdist ever lands in the cache
+    assert not [p for p in cache.rglob("*") if "evil" in p.name]
+
+
 def test_system_packages_are_checked_on_a_workers_own_system():
     parsed = farmtool.system_packages(["apt:libc6", "dnf:glibc", "apt:wheelfarm-no-such-package"])
     assert parsed == {"apt": ["libc6", "wheelfarm-no-such-package"], "dnf": ["glibc"]}
@@ -493,3 +557,88 @@ def test_import_check_skips_a_shared_library_that_is_no_module(tmp_path, monkeyp
     assert (imported, skipped, failures) == (["withlib"], ["withlib.libwithlib"], [])
     out = capsys.readouterr().out
     assert "skipped import: withlib.libwithlib (a shared library, not an extension module)" in out
+
+
+# --- a Rust sdist's crates ---------------------------------------------------------------
+
+RUSTUP_BIN = Path.home() / ".cargo" / "bin"
+
+
+@pytest.fixture
+def rust(monkeypatch) -> farmtool.Rust:
+    if not shutil.which("rustc") and (RUSTUP_BIN / "rustc").exists():
+        monkeypatch.setenv("PATH", f"{RUSTUP_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv(farmtool.RUST_ENV, raising=False)
+    found = farmtool.rust_toolchain()
+    if found is None:
+        pytest.skip("needs a Rust toolchain (rustc on PATH, or rustup's in ~/.cargo/bin)")
+    return found
+
+
+def crate_project(src: Path, registry_config: str, dependency: str) -> Path:
+    """A library crate in an unpacked sdist whose code calls a registry crate."""
+    (src / "src").mkdir(parents=True)
+    (src / ".cargo").mkdir()
+    (src / ".cargo" / "config.toml").write_text(registry_config)
+    (src / "Cargo.toml").write_text(
+        '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        f'[dependencies]\n{dependency} = {{ version = "1", registry = "farmtest" }}\n'
+    )
+    (src / "src" / "lib.rs").write_text(f"pub fn f() -> i32 {{ {dependency}::twice(21) }}\n")
+    (src / "tests").mkdir()  # a fixture crate under the top-most one is not fetched alone
+    (src / "tests" / "Cargo.toml").write_text("this is not TOML")
+    return src
+
+
+@needs_bwrap
+def test_crates_are_fetched_with_the_network_then_built_without(tmp_path, monkeypatch, rust):
+    from fakecrates import FakeCrates
+
+    crates = FakeCrates(tmp_path / "registry").start()
+    try:
+        crates.publish("tinydep", "1.0.0", "pub fn twice(x: i32) -> i32 { x * 2 }\n")
+        build = tmp_path / "build"
+        (build / farmtool.FACTS_DIR).mkdir(parents=True)
+        monkeypatch.chdir(build)
+        src = crate_project(build / ".buildsrc" / "app-0.1", crates.cargo_config(), "tinydep")
+        env = farmtool.untrusted_env(BWRAP, None, tool_bins=[rust.bin])
+        cargo_build = [rust.bin / "cargo", "build", "--offline"]
+
+        # the backend's sandbox has no network: without the fetch, cargo has nothing
+        home = farmtool.fresh_dir(build / farmtool.CARGO_HOME)
+        plain = {**env, "CARGO_HOME": str(home)}
+        offline = farmtool.Untrusted(BWRAP, (src, home), plain, farmtool.rust_mounts(rust))
+        done = subprocess.run(offline.argv(cargo_build, src), env=plain, capture_output=True)
+        assert done.returncode != 0 and crates.downloads == []
+
+        fetched = farmtool.fetch_crates(BWRAP, rust, src, ["maturin>=1,<2"])
+        assert fetched == {"CARGO_HOME": str(home), "CARGO_NET_OFFLINE": "true"}
+        assert crates.downloads == ["tinydep-1.0.0.crate"]
+        assert (src / "Cargo.lock").exists()  # resolved once, in the fetch's sandbox
+        env.update(fetched)
+        sandbox = farmtool.Untrusted(BWRAP, (src, home), env, farmtool.rust_mounts(rust))
+        done = subprocess.run(
+            sandbox.argv(cargo_build, src), env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Compiling tinydep v1.0.0" in done.stderr
+
+        # a crate the registry does not have: a Rust backend's build fails, naming it
+        other = crate_project(build / ".buildsrc" / "other", crates.cargo_config(), "nosuchdep")
+        with pytest.raises(farmtool.Failure, match="cannot fetch crates: .*nosuchdep"):
+            farmtool.fetch_crates(BWRAP, rust, other, ["maturin"])
+        # ... elsewhere the Cargo.toml may be a fixture: the build goes on
+        assert farmtool.fetch_crates(BWRAP, rust, other, ["setuptools"])
+    finally:
+        crates.stop()
+
+
+def test_only_the_top_most_cargo_manifests_are_fetched(tmp_path):
+    (tmp_path / "rust" / "member" / "target" / "x").mkdir(parents=True)
+    for folder in ("rust", "rust/member", "rust/member/target/x", "python"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "Cargo.toml").write_text("")
+    assert farmtool.cargo_manifests(tmp_path) == [
+        tmp_path / "python" / "Cargo.toml",
+        tmp_path / "rust" / "Cargo.toml",
+    ]

@@ -400,12 +400,13 @@ UV_CACHE = ".uvcache"  # the sandboxed installers' cache: this build's only
 
 
 def installer(isolation: Isolation, venv: Path, rust: Rust | None = None) -> Untrusted:
-    """How requirements are installed into `venv`.
+    """How requirements that need building are installed into `venv`.
 
     An installer builds the sdists among them, which runs their code: so it runs in
     the sandbox too, the only phase with the network, writing only into the venv and
     a cache of this build's own (a cache shared between builds could be poisoned for
     the next one). An sdist among them may be a Rust one: it gets the toolchain too.
+    Requirements that are all wheels skip it (`install_wheels`).
     """
     env = tool_env()
     if rust:
@@ -419,6 +420,93 @@ def installer(isolation: Isolation, venv: Path, rust: Rust | None = None) -> Unt
     tools: tuple[str, ...] = (os.path.dirname(os.path.realpath(uv)),) if uv else ()
     tools += rust_mounts(rust)
     return Untrusted(isolation, (venv.absolute(), cache), env, tools, network=True)
+
+
+CACHE_ENV = "WHEELFARM_CACHE"  # the worker's wheel cache (default ~/.cache/wheelfarm)
+
+
+def wheel_cache() -> Path:
+    """The worker's own cache of downloaded wheels, which no sandbox sees or writes."""
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "wheelfarm")
+    return Path(base) / "uv"
+
+
+# What a trusted install takes from a package's own answers (its declared and dynamic
+# build requirements): a name, extras, versions, a marker. Never an option, a URL or a
+# path, nor a name that reads as an archive: those are installed in the sandbox only.
+_PLAIN_REQUIREMENT = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(\s*\[[A-Za-z0-9._,\s-]*\])?[^@/\\\x00-\x1f\x7f]*"
+)
+_ARCHIVE = (".whl", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz")
+
+
+def plain_requirement(requirement: str) -> bool:
+    name = re.match(r"[A-Za-z0-9._-]*", requirement)
+    return bool(
+        _PLAIN_REQUIREMENT.fullmatch(requirement)
+        and name
+        and not name.group().lower().endswith(_ARCHIVE)
+    )
+
+
+def install_wheels(
+    uv: str, python: Path | str, requirements: Sequence[str], wheels: Sequence[Path], index_args
+) -> bool:
+    """Install the requirements from wheels only, outside the sandbox; False if that
+    cannot be done (an sdist among them, or a requirement that is not plain).
+
+    Installing a wheel runs none of its code, so it needs no sandbox, and it can use
+    the worker's shared cache (`wheel_cache`): only these installs ever write it
+    (`--no-build`: never a wheel built from an sdist), so no build can poison it, and
+    what a sandboxed worker downloads once it reuses, as an unsandboxed worker does.
+    The venv's files are hard links into the cache: no sandbox may write the venv
+    while they are (see `own_files`). `wheels` are local files farmtool chose (the
+    wheel under test): their cache entry is refreshed, never taken from an earlier one.
+    """
+    names = [w.name.split("-")[0] for w in wheels]  # a wheel's name is its build's word
+    if not all(map(plain_requirement, [*requirements, *names])):
+        return False
+    refresh = [a for name in names for a in ("--refresh-package", name)]
+    argv: list[Arg] = [uv, "pip", "install", "--no-build", "--no-config", "--link-mode"]
+    argv += ["hardlink", "--python", python, *index_args, *refresh, *requirements, *wheels]
+    env = tool_env(UV_CACHE_DIR=str(wheel_cache()))
+    show(argv)
+    # from an empty folder: a bare name there is never a file of the build's
+    with tempfile.TemporaryDirectory(prefix="wheelfarm-install-") as empty:
+        try:
+            done = subprocess.run(
+                [str(a) for a in argv],
+                env=env,
+                cwd=empty,
+                stdin=DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+        except OSError as e:
+            fail(f"cannot run {uv}: {e.strerror or e}")
+    if done.returncode == 0:
+        sys.stdout.write(done.stdout + done.stderr)
+        return True
+    lines = (done.stdout + done.stderr).splitlines()
+    print(f"not from wheels only ({error_line(lines, 200)}): installing in the sandbox")
+    return False
+
+
+def own_files(folder: Path) -> None:
+    """Replace each file of `folder` that has other hard links with a copy of its own,
+    so that a sandbox writing the folder cannot change the worker's cache through it."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                copy = path + ".wheelfarm-copy"
+                shutil.copy2(path, copy)
+                os.replace(copy, path)
 
 
 def rust_mounts(rust: Rust | None) -> tuple[str, ...]:
@@ -502,6 +590,57 @@ def rust_toolchain() -> Rust | None:
             fail(f"{RUST_ENV}={named} is not a Rust toolchain: its bin/ lacks cargo or rustc")
         return None
     return Rust(root, _version_number(_first_line([rustc_path, "--version"])))
+
+
+CARGO_HOME = ".cargohome"  # the build's own: crates fetched with the network, built without
+RUST_BACKENDS = ("maturin", "setuptools-rust", "setuptools_rust")
+PROXY_ENV = tuple(n for n in TOOL_ENV if n.lower().endswith("_proxy"))
+
+
+def cargo_manifests(src: Path, limit: int = 8) -> list[Path]:
+    """The sdist's top-most Cargo.toml files: fetching a workspace's root fetches its
+    members' crates too."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d not in ("target", ".git"))
+        if "Cargo.toml" in files:
+            found.append(Path(root) / "Cargo.toml")
+            dirs[:] = []
+            if len(found) == limit:
+                break
+    return found
+
+
+def fetch_crates(
+    isolation: Isolation, rust: Rust, src: Path, requirements: Sequence[str]
+) -> dict[str, str]:
+    """Download the crates the sdist's Rust code needs (`cargo fetch`), in a sandbox with
+    the network, into a cargo home of this build's own; returns what the backend's
+    environment needs to build with them, offline. `cargo fetch` runs none of the
+    crates' code (build scripts run only in the build), but it reads the sdist's
+    Cargo.toml and may write its Cargo.lock: it is the package's word, so sandboxed.
+    A failed fetch fails the build where the backend is a Rust one; elsewhere a
+    Cargo.toml may be a test fixture, and the build goes on."""
+    if not isolation.sandboxed:
+        return {}  # unsandboxed (or in its container), the backend has the network itself
+    home = fresh_dir(Path(CARGO_HOME)).absolute()  # never an earlier build's crates
+    manifests = cargo_manifests(src)
+    if not manifests:
+        return {}
+    env = untrusted_env(isolation, None, tool_bins=[rust.bin])
+    env.update(pick_env(PROXY_ENV), CARGO_HOME=str(home))
+    sandbox = Untrusted(isolation, (src, home), env, rust_mounts(rust), network=True)
+    names = {re.split(r"[^A-Za-z0-9._-]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+    rust_backend = bool(names & set(RUST_BACKENDS))
+    for manifest in manifests:
+        argv = [rust.bin / "cargo", "fetch", "--manifest-path", manifest]
+        show(argv)
+        rc, lines = run(sandbox.argv(argv, manifest.parent), env=env, echo_cmd=False)
+        if rc and rust_backend:
+            fail(f"cannot fetch crates: {error_line(lines) or f'cargo fetch exited {rc}'}")
+        if rc:
+            print(f"cargo fetch of {manifest.relative_to(src)} failed: the build goes on")
+    return {"CARGO_HOME": str(home), "CARGO_NET_OFFLINE": "true"}
 
 
 def system_path(path: Path) -> bool:
@@ -738,11 +877,17 @@ def pip_install(
     what: str,
     index_args: Sequence[str] = (),
     sandbox: Untrusted | None = None,
+    wheels: Sequence[Path] = (),
 ) -> None:
-    """Install into the environment of `python` (a venv's interpreter), in `sandbox`."""
-    if not requirements:
+    """Install into the environment of `python` (a venv's interpreter), in `sandbox`
+    where something must be built; `wheels` are local wheel files farmtool chose."""
+    if not requirements and not wheels:
         return
     uv = which("uv")
+    sandboxed = sandbox is not None and sandbox.isolation.sandboxed
+    if sandboxed and uv and install_wheels(uv, python, requirements, wheels, index_args):
+        return
+    requirements = [*requirements, *map(str, wheels)]
     if uv:
         # by its path: in the sandbox, the worker's PATH is not (a worker started
         # without its venv on PATH finds uv beside its Python)
@@ -754,6 +899,7 @@ def pip_install(
         # the tools' environment, not the worker's whole one
         check_run(argv, what, env=tool_env())
         return
+    own_files(Path(python).parent.parent)  # an earlier install may have linked the cache
     # local files among the requirements (a wheel, a registry's path) must be seen
     files = tuple(r for r in requirements if os.path.isabs(r) and os.path.exists(r))
     sandbox = sandbox._replace(readable=sandbox.readable + files)
@@ -1240,9 +1386,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise
     frontend.wait()
     # Rust backends (maturin, setuptools-rust) run the worker's toolchain: read-only, on
-    # PATH after the venv's bin. cargo writes only its own home ($HOME/.cargo, on the
-    # sandbox's /tmp) and the source tree's target/. A crate without dependencies needs
-    # no network; one with dependencies cannot fetch them here (no network, on purpose).
+    # PATH after the venv's bin. Their crates are fetched before (fetch_crates, with the
+    # network); cargo then builds offline, writing only that cargo home and target/.
     rust = rust_toolchain()
     if rust:
         print(f"rust: {rust.version} in {rust.root}")
@@ -1254,7 +1399,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         print(f"SOURCE_DATE_EPOCH={newest} (the newest file of the sdist)")
     # The backend writes only into its source tree, the output folder and the frontend's
     # folder (its answers); without network: the requirements are installed before.
-    sandbox_rw = (Path(BUILD_SRC).absolute(), out.absolute(), tool)
+    sandbox_rw: tuple[Path, ...] = (Path(BUILD_SRC).absolute(), out.absolute(), tool)
     sandbox = Untrusted(isolation, sandbox_rw, env, rust_mounts(rust))
 
     def helper(step: str, *extra: str) -> dict:
@@ -1283,6 +1428,11 @@ def cmd_build(args: argparse.Namespace) -> None:
     installs = installer(isolation, Path(BUILD_ENV), rust)
     what = "cannot install build requirements"
     pip_install(python, [*system, *args.requires], what, index, sandbox=installs)
+    if rust:
+        cargo = fetch_crates(isolation, rust, src.absolute(), [*system, *args.requires])
+        if cargo:  # cargo writes its home (a lock, the unpacked crates) while it builds
+            env.update(cargo)
+            sandbox = sandbox._replace(writable=(*sandbox_rw, Path(cargo["CARGO_HOME"])))
     for _ in range(3):
         done = helper("wheel", str(out.absolute()))
         if "wheel" in done:
@@ -2002,7 +2152,7 @@ def cmd_test(args: argparse.Namespace) -> None:
         # pip merges its indexes and takes the best version from any.
         index = ["--index-url", args.extra_index_url, "--extra-index-url", args.index_url]
     installs = installer(isolation, Path(TEST_ENV))
-    pip_install(python, [str(wheel), *args.requires], "install failed", index, installs)
+    pip_install(python, args.requires, "install failed", index, installs, wheels=[wheel])
 
     modules = wheel_modules(wheel)
     shipped: set[str] = set()
