@@ -633,7 +633,7 @@ def fetch_crates(
     names = {re.split(r"[^A-Za-z0-9._-]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
     rust_backend = bool(names & set(RUST_BACKENDS))
     for manifest in manifests:
-        argv = [rust.bin / "cargo", "fetch", "--manifest-path", manifest]
+        argv: list[Arg] = [rust.bin / "cargo", "fetch", "--manifest-path", manifest]
         show(argv)
         rc, lines = run(sandbox.argv(argv, manifest.parent), env=env, echo_cmd=False)
         if rc and rust_backend:
