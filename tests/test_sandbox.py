@@ -452,6 +452,59 @@ setup()
     assert not [p for p in cache.rglob("*") if "evil" in p.name]
 
 
+@needs_bwrap
+def test_the_wheel_under_test_is_never_an_earlier_one_from_the_cache(tmp_path, monkeypatch):
+    """The test step's wheel has the same path build after build (and a backend may set
+    its mtime): the cache must give the new wheel's files, not the last one's."""
+    from sdists import make_wheel
+
+    monkeypatch.setenv(farmtool.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / farmtool.FACTS_DIR).mkdir()
+    dist = tmp_path / "dist"
+    for build, value in enumerate(("first", "second")):
+        made = make_wheel(tmp_path / f"made-{build}", "samepath", "1.0", {"samepath.py": value})
+        dist.mkdir(exist_ok=True)
+        wheel = dist / made.name
+        shutil.copyfile(made, wheel)
+        os.utime(wheel, (1_700_000_000, 1_700_000_000))  # the same mtime both times
+        venv = tmp_path / f".testenv-{build}"
+        python = farmtool.make_venv(venv)
+        installs = farmtool.installer(BWRAP, venv)
+        farmtool.pip_install(python, [], "install failed", [], installs, wheels=[wheel])
+        (module,) = venv.glob("lib/python*/site-packages/samepath.py")
+        assert module.read_text() == value
+
+
+@needs_bwrap
+def test_sandboxed_code_writes_bytecode_only_into_fresh_pycache_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / farmtool.FACTS_DIR).mkdir()
+    site = tmp_path / ".testenv" / "lib" / "python3.11" / "site-packages"
+    (site / "mine").mkdir(parents=True)
+    (site / "mine" / "__init__.py").write_text("X = 1\n")
+    (site / "shipped" / "__pycache__").mkdir(parents=True)  # a wheel's own bytecode
+    (site / "shipped" / "__init__.py").write_text("Y = 2\n")
+    (site / "data").mkdir()  # no modules: nothing to compile
+    env = {**farmtool.untrusted_env(BWRAP, None), "PYTHONPATH": str(site)}
+    run = farmtool.fresh_dir(tmp_path / ".testrun")
+    sandbox = farmtool.with_pycache(farmtool.Untrusted(BWRAP, (run,), env), tmp_path / ".testenv")
+    assert sandbox.writable == (run, site / "mine" / "__pycache__")
+    code = "import mine, shipped; open(mine.__file__, 'a').write('poisoned')"
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(sandbox.argv(argv, run), env=env, capture_output=True, text=True)
+    assert "Read-only file system" in done.stderr  # the module itself stays read-only
+    assert [p.name for p in (site / "mine" / "__pycache__").iterdir()] == [
+        f"__init__.{sys.implementation.cache_tag}.pyc"
+    ]
+    assert list((site / "shipped" / "__pycache__").iterdir()) == []
+    assert (site / "mine" / "__init__.py").read_text() == "X = 1\n"
+    # unsandboxed, the venv is the build's to write anyway
+    plain = farmtool.Untrusted(NONE, (run,), env)
+    assert farmtool.with_pycache(plain, tmp_path / ".testenv") is plain
+
+
 def test_system_packages_are_checked_on_a_workers_own_system():
     parsed = farmtool.system_packages(["apt:libc6", "dnf:glibc", "apt:wheelfarm-no-such-package"])
     assert parsed == {"apt": ["libc6", "wheelfarm-no-such-package"], "dnf": ["glibc"]}

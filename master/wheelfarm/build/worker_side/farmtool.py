@@ -392,7 +392,7 @@ class Untrusted(NamedTuple):
             writable=self.writable,
             hidden=[build_dir / FACTS_DIR],
             network=self.network,
-            reaper=[sys.executable, "-I", "-c", _REAPER],
+            reaper=[sys.executable, "-I", "-S", "-c", _REAPER],
         )
 
 
@@ -464,14 +464,13 @@ def install_wheels(
     what a sandboxed worker downloads once it reuses, as an unsandboxed worker does.
     The venv's files are hard links into the cache: no sandbox may write the venv
     while they are (see `own_files`). `wheels` are local files farmtool chose (the
-    wheel under test): their cache entry is refreshed, never taken from an earlier one.
+    wheel under test; uv unpacks one again when the file changed, even when its mtime
+    did not, tests/test_sandbox.py shows).
     """
-    names = [w.name.split("-")[0] for w in wheels]  # a wheel's name is its build's word
-    if not all(map(plain_requirement, [*requirements, *names])):
+    if not all(map(plain_requirement, requirements)):
         return False
-    refresh = [a for name in names for a in ("--refresh-package", name)]
     argv: list[Arg] = [uv, "pip", "install", "--no-build", "--no-config", "--link-mode"]
-    argv += ["hardlink", "--python", python, *index_args, *refresh, *requirements, *wheels]
+    argv += ["hardlink", "--python", python, *index_args, *requirements, *wheels]
     env = tool_env(UV_CACHE_DIR=str(wheel_cache()))
     show(argv)
     # from an empty folder: a bare name there is never a file of the build's
@@ -507,6 +506,32 @@ def own_files(folder: Path) -> None:
                 copy = path + ".wheelfarm-copy"
                 shutil.copy2(path, copy)
                 os.replace(copy, path)
+
+
+def with_pycache(sandbox: Untrusted, venv: Path, limit: int = 2000) -> Untrusted:
+    """`sandbox`, also writing a fresh `__pycache__` in each folder of the venv's
+    site-packages that holds modules.
+
+    The venv is read-only in there, so without these every process of the phase
+    compiles what it imports again (a backend's hooks each run in a process of their
+    own: setuptools, twice). The folders are made here, empty: what the sandbox writes
+    into them is its own files (a hard link into the venv's linked files cannot cross
+    the mounts), read only by this build's later processes. A `__pycache__` a wheel
+    shipped (its files may be links into the cache) stays read-only.
+    """
+    if not sandbox.isolation.sandboxed:
+        return sandbox
+    made: list[Path] = []
+    for site in sorted(Path(venv).absolute().glob("lib/python*/site-packages")):
+        for root, dirs, files in os.walk(site):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            pycache = Path(root) / "__pycache__"
+            if any(f.endswith(".py") for f in files) and not pycache.exists():
+                pycache.mkdir()
+                made.append(pycache)
+            if len(made) == limit:
+                break
+    return sandbox._replace(writable=(*sandbox.writable, *made))
 
 
 def rust_mounts(rust: Rust | None) -> tuple[str, ...]:
@@ -1406,7 +1431,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         result = tool / f"{step}.json"
         argv: list[Arg] = [tool, src.absolute(), step, result, *extra]
         show([python, "-I", "-c", f"<build helper: {step}>", *argv])
-        sandboxed = sandbox.argv([python, "-I", "-c", _BUILD_HELPER, *argv], src.absolute())
+        backend = with_pycache(sandbox, Path(BUILD_ENV))  # what is installed by now
+        sandboxed = backend.argv([python, "-I", "-c", _BUILD_HELPER, *argv], src.absolute())
         rc, lines = run(sandboxed, env=env, echo_cmd=False)
         if rc:
             fail(f"build failed: {error_line(lines) or f'{step} step exited {rc}'}")
@@ -2173,6 +2199,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     # write to, without network (what they need is installed above).
     neutral = fresh_dir(Path(TEST_RUN)).absolute()
     sandbox = Untrusted(isolation, (neutral,), untrusted_env(isolation, Path(TEST_ENV)))
+    sandbox = with_pycache(sandbox, Path(TEST_ENV))
     imported, not_needed, failures = import_all(
         python, to_import, shipped, sandbox, neutral, args.import_timeout
     )
