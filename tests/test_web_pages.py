@@ -55,28 +55,17 @@ def registry(tmp_path):
     return load_registry(write_registry(tmp_path / "packages.yaml", REGISTRY))
 
 
-def test_records_persist_and_a_skipped_build_keeps_the_one_that_built(tmp_path):
-    records = StatusRecords(tmp_path / "status.jsonl")
+def test_the_newest_row_wins_but_a_skipped_build_keeps_the_one_that_built():
+    records = StatusRecords()
     built = row("good-pkg", BUILT, wheel="good_pkg-1.0-py3-none-any.whl")
     assert records.add(built)
     assert not records.add(row("good-pkg", SKIPPED_ROW, when=2.0))
-    records.append([built])
     failed = row("half", FAILED, step="test", when=3.0)
-    records.add(failed)
-    records.append([failed])
-    with (tmp_path / "status.jsonl").open("ab") as f:
-        f.write(b'{"package": "cut sh')  # a crash in the middle of a line
-    again = StatusRecords(tmp_path / "status.jsonl")
-    again.load()
-    assert again.rows("Good_Pkg") == [built] and again.rows("half") == [failed]
-
+    assert records.add(failed)
+    assert records.rows("Good_Pkg") == [built] and records.rows("half") == [failed]
     newer = row("half", BUILT, when=4.0)
-    again.add(newer)
-    again.append([newer])
-    again.save()  # compaction keeps only the current rows
-    final = StatusRecords(tmp_path / "status.jsonl")
-    final.load()
-    assert final.rows("half") == [newer] and final.lines == 2
+    assert records.add(newer)
+    assert records.rows("half") == [newer] and records.count() == 2
 
 
 def test_package_status_from_rows_and_campaigns(tmp_path):
@@ -202,7 +191,7 @@ def test_the_package_list_comes_in_pages(tmp_path):
 
 def test_targets_no_worker_offers_count_in_no_status(tmp_path):
     """A local farm with only linux-x86_64 workers: the aarch64 targets are not missing."""
-    reg, records = registry(tmp_path), StatusRecords(tmp_path / "status.jsonl")
+    reg, records = registry(tmp_path), StatusRecords()
     served = {"linux-x86_64": frozenset({"3.11"})}
     records.add(row("good-pkg", BUILT, wheel="good_pkg-1.0-py3-none-any.whl"))
     good = reg.packages["good-pkg"]

@@ -1,23 +1,18 @@
 """The farm's status records: one row per (package, version, platform, Python).
 
 A master-side service listens for finished builds on Buildbot's message queue and
-appends the outcome of each wheel build to the farm's database (`state.db`, at most once
+appends the outcome of each wheel build to the farm's table (`state/db.py`, at most once
 a second); every master tails that table into memory (the rows since the last one it
 read), so a build finished on any master shows on every master's pages. The package
 pages and badges render from these rows, never by asking Buildbot's API per package.
-`StatusRecords` alone (with a file) is what an older farm kept: imported once.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 from buildbot.process.results import (
     CANCELLED,
@@ -36,7 +31,6 @@ from twisted.python import log
 from ..state.db import StateDB
 
 BUILT, FAILED, SKIPPED_ROW, CANCELLED_ROW = "built", "failed", "skipped", "cancelled"
-STATUS_FILE = "status.jsonl"
 STATUS_SERVICE = "wheelfarm-status"
 SAVE_DELAY = 1.0  # seconds: a burst of finished builds is saved once
 TAIL_EVERY = 1.0  # seconds between reads of the rows other masters added
@@ -71,23 +65,16 @@ class Row:
 
 
 class StatusRecords:
-    """The rows, by package and key; kept in a JSON-lines file, a row a line.
+    """The rows in memory, by package and key: the newest row of a key wins, except
+    that a skipped build (the wheel was already there) keeps the build that made it."""
 
-    A finished build appends its line (cheap at any size); the newest line of a
-    key wins when loading, and the file is rewritten without the old lines
-    (compacted) when they outnumber the current ones.
-    """
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.by_package: dict[str, dict[tuple, Row]] = {}
-        self.lines = 0  # in the file, current or not
 
     def add(self, row: Row) -> bool:
         """Whether the row was taken."""
         rows = self.by_package.setdefault(row.package, {})
         old = rows.get(row.key)
-        # A skipped build (the wheel was already there) keeps the build that made it.
         if row.status == SKIPPED_ROW and old is not None and old.status == BUILT:
             return False
         rows[row.key] = row
@@ -102,42 +89,8 @@ class StatusRecords:
     def count(self) -> int:
         return sum(len(rows) for rows in self.by_package.values())
 
-    def load(self) -> None:
-        if self.path is None or not self.path.is_file():
-            return
-        with self.path.open("rb") as f:
-            for number, line in enumerate(f, 1):
-                self.lines += 1
-                try:
-                    self.add(_row(json.loads(line)))
-                except (ValueError, TypeError) as e:  # e.g. a line cut short by a crash
-                    log.msg(f"wheelfarm: {self.path}:{number}: skipping a bad status line: {e}")
-
     def snapshot(self) -> list[Row]:
         return [row for rows in list(self.by_package.values()) for row in list(rows.values())]
-
-    def append(self, rows: list[Row]) -> None:
-        if self.path is None or not rows:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as f:
-            f.write(b"".join(_line(r) for r in rows))
-        self.lines += len(rows)
-
-    def save(self, rows: list[Row] | None = None) -> None:
-        """Rewrite the file with only the current rows."""
-        if self.path is None:
-            return
-        rows = self.snapshot() if rows is None else rows
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".status-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(_line(r) for r in rows))
-        os.replace(tmp, self.path)
-        self.lines = len(rows)
-
-    def needs_compacting(self) -> bool:
-        return self.lines > 2 * self.count() + 100
 
 
 _FIELDS = [f.name for f in fields(Row) if f.name != "rowid"]
@@ -156,10 +109,6 @@ def _row(data: dict) -> Row:
 def row_data(row: Row) -> dict:
     """The record of a row, as the farm's table keeps it."""
     return {name: getattr(row, name) for name in _FIELDS}
-
-
-def _line(row: Row) -> bytes:
-    return json.dumps(row_data(row), separators=(",", ":")).encode() + b"\n"
 
 
 def row_status(results: int | None) -> str:
@@ -280,7 +229,7 @@ class StatusService(BuildbotService):
             self._safe = max(self._safe, self._marks.popleft()[1])
         self._safe = max(self._safe, highest - TAIL_WINDOW)
         self._seen = {i for i in self._seen if i > self._safe}
-        if len(self._dead) > records.count() + 100:  # as the file was compacted
+        if len(self._dead) > records.count() + 100:  # replaced rows outnumber current ones
             dead, self._dead = self._dead, []
             yield threads.deferToThread(db.status_delete, dead)
 
