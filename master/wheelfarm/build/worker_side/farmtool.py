@@ -508,7 +508,7 @@ def own_files(folder: Path) -> None:
                 os.replace(copy, path)
 
 
-def with_pycache(sandbox: Untrusted, venv: Path, limit: int = 2000) -> Untrusted:
+def with_pycache(sandbox: Untrusted, venv: Path, limit: int = 500) -> Untrusted:
     """`sandbox`, also writing a fresh `__pycache__` in each folder of the venv's
     site-packages that holds modules.
 
