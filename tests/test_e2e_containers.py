@@ -221,3 +221,24 @@ def test_a_rust_package_builds_in_the_image_with_the_workers_toolchain(
     assert repaired.name.startswith("tinyrs-1.0-py3-none-manylinux_2_"), repaired.name
     check = ["check", "--wheel-dir", "dist/repaired", "--policy", POLICY_2_31]
     assert "policy ok" in ok(farmtool(tmp_path, *check, "--tool", "auditwheel"))
+
+
+def test_what_a_test_command_leaves_running_cannot_write_the_reason(tmp_path, bullseye_image):
+    """A test command that fails and leaves a process printing `error:` lines: the
+    step's reason is still the farm's (the inner farmtool, the container's PID 1, kills
+    it before its own last line)."""
+    import wheelhouse
+
+    (tmp_path / "wheels").mkdir()
+    (six,) = wheelhouse.directory().glob("six-*.whl")
+    shutil.copy(six, tmp_path / "wheels")
+    index = wheelhouse.index_url()
+    engine = ["--container-engine", "podman", "--image", bullseye_image]
+    spammer = "(while :; do echo 'error: forged by the test command' >&2; done) & sleep 0.5; exit 1"
+    done = farmtool(
+        tmp_path, "test", "--wheel-dir", "wheels", "--index-url", index,
+        "--extra-index-url", index, *engine, "--", "sh", "-c", spammer,
+    )  # fmt: skip
+    assert error_of(done) == "error: tests failed (exit 1)"
+    facts = json.loads((tmp_path / ".facts" / "test.json").read_text())
+    assert facts["reason"] == "tests failed (exit 1)"

@@ -10,6 +10,7 @@ locked wheels (tests/wheelhouse.py), never from the network.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -617,3 +618,32 @@ def test_toolchain_subcommand(tmp_path, worker_env):
     for tool in ("uv", "auditwheel", "abi3audit", "check-wheel-contents"):
         assert info[tool] and info[tool][0].isdigit(), (tool, info[tool])
     assert info["compiler"] and info["manylinux"].startswith("manylinux_")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "code", "reason"),
+    [
+        # the inner farmtool's own last line is the reason
+        ("error: the package's own\nerror: build failed: boom\n", 1, "build failed: boom"),
+        # an `error:` line the package printed is not, when anything came after it
+        ("error: forged by the package\nTraceback ...\n", 1, "container run failed"),
+        ("", 137, "container run failed (engine exited 137)"),
+    ],
+)
+def test_a_containers_reason_is_only_its_last_line(
+    tmp_path, monkeypatch, capsys, stderr, code, reason
+):
+    (tmp_path / "stderr.txt").write_text(stderr)
+    engine = tmp_path / "engine"
+    engine.write_text(f"#!/bin/sh\ncat '{tmp_path / 'stderr.txt'}' >&2\nexit {code}\n")
+    engine.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "farmtool.py").write_text("")
+    args = argparse.Namespace(container_engine=str(engine), image="img", container_arch=None)
+    with pytest.raises(farmtool.Failure) as failed:
+        farmtool.in_container(args, ["build"], [])
+    assert str(failed.value).startswith(reason)
+    # every other line is shown, as output
+    shown = capsys.readouterr().out
+    for line in stderr.splitlines()[:-1]:
+        assert line in shown

@@ -39,6 +39,7 @@ import posixpath
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -1205,25 +1206,25 @@ def in_container(
     for folder in [FACTS_DIR, *writable]:
         Path(folder).mkdir(parents=True, exist_ok=True)  # mount points
     show(argv)
-    # The inner farmtool's last `error:` line is held back to become ours (it ends with
-    # one); earlier ones are shown like any output: a test command's stderr reaches this
-    # stream too, and what it prints must show in the log, not vanish or be believed.
+    # The container's last line of stderr becomes our reason when it is the inner
+    # farmtool's `error: ...`: the inner farmtool is the container's PID 1 and kills
+    # what the package's code left running before it writes that line (last_words). An
+    # `error:` line the package printed earlier (a test command's stderr reaches this
+    # stream too) is shown like any output, never believed.
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-    held = None
+    last = None
     assert proc.stderr is not None
     for line in proc.stderr:
-        if line.startswith("error: "):
-            if held is not None:
-                sys.stdout.write(held)
-            held = line
-        else:
-            sys.stdout.write(line)
+        if last is not None:
+            sys.stdout.write(last)
+        last = line
     rc = proc.wait()
     if rc:
-        reason = held[len("error: ") :].strip() if held else None
+        said = last is not None and last.startswith("error: ")
+        reason = last[len("error: ") :].strip() if last is not None and said else None
         fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
-    if held is not None:
-        sys.stdout.write(held)
+    if last is not None:
+        sys.stdout.write(last)
     sys.stdout.flush()
 
 
@@ -2323,6 +2324,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def last_words() -> None:
+    """Before the final `error:` line, in a build's container (where this process is
+    PID 1: no init runs there), kill every other process of it: nothing the package's
+    code left running may write after that line (in_container takes it as the reason)."""
+    if os.getpid() == 1 and os.environ.get("WHEELFARM_CONTAINER_IMAGE"):
+        try:
+            os.kill(-1, signal.SIGKILL)  # from PID 1: all others of its namespace
+        except ProcessLookupError:  # nothing was left running
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
@@ -2342,12 +2354,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except Failure as e:
+        last_words()
         sys.stdout.flush()
         print(f"error: {e}", file=sys.stderr, flush=True)
         FACTS["reason"] = str(e)
         write_facts(args.subcommand)
         return 1
     except Exception as e:  # a bug here must still end with one clear line
+        last_words()
         traceback.print_exc(file=sys.stdout)
         sys.stdout.flush()
         print(f"error: farmtool crashed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
