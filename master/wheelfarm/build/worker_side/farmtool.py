@@ -444,13 +444,15 @@ _PLAIN_REQUIREMENT = re.compile(
 _ARCHIVE = (".whl", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz")
 
 
+def requirement_name(requirement: str) -> str:
+    """What a requirement string starts with: its project's name, as written."""
+    return re.split(r"[^A-Za-z0-9._-]", requirement.strip(), maxsplit=1)[0]
+
+
 def plain_requirement(requirement: str) -> bool:
-    name = re.match(r"[A-Za-z0-9._-]*", requirement)
-    return bool(
-        _PLAIN_REQUIREMENT.fullmatch(requirement)
-        and name
-        and not name.group().lower().endswith(_ARCHIVE)
-    )
+    return bool(_PLAIN_REQUIREMENT.fullmatch(requirement)) and not requirement_name(
+        requirement
+    ).lower().endswith(_ARCHIVE)
 
 
 def install_wheels(
@@ -656,7 +658,7 @@ def fetch_crates(
     env = untrusted_env(isolation, None, tool_bins=[rust.bin])
     env.update(pick_env(PROXY_ENV), CARGO_HOME=str(home))
     sandbox = Untrusted(isolation, (src, home), env, rust_mounts(rust), network=True)
-    names = {re.split(r"[^A-Za-z0-9._-]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+    names = {requirement_name(r).lower() for r in requirements}
     rust_backend = bool(names & set(RUST_BACKENDS))
     for manifest in manifests:
         argv: list[Arg] = [rust.bin / "cargo", "fetch", "--manifest-path", manifest]
@@ -1220,8 +1222,9 @@ def in_container(
         last = line
     rc = proc.wait()
     if rc:
-        said = last is not None and last.startswith("error: ")
-        reason = last[len("error: ") :].strip() if last is not None and said else None
+        reason = ""
+        if last is not None and last.startswith("error: "):
+            reason = last[len("error: ") :].strip()
         fail(reason or f"container run failed ({Path(engine).name} exited {rc})")
     if last is not None:
         sys.stdout.write(last)
