@@ -65,6 +65,7 @@ lint: venv
 	$(BIN)/ruff check master tests bench workers
 	$(BIN)/ruff format --check master tests bench workers
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 master/farmtool
 
 # The browser test drives Debian's chromium (CI runs as root on Debian).
 browser:

@@ -234,6 +234,8 @@ class PublishWheel(MasterStep):
             "cause": self.getProperty("cause"),
             # built and tested in another architecture's image under QEMU
             "emulated": bool(self.getProperty("emulated")),
+            # the worker side the master shipped (farmtool.pyz)
+            "farmtool": {"sha256": self.getProperty("farmtool_sha256")},
         }
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")
