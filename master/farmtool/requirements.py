@@ -18,6 +18,8 @@ from typing import Any
 from .facts import fail
 
 _packaging: dict[str, Any] = {}
+# what installers take a bare name ending so for: a file in the folder they run in
+ARCHIVES = (".whl", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".egg", ".pyz")
 
 
 def use_packaging(tool: Path) -> None:
@@ -57,6 +59,8 @@ def plain(requirements: Iterable[object], whose: str, step: str = "build failed"
             else:
                 if parsed.url:
                     why = "a URL or path, not a project"
+                elif parsed.name.lower().endswith(ARCHIVES):
+                    why = "a file's name, not a project"  # installers read it as a path
         if why:
             fail(f"{step}: bad requirement {shown} in {whose}: {why}")
         out.append(str(parsed))

@@ -14,7 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from .facts import fail
+from .facts import Failure, fail
 from .files import one_file
 from .isolation.limits import Limits, size
 from .sdist import copy_regular
@@ -34,9 +34,13 @@ def take_wheel(folder: Path, dest: Path, limits: Limits) -> Path:
     most = limits.wheel or DEFAULTS.wheel or 0
     if (length := found.stat().st_size) > most:
         fail(f"wheel limit: {found.name} is {size(length)}, over {size(most)}")
-    wheel = copy_regular(found, dest / found.name, most)  # no link followed, within it
-    check_zip(wheel, limits)
-    return wheel
+    partial = copy_regular(found, dest / f".{found.name}.part", most)  # no link followed
+    try:
+        check_zip(partial, limits)
+    except Failure:
+        partial.unlink()
+        raise
+    return partial.rename(dest / found.name)
 
 
 def check_zip(wheel: Path, limits: Limits) -> None:

@@ -246,9 +246,15 @@ class ContainerPlace:
                 full = self._argv(name, phase.argv, **options)  # type: ignore[arg-type]
                 shown = list(phase.shown or phase.argv)
                 show(self._argv(name, shown, shown=True, **options))  # type: ignore[arg-type]
+                disk = disk_watch(phase.writable, limits.disk)
+
+                def watch() -> str | None:
+                    if cgroup is not None:
+                        cgroup.sample()
+                    return disk() if disk else None
+
                 result = run(
-                    full, env=tool_env(), echo_cmd=False, deadline=deadline,
-                    watch=disk_watch(phase.writable, limits.disk),
+                    full, env=tool_env(), echo_cmd=False, deadline=deadline, watch=watch,
                     kill=lambda _: self._kill(name),
                 )  # fmt: skip
             reason = None

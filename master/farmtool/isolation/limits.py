@@ -91,6 +91,7 @@ class Cgroup:
     limits: Limits
     relative: str = ""  # its path under each hierarchy's root, when the same everywhere
     moved: list[int] = field(default_factory=list)
+    peak: int = 0  # the most processes seen in it at once (`sample`)
 
     def add(self, pid: int) -> None:
         for folder in dict.fromkeys(self.dirs.values()):
@@ -106,8 +107,21 @@ class Cgroup:
                 pass
         return found
 
+    def sample(self) -> None:
+        """Note the most processes it held (a container's failed forks are counted in the
+        container's own cgroup, which its engine removes; this one stays): pids.peak
+        where the kernel keeps it, else what it holds now."""
+        pids = self.dirs.get("pids")
+        for name in ("pids.peak", "pids.current"):
+            try:
+                self.peak = max(self.peak, int((pids / name).read_text()))  # type: ignore[operator]
+                return
+            except (OSError, ValueError, TypeError):
+                continue
+
     def tripped(self) -> str | None:
         """Which limit the kernel enforced, if any (its counters say so)."""
+        self.sample()
         memory, pids = self.dirs.get("memory"), self.dirs.get("pids")
         if memory is not None:
             if self.kind == "cgroup2":
@@ -118,7 +132,8 @@ class Cgroup:
                 # not memory.failcnt: the page cache of a build's own files reaches it
                 if _counters(memory / "memory.oom_control").get("oom_kill"):
                     return f"memory limit ({size(self.limits.memory)}) exceeded"
-        if pids is not None and _counters(pids / "pids.events").get("max"):
+        reached = self.limits.processes and self.peak >= self.limits.processes
+        if pids is not None and (_counters(pids / "pids.events").get("max") or reached):
             return f"process limit ({self.limits.processes}) reached"
         return None
 
