@@ -306,8 +306,11 @@ def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, s
 
 
 def _env_value_error(value: str) -> str | None:
-    # no C program could receive it, and it would cut the value short
-    return "contains a NUL byte" if "\0" in value else None
+    if "\0" in value:  # no C program could receive it, and it would cut the value short
+        return "contains a NUL byte"
+    if "\n" in value or "\r" in value:  # a container takes variables from a file of lines
+        return "contains a line break"
+    return None
 
 
 def _name_error(name: str) -> str | None:
