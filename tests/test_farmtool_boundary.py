@@ -114,7 +114,8 @@ def _wheel(folder: Path, name: str, members: dict[str, bytes]) -> Path:
 def test_the_wheel_is_taken_only_as_a_regular_file_within_the_limits(tmp_path):
     dest = fresh_dir(tmp_path / "dest")
     limits = Limits(wheel=1 << 20, unpacked=4 << 20, members=100)
-    good = _wheel(tmp_path / "good", "a-1.0-py3-none-any.whl", {"a/__init__.py": b""})
+    good = _wheel(tmp_path / "good", "a-1.0-py3-none-any.whl",
+                  {"a/__init__.py": b"", "a-1.0.dist-info/METADATA": b"Name: a\n"})  # fmt: skip
     assert take_wheel(good.parent, dest, limits).read_bytes() == good.read_bytes()
     name = "b-1.0-py3-none-any.whl"
     cases = {
@@ -128,6 +129,10 @@ def test_the_wheel_is_taken_only_as_a_regular_file_within_the_limits(tmp_path):
                     lambda d: _wheel(d, name, {f"m{i}": b"" for i in range(101)})),
         "outside": ("outside the wheel", lambda d: _wheel(d, name, {"../x": b""})),
         "big": ("is 1.5 MiB, over 1 MiB", lambda d: _wheel(d, name, {"r": os.urandom(3 << 19)})),
+        "url-dependency": ("in its wheel's Requires-Dist: a URL or path", lambda d: _wheel(
+            d, name, {"b-1.0.dist-info/METADATA": b"Name: b\nRequires-Dist: x @ file:///etc\n"})),
+        "two-metadata": ("has 2 METADATA files", lambda d: _wheel(
+            d, name, {"b-1.0.dist-info/METADATA": b"", "c-1.0.dist-info/METADATA": b""})),
     }  # fmt: skip
     for label, (why, make) in cases.items():
         folder = tmp_path / label
@@ -219,8 +224,15 @@ def test_a_container_phase_is_offline_unprivileged_and_limited(tmp_path, monkeyp
         cpu=5, disk=1 << 20), rm=False, readable=("/root/.rustup/tc",),
     )  # fmt: skip
     text = " ".join(argv)
-    wanted = ("--network none", "--cap-drop all", "--security-opt no-new-privileges",
-              "--read-only", "--memory 1073741824", "--pids-limit 9", "--env-file /e")
+    wanted = (
+        "--network none",
+        "--cap-drop all",
+        "--security-opt no-new-privileges",
+        "--read-only",
+        "--memory 1073741824",
+        "--pids-limit 9",
+        "--env-file /e",
+    )
     for option in wanted:
         assert option in text, option
     assert argv[argv.index("--user") + 1] == ("65534:65534" if os.geteuid() == 0 else

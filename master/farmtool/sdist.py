@@ -25,7 +25,9 @@ DEFAULTS = Limits(unpacked=4 << 30, members=200_000)
 
 
 def download(url: str, sha256: str, dest: Path, limit: int = SDIST_MAX) -> Path:
-    """`url` to `dest`, whose sha256 must be `sha256`."""
+    """`url` to `dest`, whose sha256 must be `sha256` (an index's http(s) URL only)."""
+    if not url.startswith(("https://", "http://")):
+        fail(f"sdist not found: {url[:200]!r} is not an http(s) URL")
     partial = dest.with_name(dest.name + ".part")
     got = 0
     try:

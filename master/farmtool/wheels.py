@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import email.parser
 import io
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from .facts import Failure, fail
 from .files import one_file
 from .isolation.limits import Limits, size
+from .requirements import plain
 from .sdist import copy_regular
 from .tags import wheel_name_ok
 
@@ -37,10 +39,24 @@ def take_wheel(folder: Path, dest: Path, limits: Limits) -> Path:
     partial = copy_regular(found, dest / f".{found.name}.part", most)  # no link followed
     try:
         check_zip(partial, limits)
+        check_requirements(partial)
     except Failure:
         partial.unlink()
         raise
     return partial.rename(dest / found.name)
+
+
+def check_requirements(wheel: Path) -> None:
+    """The wheel's own requirements (its METADATA's Requires-Dist, the package's words)
+    name projects, never a URL or a path: an installer would fetch or read it, ours on
+    the trusted side and a user's pip alike."""
+    with zipfile.ZipFile(wheel) as zf:
+        metas = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+        if len(metas) != 1:
+            fail(f"build failed: {wheel.name.removeprefix('.')} has {len(metas)} METADATA files")
+        data = read_member(zf, metas[0], 16 << 20)
+    headers = email.parser.BytesParser().parsebytes(data, headersonly=True)
+    plain(headers.get_all("Requires-Dist") or [], "its wheel's Requires-Dist")
 
 
 def check_zip(wheel: Path, limits: Limits) -> None:
