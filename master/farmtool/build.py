@@ -139,6 +139,7 @@ def build_sdist(
         fresh_dir(work / HOME)
     writable: tuple[Path, ...] = (src_root, out, result, pycache)
     readable = rust.mounts() if rust else ()
+    requirements: list[str] = []
 
     def missing(name: str) -> None:
         build_requirement(ctx, name, requirements, depth)

@@ -99,17 +99,12 @@ def _install(
     files: Sequence[Path],
 ) -> Result:
     place.prepare([venv])
-    made = place.trusted(
-        [place.uv, "venv", "--quiet", "--no-config", str(venv), "--python", place.python],
-        writable=(venv,), network=False,
-    )  # fmt: skip
-    if made.rc:
-        fail(f"cannot make a venv: {error_line(made.lines)}")
+    make = [place.uv, "venv", "--quiet", "--no-config", str(venv), "--python", place.python]
     if not requirements and not files:
-        return made
+        return place.trusted(make, writable=(venv,), network=False)
     argv = [*uv_install(place), "--python", str(venv_python(venv)), *index]
     argv += ["--find-links", str(wheels), "--", *requirements, *map(str, files)]
-    return place.trusted(argv, writable=(venv,), cache=True)
+    return place.trusted_all([make, argv], writable=(venv,), cache=True)
 
 
 def site_packages(venv: Path) -> list[Path]:

@@ -124,6 +124,11 @@ class Place(Protocol):
     ) -> Result:
         """One of the farm's own tools; `cache`: the worker's wheel cache for uv."""
 
+    def trusted_all(
+        self, argvs: list[list[str]], *, writable: tuple[Path, ...] = (), cache: bool = False
+    ) -> Result:
+        """The farm's own tools one after the other, until one fails (one container)."""
+
     def untrusted(self, phase: Phase, limits: Limits) -> Outcome:
         """A phase of the package's own code, sandboxed and limited."""
 

@@ -87,6 +87,15 @@ class HostPlace:
         # package's files are in folders of it); every path given is absolute anyway
         return run(argv, env=env, cwd=self.root, quiet=quiet)
 
+    def trusted_all(
+        self, argvs: list[list[str]], *, writable: tuple[Path, ...] = (), cache: bool = False
+    ) -> Result:
+        for argv in argvs:
+            done = self.trusted(argv, writable=writable, cache=cache)
+            if done.rc:
+                break
+        return done
+
     def untrusted(self, phase: Phase, limits: Limits) -> Outcome:
         deadline = time.monotonic() + limits.time if limits.time else None
         watch = disk_watch(phase.writable, limits.disk)
