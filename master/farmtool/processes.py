@@ -23,7 +23,7 @@ from pathlib import Path
 from subprocess import DEVNULL
 from typing import NamedTuple
 
-from .facts import fail
+from .facts import Failure, fail
 from .tools import missing, resolve
 
 Arg = str | os.PathLike[str]  # an item of an argument list
@@ -107,7 +107,14 @@ def run(
     stopped = None
     try:
         if started is not None:
-            started(proc)
+            try:
+                started(proc)
+            except Failure as e:  # what the program said before it gave up says why
+                _sigkill(proc)
+                assert proc.stdout is not None
+                said = proc.stdout.read(LINE_MAX).decode("utf-8", "replace").splitlines()
+                proc.wait()
+                fail(f"{e}: {error_line(said)}" if said else str(e))
         chunks: queue.Queue = queue.Queue(maxsize=64)
         threading.Thread(target=_reader, args=(proc.stdout, chunks), daemon=True).start()
         tail: deque[str] = deque(maxlen=keep)
