@@ -27,6 +27,18 @@ from .facts import FACTS, fail
 from .files import fresh_dir, one_file, read_bounded
 from .isolation import Phase, Place
 from .isolation.limits import Limits
+from .layout import (
+    BUILD_ENV,
+    BUILD_OUT,
+    BUILD_RESULT,
+    BUILD_SRC,
+    BUILD_TOOL,
+    CARGO_HOME,
+    DEPS,
+    HOME,
+    PYCACHE,
+    WHEELS,
+)  # fmt: skip
 from .places import place_for
 from .processes import error_line, say
 from .requirements import canonical, names, plain, specifier_of, use_packaging
@@ -39,16 +51,6 @@ from .tools import venv_python
 from .venvs import env_facts, install_tool, make_env
 from .wheels import take_wheel
 
-BUILD_TOOL = ".buildtool"  # the frontend: the trusted side installs it, sandboxes read it
-BUILD_ENV = ".buildenv"  # the build venv: the trusted side installs it, sandboxes read it
-BUILD_SRC = ".buildsrc"  # the unpacked sdist: the backend writes it
-BUILD_OUT = ".buildout"  # the backend's wheel, before the host copies it out
-BUILD_RESULT = ".buildresult"  # the frontend's answers
-PYCACHE = ".pycache"  # bytecode of this build's untrusted processes
-CARGO_HOME = ".cargohome"  # crates fetched with the network, built without
-WHEELS = ".buildwheels"  # wheels built here from sdists among the requirements
-DEPS = ".deps"  # where those are built
-HOME = ".home"  # $HOME where nothing sandboxes the build
 MAX_DEPTH = 3  # an sdist among the requirements of an sdist among the requirements...
 
 # Runs with the build venv's Python and the `build` library from BUILD_TOOL on

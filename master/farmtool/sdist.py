@@ -16,8 +16,9 @@ import zipfile
 from pathlib import Path
 
 from .facts import fail
-from .files import CHUNK, fresh_dir, read_bounded, sha256_of
+from .files import CHUNK, fresh_dir, read_bounded, remove_tree, sha256_of
 from .isolation.limits import Limits, size
+from .layout import EARLIER_BUILDS
 from .processes import say
 
 SDIST_MAX = 1 << 30  # bytes of a downloaded sdist
@@ -51,6 +52,8 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     """Download the sdist and check its sha256 against the one PyPI published."""
     if os.sep in args.filename or (os.altsep and os.altsep in args.filename):
         fail(f"sdist file name {args.filename!r} contains a path separator")
+    for folder in EARLIER_BUILDS:  # a new build: nothing an earlier one left stays
+        remove_tree(folder)
     dest = fresh_dir(Path(args.dest))
     target = download(args.url, args.sha256, dest / args.filename)
     say(f"fetched {target} ({target.stat().st_size} bytes, sha256 {args.sha256})")

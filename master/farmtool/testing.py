@@ -9,12 +9,13 @@ import json
 import re
 from pathlib import Path
 
-from .build import DEPS, PYCACHE, Context, build_requirement, default_index, index_options
+from .build import Context, build_requirement, default_index, index_options
 from .environment import untrusted_env
 from .facts import FACTS, fail
 from .files import fresh_dir, one_file, read_text_bounded
 from .isolation import Phase, Place
 from .isolation.limits import Limits
+from .layout import DEPS, HOME, PYCACHE, TEST_ENV, TEST_RUN, TEST_TOOL, TEST_WHEELS
 from .places import place_for
 from .processes import say
 from .requirements import plain, use_packaging
@@ -23,11 +24,6 @@ from .toolchain import python_version
 from .tools import venv_python
 from .venvs import install_tool, make_env
 from .wheels import check_zip, wheel_modules
-
-TEST_TOOL = ".testtool"
-TEST_ENV = ".testenv"
-TEST_RUN = ".testrun"  # where the imports and tests run, the only folder they write
-TEST_WHEELS = ".testwheels"
 
 # Runs in the test venv from an empty directory: imports each module in turn and
 # appends one JSON line per step to the result file, so a crash names its module.
@@ -197,7 +193,7 @@ def run_checks(args: argparse.Namespace, place: Place, venv: Path, wheel: Path, 
     # write (and their bytecode's), without network: what they need is installed above
     run_dir, pycache = Path(TEST_RUN).absolute(), Path(PYCACHE).absolute()
     place.prepare([run_dir, pycache])
-    home = Path(".home").absolute()
+    home = Path(HOME).absolute()
     if not place.sandboxed:
         fresh_dir(home)
     python = venv_python(venv)
