@@ -38,40 +38,42 @@ def take_wheel(folder: Path, dest: Path, limits: Limits) -> Path:
         fail(f"wheel limit: {found.name} is {size(length)}, over {size(most)}")
     partial = copy_regular(found, dest / f".{found.name}.part", most)  # no link followed
     try:
-        check_zip(partial, limits)
-        check_requirements(partial)
+        check_zip(partial, limits, found.name)
+        check_requirements(partial, found.name)
     except Failure:
         partial.unlink()
         raise
     return partial.rename(dest / found.name)
 
 
-def check_requirements(wheel: Path) -> None:
+def check_requirements(wheel: Path, name: str = "") -> None:
     """The wheel's own requirements (its METADATA's Requires-Dist, the package's words)
     name projects, never a URL or a path: an installer would fetch or read it, ours on
     the trusted side and a user's pip alike."""
     with zipfile.ZipFile(wheel) as zf:
         metas = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
         if len(metas) != 1:
-            fail(f"build failed: {wheel.name.removeprefix('.')} has {len(metas)} METADATA files")
+            fail(f"build failed: {name or wheel.name} has {len(metas)} METADATA files")
         data = read_member(zf, metas[0], 16 << 20)
     headers = email.parser.BytesParser().parsebytes(data, headersonly=True)
     plain(headers.get_all("Requires-Dist") or [], "its wheel's Requires-Dist")
 
 
-def check_zip(wheel: Path, limits: Limits) -> None:
+def check_zip(wheel: Path, limits: Limits, name: str = "") -> None:
+    """Its members within the limits and inside it (`name`: the wheel's, for reasons)."""
+    name = name or wheel.name
     unpacked = limits.unpacked or DEFAULTS.unpacked or 0
     members = limits.members or DEFAULTS.members or 0
     try:
         with zipfile.ZipFile(wheel) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        fail(f"build failed: {wheel.name} is not a zip: {e}")
+        fail(f"build failed: {name} is not a zip: {e}")
     if len(infos) > members:
-        fail(f"wheel limit: {wheel.name} has {len(infos)} members, over {members}")
+        fail(f"wheel limit: {name} has {len(infos)} members, over {members}")
     total = sum(i.file_size for i in infos)
     if total > unpacked:
-        fail(f"wheel limit: {wheel.name} unpacks to {size(total)}, over {size(unpacked)}")
+        fail(f"wheel limit: {name} unpacks to {size(total)}, over {size(unpacked)}")
     for info in infos:
         parts = info.filename.replace("\\", "/").split("/")
         if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:

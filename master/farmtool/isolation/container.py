@@ -198,14 +198,13 @@ class ContainerPlace:
             if os.geteuid() == 0:
                 os.chown(cache_dir, self.uid, self.gid)
             out += ["-v", f"{_mount_path(cache_dir)}:{CACHE_MOUNT}:rw"]
-        if cgroup is not None:  # its limits, and its counters say which one tripped
+        if cgroup is not None:  # its limit, and its counters say when it tripped
             out += ["--cgroup-parent", cgroup.relative]
-        elif limits is not None:
+        if limits is not None:
             if limits.memory:
                 out += ["--memory", str(limits.memory), "--memory-swap", str(limits.memory)]
-            if limits.processes:
+            if limits.processes and cgroup is None:
                 out += ["--pids-limit", str(limits.processes)]
-        if limits is not None:
             if spec := rlimit_spec(limits):  # CPU and file size: set inside (limits.py)
                 script = "<set rlimits>" if shown else EXEC_LIMITED
                 argv = [self.python, "-I", "-S", "-c", script, spec, *argv]
@@ -228,7 +227,11 @@ class ContainerPlace:
         cache: bool = False,
         shown: bool = True,
     ) -> Result:
-        env = {"HOME": "/tmp", **{k: v for k, v in tool_env().items() if k in PROXY_ENV}}
+        # the proxy and the operator's index settings (a mirror), as the host's uv has them
+        passed = {k: v for k, v in tool_env().items() if k in PROXY_ENV or k.startswith("UV_")}
+        env = {**passed, "HOME": "/tmp"}
+        for name in ("UV_CACHE_DIR", "UV_LINK_MODE", "UV_PYTHON", "UV_PYTHON_INSTALL_DIR"):
+            env.pop(name, None)
         if cache:
             env["UV_CACHE_DIR"] = CACHE_MOUNT
         with _env_file(env) as env_file:
@@ -253,7 +256,11 @@ class ContainerPlace:
         phase = moved(phase)
         network = "slirp4netns:allow_host_loopback=false" if phase.network else "none"
         deadline = time.monotonic() + limits.time if limits.time else None
-        cgroup = make_cgroup(limits, aligned=True) if self._cgroupfs() else None
+        # processes in a cgroup of the phase's own (its pids.peak stays after the container
+        # goes), memory by the engine (its OOM flag says when that limit killed)
+        cgroup = None
+        if self._cgroupfs() and limits.processes:
+            cgroup = make_cgroup(limits.with_(memory=None), aligned=True)
         try:
             with _env_file(phase.env) as env_file:
                 options = dict(
@@ -278,7 +285,7 @@ class ContainerPlace:
             reason = None
             if result.rc or result.stopped:
                 reason = limit_reason(limits, result.stopped, result.rc, cgroup, result.lines)
-                if reason is None and cgroup is None and self._oom_killed(name):
+                if reason is None and limits.memory and self._oom_killed(name):
                     reason = f"memory limit ({size(limits.memory)}) exceeded"
         finally:
             self._remove(name, wait=cgroup is not None)  # its cgroup goes before ours
