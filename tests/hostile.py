@@ -169,6 +169,21 @@ if phase == "build":
     WHEEL = make_wheel(wheel_directory, metadata=f"Requires-Dist: evil @ {url}\\n")
 """
 
+# ... and the registry's build.env, naming places of the package's own source tree: what
+# reads the environment on the trusted side (the toolchain query runs `$CC --version`,
+# temporary files, the worker's cache) must never take them. Its backend puts an
+# executable there that marks the host if anything outside the sandbox runs it.
+ENV_ATTACK = """
+if phase == "requires":
+    mark = os.environ["CC"]
+    os.makedirs(os.path.dirname(mark), exist_ok=True)
+    script = "#!/bin/sh\\necho marked > %s/env-attack-ran\\necho 'gcc 9.9.9 (forged)'\\n"
+    with open(mark, "w") as f:
+        f.write(script % worker)
+    os.chmod(mark, 0o755)
+    attempt("the backend sees its CC", lambda: os.environ["CC"] or 1 / 0)
+"""
+
 # Class 2: links where the host reads (the wheel) or cleans (every writable folder).
 LINK_WHEEL = """
 if phase == "build":

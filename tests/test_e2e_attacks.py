@@ -85,6 +85,7 @@ ATTACKS = {
     "req-dynamic": (hostile.REQUIRES_OPTION, [],
                     "build failed: bad requirement '--index-url=http://"),
     "uses-netdep": (hostile.SNOOP, ["netdep"], None),
+    "env-attack": (hostile.ENV_ATTACK, [], None),
     "url-dependency": (hostile.URL_DEPENDENCY, [],
                        "build failed: bad requirement 'evil @ http://127.0.0.1:"),
     "link-wheel": (hostile.LINK_WHEEL, [],
@@ -235,6 +236,14 @@ class Attacked:
         entries = ""
         for name in ORDER:
             entries += f'  - name: {name}\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n'
+        # build.env naming places of the package's own source tree (see hostile.ENV_ATTACK)
+        src = f"{self.build_dir}/.buildsrc/env_attack-1.0"
+        env = json.dumps({"CC": f"{src}/bin/cc", "TMPDIR": src, "XDG_CACHE_HOME": src})
+        entries = entries.replace(
+            '  - name: env-attack\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n',
+            '  - name: env-attack\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n'
+            f"    build:\n      env: {env}\n",
+        )
         code = (TEST_PRELUDE % json.dumps(context)) + TEST_ATTACK
         hostile_test = json.dumps(["python", "-c", code])
         sleeper = json.dumps(["python", "-c", SLEEPER])
@@ -358,11 +367,21 @@ def test_nothing_the_build_left_reaches_a_later_build(attacked):
     assert attacked.survivors == [] and _processes_with(attacked.mark) == []
 
 
+def test_the_registrys_environment_never_reaches_the_trusted_side(attacked):
+    """build.env named a CC, a TMPDIR and a cache home inside the package's own tree: the
+    backend got them, nothing outside the sandbox ran or wrote there."""
+    log = attacked.logs["env-attack"]["build/stdio"]
+    assert "hostile env-attack the backend sees its CC: done" in log
+    assert not (attacked.worker / "env-attack-ran").exists()
+    record = attacked.record("env-attack")
+    assert "forged" not in json.dumps(record) and "9.9.9" not in json.dumps(record)
+
+
 def test_every_published_record_is_the_farms_own(attacked):
     from wheelfarm.build.toollock import worker_lock
 
     for package in ("forger", "poisoner", "uses-netdep", "link-plant", "hostile-test",
-                    "long-lines"):  # fmt: skip
+                    "long-lines", "env-attack"):  # fmt: skip
         record = attacked.record(package)
         text = json.dumps(record)
         assert "forged" not in text and "9.9.9" not in text, package

@@ -271,7 +271,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     indexes = [u for u in (args.index_url, args.extra_index_url, default_index()) if u]
     rust_here = not getattr(args, "container_arch", None)  # this toolchain runs here only
     ctx = Context(place, limits, index, indexes, python_version(), args.index_url, tool,
-                  wheels, [*args.pass_env, "SOURCE_DATE_EPOCH"], rust_here, set())  # fmt: skip
+                  wheels, args.pass_env, rust_here, set())  # fmt: skip
     out = fresh_dir(Path(args.out).absolute())
     try:
         wheel, facts, rust = build_sdist(ctx, sdist, Path.cwd(), extra, out)

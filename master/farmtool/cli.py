@@ -15,6 +15,7 @@ from typing import NoReturn
 from . import facts
 from .build import cmd_build
 from .check import cmd_check
+from .environment import set_aside
 from .facts import FACTS, Failure, facts_path, write_facts
 from .isolation import ISOLATIONS
 from .isolation.limits import Limits
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print("error: only `test` takes a command after --", file=sys.stderr)
             return 2
         args.command = command
+    set_aside(getattr(args, "pass_env", []))  # before anything trusted reads the environment
     facts.set_facts_dir(args.facts_dir)
     path = facts_path(args.subcommand)
     path.parent.mkdir(parents=True, exist_ok=True)  # before any sandbox starts: it hides it

@@ -36,6 +36,17 @@ UNTRUSTED_ENV = (
 UNTRUSTED_ENV_PREFIXES = ("LC_",)
 SANDBOX_TMP = "/tmp"  # every sandbox's own, empty, bounded
 SANDBOX_HOME = "/tmp/home"
+# The registry's `build.env`, which the master sets in the step's environment: set aside
+# at start (`set_aside`), out of this process's own, so that nothing trusted (the farm's
+# tools, `$CC --version` in the build record, a temporary file, the worker's cache)
+# ever takes a package's word for where or what it is; only untrusted phases get them.
+REGISTRY_ENV: dict[str, str] = {}
+
+
+def set_aside(names: Iterable[str]) -> None:
+    for name in names:
+        if ENV_NAME.fullmatch(name) and name in os.environ:
+            REGISTRY_ENV[name] = os.environ.pop(name)
 
 
 def pick_env(names: Iterable[str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
@@ -54,14 +65,17 @@ def untrusted_env(
     bins: Sequence[str | os.PathLike] = (),
     pycache: Path | None = None,
 ) -> dict[str, str]:
-    """The whole environment of untrusted code: never the worker's.
+    """The whole environment of untrusted code: never the worker's. `pass_names`: the
+    registry's variables it gets (set aside at start).
 
     `bins` go first on PATH (a venv's, then a toolchain's); `pycache` is where its
     Pythons write bytecode (PYTHONPYCACHEPREFIX), since its venv is read-only; `home`
     is its own $HOME where nothing sandboxes it (a sandbox has its own /tmp).
     """
     env = pick_env(UNTRUSTED_ENV, UNTRUSTED_ENV_PREFIXES)
-    env.update({n: os.environ[n] for n in pass_names if ENV_NAME.fullmatch(n) and n in os.environ})
+    env.update({n: REGISTRY_ENV[n] for n in pass_names if n in REGISTRY_ENV})
+    if "SOURCE_DATE_EPOCH" in os.environ:  # the operator's, for reproducible builds
+        env["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
     if sandboxed:
         env.update(HOME=SANDBOX_HOME, TMPDIR=SANDBOX_TMP, TEMP=SANDBOX_TMP, TMP=SANDBOX_TMP)
     else:

@@ -98,7 +98,8 @@ FORBIDDEN_ENV = frozenset(
         "NODE_OPTIONS",
     )
 )
-FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_")
+# WHEELFARM_: the worker's own settings (its tools, cache, Rust, containers' user)
+FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_", "WHEELFARM_")
 GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 # PEP 508 names, for the JSON schema only; Python code asks packaging.
 NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
