@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import farmtool.environment
 from farmtool.environment import SANDBOX_HOME, tool_env, untrusted_env
 from farmtool.facts import Failure
 from farmtool.isolation import ISOLATIONS, Phase, resolve_isolation
@@ -109,14 +110,20 @@ def test_untrusted_code_never_gets_the_workers_environment(tmp_path, monkeypatch
     monkeypatch.setenv("PIP_INDEX_URL", "https://user:pw@mirror/simple")
     monkeypatch.setenv("UV_INDEX_URL", "https://user:pw@mirror/simple")
     monkeypatch.setenv("CFLAGS", "-O2")  # the registry's build.env, named by the master
+    monkeypatch.setenv("CC", "/build/.buildsrc/evil-cc")  # ... naming a file of the package
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setattr(farmtool.environment, "REGISTRY_ENV", {})
+    farmtool.environment.set_aside(["CFLAGS", "CC", "NOT_SET"])  # as farmtool's start does
+    # ... so the trusted side never sees them again
+    assert "CFLAGS" not in os.environ and "CC" not in tool_env()
     venv_bin = tmp_path / ".buildenv" / "bin"
-    env = untrusted_env(True, tmp_path / ".home", ["CFLAGS", "NOT_SET"], [venv_bin],
+    env = untrusted_env(True, tmp_path / ".home", ["CFLAGS", "CC", "NOT_SET"], [venv_bin],
                         tmp_path / ".pycache")  # fmt: skip
     for name in ("AWS_SECRET_ACCESS_KEY", "HTTPS_PROXY", "PIP_INDEX_URL", "UV_INDEX_URL"):
         assert name not in env
     assert "NOT_SET" not in env
-    assert env["CFLAGS"] == "-O2" and env["SSL_CERT_FILE"].endswith(".crt")
+    assert env["CFLAGS"] == "-O2" and env["CC"] == "/build/.buildsrc/evil-cc"
+    assert env["SSL_CERT_FILE"].endswith(".crt")
     assert env["HOME"] == SANDBOX_HOME and env["TMPDIR"] == "/tmp"
     assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / ".pycache")
     # the build venv's tools (maturin, cmake) come first
