@@ -87,6 +87,8 @@ except build.BuildBackendException as e:
     print(f"BuildBackendException: {e}", file=sys.stderr)
     if not isinstance(e.exception, subprocess.CalledProcessError):
         print(f"{type(e.exception).__name__}: {e.exception}", file=sys.stderr)
+    elif e.exception.returncode < 0:  # a limit's signal, most likely: say which
+        print(f"the backend was killed by signal {-e.exception.returncode}", file=sys.stderr)
     sys.exit(3)
 except build.BuildException as e:
     print(f"BuildException: {e}", file=sys.stderr)

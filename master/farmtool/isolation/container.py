@@ -34,7 +34,16 @@ from ..tools import require
 from . import Outcome, Phase, hidden_dirs
 from .bubblewrap import TMP_SIZE
 from .host import disk_watch, wheel_cache
-from .limits import EXEC_LIMITED, Cgroup, Limits, limit_reason, make_cgroup, rlimit_spec, size
+from .limits import (
+    EXEC_LIMITED,
+    Cgroup,
+    Limits,
+    killed_near_memory_limit,
+    limit_reason,
+    make_cgroup,
+    rlimit_spec,
+    size,
+)  # fmt: skip
 
 # Runs argument lists one after the other in a container, until one fails (no shell).
 SEQUENCE = r"""
@@ -285,7 +294,15 @@ class ContainerPlace:
             reason = None
             if result.rc or result.stopped:
                 reason = limit_reason(limits, result.stopped, result.rc, cgroup, result.lines)
-                if reason is None and limits.memory and self._oom_killed(name):
+                peak = cgroup.peak_memory() if cgroup is not None else 0
+                if (
+                    reason is None
+                    and limits.memory
+                    and (
+                        killed_near_memory_limit(limits, result.rc, result.lines, peak)
+                        or self._oom_killed(name)
+                    )
+                ):
                     reason = f"memory limit ({size(limits.memory)}) exceeded"
         finally:
             self._remove(name, wait=cgroup is not None)  # its cgroup goes before ours

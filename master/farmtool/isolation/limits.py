@@ -119,6 +119,16 @@ class Cgroup:
             except (OSError, ValueError, TypeError):
                 continue
 
+    def peak_memory(self) -> int:
+        """The most memory the cgroup (and those below it) used at once, in bytes."""
+        memory = self.dirs.get("memory")
+        for name in ("memory.peak", "memory.max_usage_in_bytes"):
+            try:
+                return int((memory / name).read_text())  # type: ignore[operator]
+            except (OSError, ValueError, TypeError):
+                continue
+        return 0
+
     def tripped(self) -> str | None:
         """Which limit the kernel enforced, if any (its counters say so)."""
         self.sample()
@@ -354,6 +364,18 @@ def rlimit_spec(limits: Limits) -> str:
     """The CPU and file-size limits for EXEC_LIMITED."""
     found = {"CPU": limits.cpu, "FSIZE": limits.disk}
     return ",".join(f"{k}={v}" for k, v in found.items() if v is not None)
+
+
+KILLED = re.compile(r"killed by signal 9\b|\bSIGKILL\b|\bKilled\b")
+
+
+def killed_near_memory_limit(limits: Limits, rc: int, lines: list[str], peak: int) -> bool:
+    """A phase killed (SIGKILL: the OOM killer's signal) after its memory use reached
+    the limit: where no counter of the kernel's says more (a container's OOM kill is
+    counted in its own cgroup, which its engine removes)."""
+    if not limits.memory or peak < 0.97 * limits.memory:
+        return False
+    return rc in (137, -9) or bool(KILLED.search("\n".join(lines[-50:])))
 
 
 def limit_reason(
