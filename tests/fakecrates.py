@@ -4,56 +4,35 @@ crate and `config.json`, over HTTP) and the `.crate` archives it names.
 crates.io is not reachable from here; a Rust sdist made by the tests names this
 registry in its `.cargo/config.toml` (`cargo_config()`), and its crate depends on a
 crate published here, so the build must fetch it, as a real one fetches from crates.io.
-It listens on this machine's own network address, not on loopback: a crates fetch has
-user-mode networking, which reaches the network but never the host's loopback.
+It is served from a test host outside this machine (tests/outside.py): a crates fetch
+has user-mode networking, which reaches the outside but never this machine.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 import tarfile
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from outside import OutsideHost
+
 REGISTRY = "farmtest"  # the name a Cargo.toml's dependency gives as its `registry`
-
-
-def outside_address() -> str:
-    """This machine's address on its network (the one its default route leaves from):
-    what a sandbox with user-mode networking reaches, unlike 127.0.0.1."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("203.0.113.1", 9))  # no packet is sent: it only picks a route
-            address = s.getsockname()[0]
-        except OSError:
-            address = ""
-    if not address or address.startswith("127."):
-        import pytest
-
-        pytest.skip("this machine has no network address besides loopback")
-    return address
 
 
 class FakeCrates:
     def __init__(self, root: Path):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.downloads: list[str] = []  # the .crate files asked for, in order
-        handler = type("Handler", (_Files,), {"downloads": self.downloads})
-        serve = functools.partial(handler, directory=str(root))
-        address = outside_address()
-        self.server = ThreadingHTTPServer((address, 0), serve)
-        self.url = f"http://{address}:{self.server.server_address[1]}"
-        index = root / "index"
-        index.mkdir(exist_ok=True)
-        dl = f"{self.url}/dl/{{crate}}-{{version}}.crate"
-        (index / "config.json").write_text(json.dumps({"dl": dl}))
+        (root / "index").mkdir(exist_ok=True)
+        self.host = OutsideHost()
+        self.url = ""
+
+    @property
+    def downloads(self) -> list[str]:
+        """The .crate files asked for, in order."""
+        return [p.rsplit("/", 1)[-1] for p in self.host.requests() if p.startswith("/dl/")]
 
     def publish(self, name: str, version: str, lib_rs: str) -> None:
         """A crate without dependencies: its Cargo.toml and src/lib.rs."""
@@ -95,21 +74,11 @@ class FakeCrates:
         return f'[registries.{REGISTRY}]\nindex = "sparse+{self.url}/index/"\n'
 
     def start(self) -> FakeCrates:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.host.__enter__()
+        self.url = self.host.serve(self.root)
+        dl = f"{self.url}/dl/{{crate}}-{{version}}.crate"
+        (self.root / "index" / "config.json").write_text(json.dumps({"dl": dl}))
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _Files(SimpleHTTPRequestHandler):
-    downloads: list[str]
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/dl/"):
-            self.downloads.append(self.path.rsplit("/", 1)[-1])
-        super().do_GET()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.host.__exit__(None, None, None)

@@ -30,8 +30,8 @@ import requests
 
 import hostile
 from conftest import ARTIFACTS, build_logs, make_farm, wait_builds, write_registry
-from fakecrates import outside_address
 from fakepypi import FakePyPI
+from outside import host_address
 from sdists import make_sdist
 
 pytestmark = [
@@ -165,7 +165,8 @@ class Attacked:
         self.secrets = {"env": f"env-secret-{uuid.uuid4().hex}",
                         "other": f"other-builder-{uuid.uuid4().hex}",
                         "file": f"secret-file-{uuid.uuid4().hex}"}  # fmt: skip
-        self.outside, self.loopback = Listener(outside_address()), Listener("127.0.0.1")
+        # this machine's own address and its loopback: no phase may reach either
+        self.outside, self.loopback = Listener(host_address()), Listener("127.0.0.1")
         kw: dict = {"settings_overrides": dict(LIMITS)}
         if image:
             kw["container"] = "podman"

@@ -253,6 +253,7 @@ def test_bubblewrap_keeps_the_code_in_its_folder(tmp_path, capfdbinary):
     # reversed: only the sleeper's command line holds the marker, not bwrap's
     argv = [PY, "-c", HOSTILE, str(worker), port, marker[::-1]]
     place = HostPlace(BWRAP, build)
+    place.own([own])  # as farmtool gives the build's user its folders
     done = place.untrusted(Phase("tests", argv, own, env, (own,)), Limits())
     listener.close()
     out = "\n".join(done.lines)
@@ -290,39 +291,49 @@ for host, port in zip(sys.argv[1::2], sys.argv[2::2]):
 
 
 @needs_bwrap
-def test_a_network_phase_reaches_out_but_never_the_hosts_loopback(tmp_path):
-    """A crates fetch has user-mode networking (slirp4netns): what the host reaches on
-    its network, never what listens on its loopback (the master's UI, the databases)."""
+def test_a_network_phase_reaches_out_but_never_this_machine(tmp_path):
+    """A crates fetch has user-mode networking (slirp4netns): a server outside this
+    machine, never what listens on this machine (its loopback, its own address: the
+    master's UI, the databases) nor a network it is directly on (a volunteer's LAN)."""
     if not shutil.which("slirp4netns"):
         pytest.skip("needs slirp4netns (make test installs it)")
-    from fakecrates import outside_address
+    from outside import OutsideHost, host_address
 
-    outside, loopback = socket.socket(), socket.socket()
-    outside.bind((outside_address(), 0))
-    loopback.bind(("127.0.0.1", 0))
-    for s in (outside, loopback):
-        s.listen()
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "hello").write_text("from outside")
     own = tmp_path / "build" / ".run"
     own.mkdir(parents=True)
-    argv = [PY, "-c", REACH]
-    address = outside.getsockname()[0]
-    for s in (outside, loopback):
-        argv += [s.getsockname()[0], str(s.getsockname()[1])]
-    # the slirp gateway that stands for the host's loopback when it is allowed
-    argv += ["10.0.2.2", str(loopback.getsockname()[1])]
     place = HostPlace(BWRAP, tmp_path / "build")
+    place.own([own])
     env = untrusted_env(True, own)
-    try:
-        online = place.untrusted(Phase("crates fetch", argv, own, env, (own,), network=True),
-                                 Limits())  # fmt: skip
-        offline = place.untrusted(Phase("build backend", argv, own, env, (own,)), Limits())
-    finally:
-        outside.close()
-        loopback.close()
-    assert f"{address} reached" in online.lines, online.lines
-    assert "127.0.0.1 unreachable ConnectionRefusedError" in online.lines
-    assert not [line for line in online.lines if line.startswith("10.0.2.2 reached")]
-    assert not [line for line in offline.lines if "reached" in line.split()], offline.lines
+    listeners = [socket.socket(), socket.socket()]
+    listeners[0].bind((host_address(), 0))
+    listeners[1].bind(("127.0.0.1", 0))
+    for s in listeners:
+        s.listen()
+    with OutsideHost() as outside:
+        url = outside.serve(tmp_path / "www")
+        hosts = [(outside.address, 8080), *(s.getsockname()[:2] for s in listeners)]
+        hosts.append((outside.link[0], 8080))  # the host's end of the link: its own address
+        hosts.append(("10.0.2.2", listeners[1].getsockname()[1]))  # slirp's way to the host
+        argv = [PY, "-c", REACH, *(str(part) for host in hosts for part in host)]
+        try:
+            online = place.untrusted(Phase("crates fetch", argv, own, env, (own,), network=True),
+                                     Limits())  # fmt: skip
+            offline = place.untrusted(Phase("build backend", argv, own, env, (own,)), Limits())
+        finally:
+            for s in listeners:
+                s.close()
+        fetched = place.untrusted(Phase("crates fetch", [PY, "-c", FETCH, url + "/hello"], own,
+                                        env, (own,), network=True), Limits())  # fmt: skip
+    assert f"{outside.address} reached" in online.lines, online.lines
+    for host, _ in hosts[1:]:
+        assert f"{host} reached" not in online.lines, (host, online.lines)
+    assert not [line for line in offline.lines if " reached" in line], offline.lines
+    assert "from outside" in fetched.lines
+
+
+FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"
 
 
 # --- limits ----------------------------------------------------------------------------
@@ -348,6 +359,7 @@ def test_each_limit_trips_with_its_reason(tmp_path, kind):
     own = tmp_path / "build" / ".run"
     own.mkdir(parents=True)
     place = HostPlace(BWRAP, tmp_path / "build")
+    place.own([own])
     phase = Phase("tests", [PY, "-c", code], own, untrusted_env(True, own), (own,))
     started = time.monotonic()
     done = place.untrusted(phase, Limits.parse([limit]))
@@ -440,6 +452,7 @@ def test_a_planted_link_for_the_result_file_is_not_followed(tmp_path):
         run = tmp_path / kind / ".testrun"
         run.mkdir()
         place = HostPlace(BWRAP, tmp_path / kind)
+        place.own([run])
         env = untrusted_env(True, run, (), [venv / "bin"])
         with pytest.raises(Failure, match="is not a regular file|cannot read"):
             import_all(place, venv / "bin" / "python", ["evil"], {"evil"}, env, run, (run,),

@@ -26,10 +26,13 @@ def which(tool: str) -> str | None:
 
 
 def resolve(program: str | os.PathLike) -> str:
-    """A bare program name not on PATH: its path where `which` finds it, if anywhere."""
+    """A bare program name as the absolute path the worker's own PATH (or its tools'
+    folders) gives it, never looked up on the PATH of the environment a command gets:
+    that is the sandbox's, whose first folder is the build venv's `bin`, which a build
+    requirement's wheel fills."""
     program = str(program)
-    if os.sep not in program and not shutil.which(program):
-        program = which(program) or program  # a farm tool beside the worker's Python
+    if os.sep not in program:
+        program = which(program) or program
     return program
 
 

@@ -46,6 +46,7 @@ def bwrap_argv(
     resolv_conf: str | None = None,
     info_fd: int | None = None,
     block_fd: int | None = None,
+    drop_to: tuple[int, int] | None = None,
 ) -> list[str]:
     """The bubblewrap argv that runs `argv` sandboxed.
 
@@ -56,14 +57,27 @@ def bwrap_argv(
     kills and reaps everything first. `info_fd` and `block_fd` let farmtool put the
     sandbox in its cgroup and give it a network before it runs anything; with
     `resolv_conf`, that network's resolver replaces the host's.
+
+    `drop_to` (uid, gid), for a worker running as root: bubblewrap mounts as root, without
+    a user namespace (which would map the sandbox to real root: root-owned files would be
+    its to write, whatever capabilities it lacks), and the reaper, given only the
+    capabilities to change its user, becomes that user before it starts anything.
     """
-    out = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL"]
+    out = ["bwrap", "--die-with-parent", "--new-session"]
+    if drop_to is None:
+        out += ["--unshare-all", "--cap-drop", "ALL"]
+    else:
+        out += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+        out += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
+        out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     if info_fd is not None:
         out += ["--info-fd", str(info_fd)]
     if block_fd is not None:
         out += ["--block-fd", str(block_fd)]
-    out += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_size), "--tmpfs", SANDBOX_TMP]
-    out += ["--dir", SANDBOX_HOME]
+    # its own /proc, but the sysctls of the host's, read-only whoever it runs as
+    out += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"]
+    out += ["--perms", "01777", "--size", str(tmp_size), "--tmpfs", SANDBOX_TMP]
+    out += ["--perms", "01777", "--dir", SANDBOX_HOME]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             out += ["--symlink", os.readlink(d), d]
@@ -96,22 +110,31 @@ def bwrap_argv(
     out += ["--remount-ro", "/"]
     out += ["--chdir", os.path.abspath(os.fspath(cwd))]
     if reaper:
-        out += ["--as-pid-1", "--", *(os.fspath(a) for a in reaper)]
+        user = [str(drop_to[0]), str(drop_to[1])] if drop_to else ["", ""]
+        out += ["--as-pid-1", "--", *(os.fspath(a) for a in reaper), *user]
     else:
+        if drop_to:
+            raise ValueError("dropping to another user needs the reaper")
         out.append("--")
     return [*out, *(os.fspath(a) for a in argv)]
 
 
-# PID 1 of a sandbox (see bwrap_argv): runs the command, then kills and reaps every
-# process of the namespace (orphans are its children) before it exits with its status.
+# PID 1 of a sandbox (see bwrap_argv): becomes the build's user if told (uid, gid: its
+# first two arguments, or empty), runs the command, then kills and reaps every process of
+# the namespace (orphans are its children) before it exits with its status.
 REAPER = r"""
 import os, signal, sys
+uid, gid, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+if uid:
+    os.setgroups([])
+    os.setgid(int(gid))
+    os.setuid(int(uid))  # from root to another: every capability goes
 pid = os.fork()
 if pid == 0:
     try:
-        os.execvp(sys.argv[1], sys.argv[1:])
+        os.execvp(argv[0], argv)
     except OSError as e:
-        print(f"cannot run {sys.argv[1]}: {e.strerror}", file=sys.stderr)
+        print(f"cannot run {argv[0]}: {e.strerror}", file=sys.stderr)
         os._exit(127)
 while True:
     done, status = os.wait()

@@ -33,7 +33,7 @@ from ..processes import Result, capture, check_run, error_line, run, say, show
 from ..tools import require
 from . import Outcome, Phase, hidden_dirs
 from .bubblewrap import TMP_SIZE
-from .host import disk_watch, wheel_cache
+from .host import build_user, disk_watch, own, wheel_cache
 from .limits import (
     EXEC_LIMITED,
     Cgroup,
@@ -53,8 +53,6 @@ for argv in json.loads(sys.argv[1]):
     if code:
         sys.exit(code)
 """
-UID_ENV = "WHEELFARM_CONTAINER_UID"  # the user builds run as in containers of a root worker
-DEFAULT_UID = 65534  # nobody: the worker's cache is reached only through /root (0700)
 CACHE_MOUNT = "/wheelfarm-cache"
 _count = [0]
 
@@ -79,11 +77,9 @@ def zipapp_path() -> Path:
 def container_user(engine: str) -> tuple[int, int, list[str]]:
     """(uid, gid, options): the worker's own user where it is not root (podman
     rootless maps it to itself), else a dedicated one."""
-    uid = os.geteuid()
-    if uid == 0:
-        chosen = int(os.environ.get(UID_ENV, DEFAULT_UID))
-        return chosen, chosen, ["--user", f"{chosen}:{chosen}"]
-    gid = os.getegid()
+    uid, gid = build_user()
+    if os.geteuid() == 0:
+        return uid, gid, ["--user", f"{uid}:{gid}"]
     keep = ["--userns=keep-id"] if Path(engine).name == "podman" else []
     return uid, gid, [*keep, "--user", f"{uid}:{gid}"]
 
@@ -117,20 +113,10 @@ class ContainerPlace:
     def prepare(self, folders: list[Path]) -> None:
         for folder in folders:
             fresh_dir(folder)
-            self._own(folder)
-
-    def _own(self, folder: Path) -> None:
-        """Give the container's user what it is to write (the host may have made it)."""
-        if os.geteuid() != 0:
-            return
-        os.lchown(folder, self.uid, self.gid)
-        for top, dirs, files in os.walk(folder):
-            for name in dirs + files:
-                os.lchown(os.path.join(top, name), self.uid, self.gid)
+        self.own(folders)
 
     def own(self, folders: list[Path]) -> None:
-        for folder in folders:
-            self._own(folder)
+        own(folders, self.uid, self.gid)
 
     def with_system_packages(self, wanted: dict[str, list[str]]) -> None:
         """Build in the image with these system packages installed (see the module)."""

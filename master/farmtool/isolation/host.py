@@ -39,6 +39,31 @@ def python_prefixes() -> list[str]:
     return found
 
 
+BUILD_UID_ENV = "WHEELFARM_BUILD_UID"  # whom a root worker's builds run as
+BUILD_UID = 65534  # nobody: the worker's caches are reached only through /root (0700)
+
+
+def build_user() -> tuple[int, int]:
+    """The user untrusted code runs as: the worker's own, or, for a root worker, an
+    unprivileged one (a sandbox of root is root: root-owned files such as /proc's
+    sysctls are its to write whatever capabilities it lacks)."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    chosen = int(os.environ.get(BUILD_UID_ENV, BUILD_UID))
+    return chosen, chosen
+
+
+def own(folders: list[Path], uid: int, gid: int) -> None:
+    """Give the build's user what it is to write (the trusted side made it, as root)."""
+    if os.geteuid() != 0:
+        return
+    for folder in folders:
+        os.lchown(folder, uid, gid)
+        for top, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                os.lchown(os.path.join(top, name), uid, gid)
+
+
 class HostPlace:
     def __init__(self, isolation: Isolation, root: Path | None = None) -> None:
         self.kind = isolation
@@ -47,6 +72,11 @@ class HostPlace:
         self.python = base_python()
         self.root = (root or Path.cwd()).absolute()
         self._uv: str | None = None
+        self.uid, self.gid = build_user()
+        if self.sandboxed and self.uid != os.geteuid():
+            # the build's user reads the build directory (bound read-only), which a
+            # umask of 077 would keep from it
+            os.chmod(self.root, os.stat(self.root).st_mode | 0o055)
 
     @property
     def uv(self) -> str:
@@ -57,9 +87,11 @@ class HostPlace:
     def prepare(self, folders: list[Path]) -> None:
         for folder in folders:
             fresh_dir(folder)
+        self.own(folders)
 
     def own(self, folders: list[Path]) -> None:
-        pass  # what the host made is the worker's, as every run here is
+        if self.sandboxed:
+            own(folders, self.uid, self.gid)
 
     def with_system_packages(self, wanted: dict[str, list[str]]) -> None:
         from ..system import require_system_packages
@@ -123,7 +155,9 @@ class HostPlace:
             resolv_conf=net.resolv_conf,
             info_fd=net.child_fds[0],
             block_fd=net.child_fds[1],
+            drop_to=(self.uid, self.gid) if self.uid != os.geteuid() else None,
         )
+
 
         def started(proc: subprocess.Popen) -> None:
             # before the sandbox runs anything: its cgroup, its rlimits, its network

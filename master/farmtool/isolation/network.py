@@ -1,14 +1,18 @@
 """User-mode networking for the few sandboxed phases that need the network.
 
-Never the host's network namespace (`--share-net`): the phase gets a namespace of
-its own, which Debian's slirp4netns (what rootless podman uses) connects to the
-outside through a user-mode TCP/IP stack, with the host's loopback unreachable
-(`--disable-host-loopback`): not the master's UI, not a database or broker that
-listens on 127.0.0.1. Its resolver is slirp4netns's (10.0.2.3).
+Never the host's network namespace (`--share-net`): the phase gets a namespace of its
+own, which Debian's slirp4netns (what rootless podman uses) connects to the outside
+through a user-mode TCP/IP stack with the host's loopback unreachable
+(`--disable-host-loopback`). farmtool configures that namespace itself before the
+sandbox runs anything: an address and a default route through slirp4netns, and
+blackhole routes for what is not "the outside": the host's own addresses, the networks
+it is directly connected to (a volunteer's LAN), and the private, shared, link-local
+and reserved ranges (`UNREACHABLE`). Its resolver is slirp4netns's (10.0.2.3).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -19,6 +23,56 @@ from ..facts import fail
 from ..tools import which
 
 RESOLVER = "nameserver 10.0.2.3\n"
+TAP, ADDRESS, GATEWAY = "tap0", "10.0.2.100/24", "10.0.2.2"  # slirp4netns's defaults
+# Never reachable from a sandbox, besides the host's addresses and connected networks.
+UNREACHABLE = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "224.0.0.0/4", "240.0.0.0/4",
+)  # fmt: skip
+
+
+def host_networks() -> list[str]:
+    """The host's own IPv4 addresses and the networks it is directly connected to."""
+    found: list[str] = []
+    ip = which("ip")
+    if not ip:
+        fail("this phase needs user-mode networking: install iproute2 (the `ip` command)")
+    for argv in (
+        [ip, "-j", "-4", "addr", "show"],
+        [ip, "-j", "-4", "route", "show", "table", "main"],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        try:
+            items = json.loads(done.stdout or "[]")
+        except ValueError:
+            items = []
+        for item in items:
+            for addr in item.get("addr_info", []):
+                found.append(f"{addr['local']}/32")
+            if item.get("scope") == "link" and item.get("dst", "default") != "default":
+                found.append(str(item["dst"]))
+    return [n for n in dict.fromkeys(found) if _network(n)]
+
+
+def _network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def namespace_setup() -> str:
+    """`ip -batch` commands that give the namespace its way out, and only that."""
+    lines = [f"link set {TAP} up", f"addr add {ADDRESS} dev {TAP}"]
+    lines.append(f"route add default via {GATEWAY} dev {TAP}")
+    own = ipaddress.ip_network(ADDRESS, strict=False)  # its connected route stays the way out
+    for network in dict.fromkeys((*UNREACHABLE, *host_networks())):
+        net = ipaddress.ip_network(network, strict=False)
+        if net != own:
+            lines.append(f"route add blackhole {net}")
+    return "\n".join(lines) + "\n"
 
 
 class UserNet:
@@ -32,13 +86,14 @@ class UserNet:
         self.block_r, self.block_w = os.pipe()
         self.resolv_conf: str | None = None
         if network:
-            if not which("slirp4netns"):
+            if not which("slirp4netns") or not which("nsenter"):
                 fail(
                     "this phase needs user-mode networking: install slirp4netns "
                     "(apt-get install slirp4netns)"
                 )
             fd, self.resolv_conf = tempfile.mkstemp(prefix="wheelfarm-resolv-")
             os.write(fd, RESOLVER.encode())
+            os.fchmod(fd, 0o644)  # the build's user reads it
             os.close(fd)
 
     @property
@@ -65,8 +120,8 @@ class UserNet:
         if not self.network:
             return
         ready_r, ready_w = os.pipe()
-        argv = ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback"]
-        argv += ["--ready-fd", str(ready_w), str(pid), "tap0"]
+        argv = [str(which("slirp4netns")), "--mtu=65520", "--disable-host-loopback"]
+        argv += ["--ready-fd", str(ready_w), str(pid), TAP]
         self.slirp = subprocess.Popen(
             argv,
             pass_fds=(ready_w,),
@@ -84,6 +139,20 @@ class UserNet:
         os.close(ready_r)
         if ok != b"1":
             fail("slirp4netns could not give the sandbox its network")
+        # into the sandbox's namespace: as root, its network one; else through the user
+        # namespace it owns (bwrap made it for this user)
+        enter = [str(which("nsenter")), f"--target={pid}", "--net"]
+        if os.geteuid() != 0:
+            enter += ["--user", "--preserve-credentials"]
+        done = subprocess.run(
+            [*enter, str(which("ip")), "-batch", "-"],
+            input=namespace_setup(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode:
+            fail(f"cannot configure the sandbox's network: {done.stderr.strip()[:300]}")
 
     def release(self) -> None:
         os.write(self.block_w, b"go")
