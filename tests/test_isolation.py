@@ -109,13 +109,13 @@ def test_untrusted_code_never_gets_the_workers_environment(tmp_path, monkeypatch
     monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy:3128")
     monkeypatch.setenv("PIP_INDEX_URL", "https://user:pw@mirror/simple")
     monkeypatch.setenv("UV_INDEX_URL", "https://user:pw@mirror/simple")
-    monkeypatch.setenv("CFLAGS", "-O2")  # the registry's build.env, named by the master
-    monkeypatch.setenv("CC", "/build/.buildsrc/evil-cc")  # ... naming a file of the package
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setattr(farmtool.environment, "REGISTRY_ENV", {})
-    farmtool.environment.set_aside(["CFLAGS", "CC", "NOT_SET"])  # as farmtool's start does
-    # ... so the trusted side never sees them again
-    assert "CFLAGS" not in os.environ and "CC" not in tool_env()
+    # the registry's build.env, as the master passes it: arguments, never the environment
+    farmtool.environment.registry_env(["CFLAGS=-O2", "CC=/build/.buildsrc/evil-cc"])
+    assert "CC" not in tool_env()  # so the trusted side never sees it
+    with pytest.raises(Failure, match="not a variable"):
+        farmtool.environment.registry_env(["CFLAGS"])
     venv_bin = tmp_path / ".buildenv" / "bin"
     env = untrusted_env(True, tmp_path / ".home", ["CFLAGS", "CC", "NOT_SET"], [venv_bin],
                         tmp_path / ".pycache")  # fmt: skip

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .environment import untrusted_env
+from .environment import REGISTRY_ENV, untrusted_env
 from .facts import FACTS, fail
 from .files import fresh_dir, one_file, read_bounded
 from .isolation import Phase, Place
@@ -211,7 +211,8 @@ def build_requirement(ctx: Context, name: str, requirements: list[str], depth: i
     sdist = fetch_sdist(
         ctx.indexes, project, specifier_of(requirements, project), ctx.python, work / "sdist"
     )
-    wheel, _, _ = build_sdist(ctx, sdist, work, [], ctx.wheels, depth + 1)
+    # built for whatever uses it: never with the package's own build.env
+    wheel, _, _ = build_sdist(ctx._replace(pass_env=[]), sdist, work, [], ctx.wheels, depth + 1)
     if wheel_project(wheel.name) != project:
         fail(f"cannot install build requirements: the sdist of {project} built {wheel.name}")
     ctx.built_here.add(project)
@@ -273,7 +274,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     indexes = [u for u in (args.index_url, args.extra_index_url, default_index()) if u]
     rust_here = not getattr(args, "container_arch", None)  # this toolchain runs here only
     ctx = Context(place, limits, index, indexes, python_version(), args.index_url, tool,
-                  wheels, args.pass_env, rust_here, set())  # fmt: skip
+                  wheels, sorted(REGISTRY_ENV), rust_here, set())  # fmt: skip
     out = fresh_dir(Path(args.out).absolute())
     try:
         wheel, facts, rust = build_sdist(ctx, sdist, Path.cwd(), extra, out)

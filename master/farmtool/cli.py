@@ -8,6 +8,7 @@ runs prefixed "+ ", and when it fails exits non-zero with exactly one final line
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import NoReturn
@@ -15,7 +16,7 @@ from typing import NoReturn
 from . import facts
 from .build import cmd_build
 from .check import cmd_check
-from .environment import set_aside
+from .environment import registry_env
 from .facts import FACTS, Failure, facts_path, write_facts
 from .isolation import ISOLATIONS
 from .isolation.limits import Limits
@@ -69,7 +70,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--sdist-dir", required=True)
     build.add_argument("--out", required=True)
     build.add_argument("--requires", action="append", default=[], help="extra build requirement")
-    build.add_argument("--pass-env", action="append", default=[], help="variable to pass on")
+    build.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE: the registry's, for the build"
+    )
     common(build)
     build.set_defaults(func=cmd_build)
 
@@ -116,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             print("error: only `test` takes a command after --", file=sys.stderr)
             return 2
         args.command = command
-    set_aside(getattr(args, "pass_env", []))  # before anything trusted reads the environment
+    os.umask(0o022)  # what the trusted side makes, a build's user (another one) reads
     facts.set_facts_dir(args.facts_dir)
     path = facts_path(args.subcommand)
     path.parent.mkdir(parents=True, exist_ok=True)  # before any sandbox starts: it hides it
     if path.exists():
         path.unlink()  # a previous build's, never to be taken for this one's
     try:
+        registry_env(getattr(args, "env", []))
         output = Limits.parse(getattr(args, "limit", [])).output
         if output:
             OUTPUT_MAX[0] = output

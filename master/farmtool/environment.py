@@ -36,17 +36,22 @@ UNTRUSTED_ENV = (
 UNTRUSTED_ENV_PREFIXES = ("LC_",)
 SANDBOX_TMP = "/tmp"  # every sandbox's own, empty, bounded
 SANDBOX_HOME = "/tmp/home"
-# The registry's `build.env`, which the master sets in the step's environment: set aside
-# at start (`set_aside`), out of this process's own, so that nothing trusted (the farm's
-# tools, `$CC --version` in the build record, a temporary file, the worker's cache)
-# ever takes a package's word for where or what it is; only untrusted phases get them.
+# The registry's `build.env`, which the master passes as `--env NAME=VALUE` arguments,
+# never in this process's environment: nothing trusted (the farm's tools, `$CC --version`
+# in the build record, a temporary file, the worker's cache, this interpreter) ever takes
+# a package's word for where or what it is; only untrusted phases get them.
 REGISTRY_ENV: dict[str, str] = {}
 
 
-def set_aside(names: Iterable[str]) -> None:
-    for name in names:
-        if ENV_NAME.fullmatch(name) and name in os.environ:
-            REGISTRY_ENV[name] = os.environ.pop(name)
+def registry_env(items: Iterable[str]) -> None:
+    """`NAME=VALUE` items, as `--env` gives them (the registry checked them too)."""
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not ENV_NAME.fullmatch(name) or "\0" in value:
+            from .facts import fail
+
+            fail(f"not a variable: {item[:100]!r} (NAME=VALUE)")
+        REGISTRY_ENV[name] = value
 
 
 def pick_env(names: Iterable[str], prefixes: tuple[str, ...] = ()) -> dict[str, str]:

@@ -103,6 +103,10 @@ def _install(
     if not requirements and not files:
         return place.trusted(make, writable=(venv,), network=False)
     argv = [*uv_install(place), "--python", str(venv_python(venv)), *index]
+    if wheels.is_dir() and any(wheels.iterdir()):
+        # wheels built here from sdists: never from, nor into, the worker's cache, which
+        # would give the next build this one's under the same folder and name
+        argv.append("--no-cache")
     argv += ["--find-links", str(wheels), "--", *requirements, *map(str, files)]
     return place.trusted_all([make, argv], writable=(venv,), cache=True)
 

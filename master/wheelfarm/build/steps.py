@@ -89,10 +89,12 @@ def container_args(props) -> list[str]:
 
 
 @util.renderer
-def pass_env_args(props) -> list[str]:
-    # names only: the build gets the registry's variables (and only those of the step's
-    # environment) by name, so no value is ever on a command line
-    return [arg for name in props.getProperty("build_env") or {} for arg in ("--pass-env", name)]
+def env_args(props) -> list[str]:
+    # the registry's build.env as arguments (each `NAME=VALUE` one item of the list, never
+    # an option): never in the step's environment, which farmtool's own interpreter and
+    # the farm's tools would start with; farmtool gives them to the build's code only
+    env = props.getProperty("build_env") or {}
+    return [arg for name, value in env.items() for arg in ("--env", f"{name}={value}")]
 
 
 @util.renderer
@@ -227,7 +229,8 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
         kwargs.setdefault("haltOnFailure", True)
         kwargs.setdefault("maxTime", STEP_MAX_TIME)
         kwargs["logEnviron"] = False  # the worker's environment is nobody's business
-        super().__init__(command=[python_argv, FARMTOOL, subcommand, *args], **kwargs)
+        # -I: no PYTHON* variable, user site or current folder changes farmtool's interpreter
+        super().__init__(command=[python_argv, "-I", FARMTOOL, subcommand, *args], **kwargs)
         self.subcommand = subcommand
         self.log_bytes = log_bytes
 

@@ -77,17 +77,8 @@ FORBIDDEN_ENV = frozenset(
         "PATH",
         "HOME",
         "VIRTUAL_ENV",
-        "PYTHONPATH",
-        "PYTHONHOME",
-        "PYTHONSTARTUP",
-        "PYTHONUSERBASE",
-        "PYTHONPLATLIBDIR",
-        "PYTHONEXECUTABLE",
-        "PYTHONINSPECT",
-        "PYTHONBREAKPOINT",
-        "PYTHONSAFEPATH",
-        "PYTHONNOUSERSITE",
         "GCONV_PATH",
+        "GLIBC_TUNABLES",
         "LOCPATH",
         "BASH_ENV",
         "ENV",
@@ -98,8 +89,9 @@ FORBIDDEN_ENV = frozenset(
         "NODE_OPTIONS",
     )
 )
-# WHEELFARM_: the worker's own settings (its tools, cache, Rust, containers' user)
-FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_", "WHEELFARM_")
+# PYTHON: every setting of the interpreter (PYTHONPATH, PYTHONPYCACHEPREFIX, ...);
+# WHEELFARM_: the worker's own settings (its tools, cache, Rust, builds' user)
+FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_", "PYTHON", "WHEELFARM_")
 GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 # PEP 508 names, for the JSON schema only; Python code asks packaging.
 NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
