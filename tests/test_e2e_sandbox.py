@@ -122,6 +122,25 @@ def test_an_sdist_only_requirement_is_built_offline_in_its_own_sandbox(tmp_path)
     assert facts["toolchain"]["build_env"]["evildep"]["built_from_sdist"] is True
 
 
+@pytest.mark.parametrize("up", [1, 3])
+def test_an_sdist_that_escapes_tarfiles_checks_unpacks_only_into_its_folder(tmp_path, up):
+    """Extracting is the package's phase: a member that tarfile itself lets out (a chain
+    of links past PATH_MAX) finds the build directory and what is above it read-only."""
+    from hostile import escaping_sdist
+
+    build = tmp_path / "worker" / "build"
+    build.mkdir(parents=True)
+    above = build.parents[up - 1]  # where the member would land: the build dir, or above
+    marker = f"ESCAPED-{up}"
+    escaping_sdist(build / "sdist", "escaper", build / ".buildsrc", up,
+                   {marker: b"written by an sdist"})  # fmt: skip
+    done = farmtool_build(build)
+    assert not (above / marker).exists()
+    assert not list(tmp_path.rglob(marker))  # anywhere at all
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "cannot unpack escaper-1.0.tar.gz" in done.stderr
+
+
 REGISTRY = """\
   - name: cleanpkg
     platforms: [linux-x86_64]

@@ -43,11 +43,11 @@ from .places import place_for
 from .processes import error_line, say
 from .requirements import canonical, names, plain, specifier_of, use_packaging
 from .rust import RUST_BACKENDS, Rust, cargo_manifests, crates_env, rust_toolchain
-from .sdist import declared_build_requires, unpack_sdist
+from .sdist import declared_build_requires, project_folder, scan_sdist
 from .system import system_packages
 from .tags import wheel_project
 from .toolchain import python_version
-from .tools import venv_python
+from .tools import venv_python, zipapp_path
 from .venvs import env_facts, install_tool, make_env
 from .wheels import take_wheel
 
@@ -123,9 +123,9 @@ def build_sdist(
     work = work.absolute()  # every command gets absolute paths: they run from elsewhere
     src_root, venv, out = work / BUILD_SRC, work / BUILD_ENV, work / BUILD_OUT
     result, pycache, cargo_home = work / BUILD_RESULT, work / PYCACHE, work / CARGO_HOME
-    src, newest = unpack_sdist(sdist, src_root, ctx.limits)
-    place.prepare([out, result, pycache])
-    place.own([src_root])
+    newest = scan_sdist(sdist, ctx.limits)  # the headers only: nothing is written
+    place.prepare([src_root, out, result, pycache])
+    src = unpack(ctx, sdist, src_root, result, work)
     # Rust backends (maturin, setuptools-rust) run the worker's toolchain, read-only; it is
     # looked for only where the sdist has Rust code
     rust = rust_toolchain() if ctx.rust_here and cargo_manifests(src) else None
@@ -193,6 +193,20 @@ def build_sdist(
     else:
         fail(f"build failed: backend requirements stay missing: {', '.join(asked)}")
     return take_wheel(out, dest, ctx.limits), facts, rust
+
+
+def unpack(ctx: Context, sdist: Path, src_root: Path, result: Path, work: Path) -> Path:
+    """The sdist, unpacked by this program in a sandbox that may write the source tree
+    only (see sdist.scan_sdist); the project folder in it."""
+    argv = [ctx.place.python, "-I", str(zipapp_path()), "--facts-dir", str(result / "unpack")]
+    argv += ["unpack", "--sdist", str(sdist.absolute()), "--dest", str(src_root)]
+    argv += ctx.limits.args()
+    env = untrusted_env(ctx.place.sandboxed, work / HOME)
+    done = ctx.place.untrusted(Phase("unpack", argv, src_root, env, (src_root, result)), ctx.limits)
+    if done.reason or done.rc:
+        why = done.reason or error_line(done.lines) or f"exit {done.rc}"
+        fail(f"build failed: cannot unpack {sdist.name}: {why}")
+    return project_folder(src_root, sdist)
 
 
 def build_requirement(ctx: Context, name: str, requirements: list[str], depth: int) -> None:

@@ -22,7 +22,7 @@ from .isolation import ISOLATIONS
 from .isolation.limits import Limits
 from .processes import OUTPUT_MAX
 from .repair import cmd_repair
-from .sdist import cmd_fetch
+from .sdist import cmd_fetch, cmd_unpack
 from .testing import cmd_test
 from .toolchain import cmd_toolchain
 
@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
     )
     common(build)
     build.set_defaults(func=cmd_build)
+
+    unpack = sub.add_parser("unpack", help=cmd_unpack.__doc__)  # the build's, in a sandbox
+    unpack.add_argument("--sdist", required=True)
+    unpack.add_argument("--dest", required=True)
+    unpack.add_argument("--limit", action="append", default=[])
+    unpack.set_defaults(func=cmd_unpack)
 
     tools = ["auditwheel", "delocate", "delvewheel", "none"]
     repair = sub.add_parser("repair", help=cmd_repair.__doc__)

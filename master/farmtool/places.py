@@ -7,8 +7,9 @@ import argparse
 
 from .facts import fail
 from .isolation import Place, resolve_isolation
-from .isolation.container import ContainerPlace, zipapp_path
+from .isolation.container import ContainerPlace
 from .isolation.host import HostPlace
+from .tools import zipapp_path
 
 
 def place_for(args: argparse.Namespace, python_version: str) -> Place:

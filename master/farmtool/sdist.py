@@ -10,6 +10,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tarfile
 import urllib.request
 import zipfile
@@ -64,64 +65,87 @@ def _unsafe_name(name: str) -> bool:
     return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
 
 
-def unpack_sdist(sdist: Path, dest: Path, limits: Limits = DEFAULTS) -> tuple[Path, int]:
-    """Unpack into dest; return the project directory and the newest member mtime.
+def scan_sdist(sdist: Path, limits: Limits = DEFAULTS) -> int:
+    """Read the archive's headers (no file is written): refuse members that would land
+    outside the source tree (absolute paths, `..`, links pointing out, devices) and
+    archives over the limits on members and unpacked bytes, rather than silently skip
+    them: such an sdist is broken or hostile. Returns the newest member's mtime.
 
-    Refuses members that would land outside dest (absolute paths, `..`, links
-    pointing out, devices), and archives over the limits on members and unpacked
-    bytes, rather than silently skipping: such an sdist is broken or hostile.
+    The trusted side only reads; extracting is an untrusted phase (`cmd_unpack`, in a
+    sandbox that can write nothing but the source tree): a bug of tarfile's own
+    (CVE-2025-4517 in Python 3.11.7's `data` filter) then stays in there.
     """
-    fresh_dir(dest)
     unpacked = limits.unpacked or DEFAULTS.unpacked or 0
     members = limits.members or DEFAULTS.members or 0
-    newest = total = 0
+    newest = total = count = 0
     if sdist.name.endswith(".zip"):
         with zipfile.ZipFile(sdist) as zf:
-            infos = zf.infolist()
-            if len(infos) > members:
-                fail(f"unsafe sdist: over {members} members")
-            for info in infos:
+            for info in zf.infolist():
+                count += 1
+                if count > members:
+                    fail(f"unsafe sdist: over {members} members")
                 if _unsafe_name(info.filename):
                     fail(f"unsafe sdist: member {info.filename!r} is outside the source tree")
                 total += info.file_size
                 newest = max(newest, calendar.timegm((*info.date_time, 0, 0, -1)))
+        if total > unpacked:
+            fail(f"unsafe sdist: unpacks to over {size(unpacked)}")
+        return newest
+    try:
+        tar = tarfile.open(sdist)
+    except (tarfile.TarError, OSError) as e:
+        fail(f"cannot open sdist {sdist.name}: {e}")
+    with tar:
+        for member in tar:
+            count += 1
+            if count > members:
+                fail(f"unsafe sdist: over {members} members")
+            tar.members = []  # type: ignore[attr-defined]  # its list would grow with it
+            name = member.name
+            if _unsafe_name(name):
+                fail(f"unsafe sdist: member {name!r} is outside the source tree")
+            if member.issym() or member.islnk():
+                base = posixpath.dirname(name) if member.issym() else ""
+                target = posixpath.normpath(posixpath.join(base, member.linkname))
+                if member.linkname.startswith("/") or target.split("/")[0] == "..":
+                    fail(f"unsafe sdist: link {name!r} points outside the source tree")
+            elif not (member.isfile() or member.isdir()):
+                fail(f"unsafe sdist: member {name!r} is not a file or directory")
+            total += member.size
             if total > unpacked:
                 fail(f"unsafe sdist: unpacks to over {size(unpacked)}")
+            newest = max(newest, int(member.mtime))
+    return newest
+
+
+def cmd_unpack(args: argparse.Namespace) -> None:
+    """Unpack the sdist (run in a sandbox that may write --dest only: see scan_sdist)."""
+    sdist, dest = Path(args.sdist), Path(args.dest)
+    scan_sdist(sdist, Limits.parse(args.limit))  # in here too: what is unpacked is checked
+    if sdist.name.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as zf:
             zf.extractall(dest)
-    else:
+        return
+    with tarfile.open(sdist) as tar:
+        if hasattr(tarfile, "data_filter"):  # 3.10.12+, 3.11.4+
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)  # noqa: S202 -- checked, and only a sandbox's folder
+
+
+def project_folder(dest: Path, sdist: Path) -> Path:
+    """The unpacked project: the one real folder an sdist holds (links not followed),
+    with a pyproject.toml or a setup.py that is a regular file."""
+    entries = list(os.scandir(dest))
+    only = entries[0] if len(entries) == 1 else None
+    project = Path(only.path) if only and only.is_dir(follow_symlinks=False) else dest
+    for name in ("pyproject.toml", "setup.py"):
         try:
-            tar = tarfile.open(sdist)
-        except (tarfile.TarError, OSError) as e:
-            fail(f"cannot open sdist {sdist.name}: {e}")
-        with tar:
-            count = 0
-            for member in tar:
-                count += 1
-                if count > members:
-                    fail(f"unsafe sdist: over {members} members")
-                name = member.name
-                if _unsafe_name(name):
-                    fail(f"unsafe sdist: member {name!r} is outside the source tree")
-                if member.issym() or member.islnk():
-                    base = posixpath.dirname(name) if member.issym() else ""
-                    target = posixpath.normpath(posixpath.join(base, member.linkname))
-                    if member.linkname.startswith("/") or target.split("/")[0] == "..":
-                        fail(f"unsafe sdist: link {name!r} points outside the source tree")
-                elif not (member.isfile() or member.isdir()):
-                    fail(f"unsafe sdist: member {name!r} is not a file or directory")
-                total += member.size
-                if total > unpacked:
-                    fail(f"unsafe sdist: unpacks to over {size(unpacked)}")
-                newest = max(newest, int(member.mtime))
-            if hasattr(tarfile, "data_filter"):  # 3.10.12+, 3.11.4+: belt and braces
-                tar.extractall(dest, filter="data")
-            else:
-                tar.extractall(dest)  # noqa: S202 -- every member was checked above
-    entries = list(dest.iterdir())
-    project = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
-    if not (project / "pyproject.toml").is_file() and not (project / "setup.py").is_file():
-        fail(f"sdist {sdist.name} has neither pyproject.toml nor setup.py")
-    return project, newest
+            if stat.S_ISREG(os.lstat(project / name).st_mode):
+                return project
+        except OSError:
+            continue
+    fail(f"sdist {sdist.name} has neither pyproject.toml nor setup.py")
 
 
 DEFAULT_BUILD_REQUIRES = ["setuptools >= 40.8.0"]  # PEP 517's fallback, as `build` has it

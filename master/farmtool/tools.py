@@ -89,6 +89,17 @@ def require(tool: str) -> str:
     return found
 
 
+def zipapp_path() -> Path:
+    """This program's zipapp, which sandboxes and containers run from the build
+    directory (they see it, read-only, at its own path)."""
+    import sys
+
+    archive = Path(sys.argv[0]).absolute()
+    if archive.suffix != ".pyz" or not archive.is_file() or archive.parent != Path.cwd():
+        fail("farmtool.pyz is not in the build directory (the master ships it there)")
+    return archive
+
+
 def venv_python(venv: Path) -> Path:
     if os.name == "nt":
         return venv / "Scripts" / "python.exe"

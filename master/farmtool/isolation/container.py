@@ -21,7 +21,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from ..environment import ENV_NAME, PROXY_ENV, tool_env
 from ..facts import Failure, fail
 from ..files import fresh_dir, read_bounded
 from ..processes import Result, capture, check_run, error_line, run, say, show
-from ..tools import require
+from ..tools import require, zipapp_path
 from . import Outcome, Phase, hidden_dirs
 from .bubblewrap import TMP_SIZE
 from .host import build_user, disk_watch, own, wheel_cache
@@ -64,14 +63,6 @@ def python_in_image(version: str) -> str:
         fail(f"not a Python version: {version!r}")
     minor, free = match.groups()
     return f"/opt/python/cp3{minor}-cp3{minor}{free}/bin/python"
-
-
-def zipapp_path() -> Path:
-    """This program's zipapp, which a container runs from the mounted build directory."""
-    archive = Path(sys.argv[0]).absolute()
-    if archive.suffix != ".pyz" or not archive.is_file() or archive.parent != Path.cwd():
-        fail("a container step needs farmtool.pyz in the build directory (the master ships it)")
-    return archive
 
 
 def container_user(engine: str) -> tuple[int, int, list[str]]:
