@@ -267,3 +267,30 @@ def test_an_environment_value_that_cannot_go_into_an_env_file_is_refused(tmp_pat
     with _env_file({"CFLAGS": "-O2 --privileged"}) as path:
         assert Path(path).read_text() == "CFLAGS=-O2 --privileged\n"
     assert not Path(path).exists()
+
+
+DEEP = """
+import os, sys
+os.chdir(sys.argv[1])
+for depth in range(int(sys.argv[2])):
+    name = "d" * 250
+    os.mkdir(name)
+    os.chdir(name)
+    if depth % 7 == 3:
+        open("f", "w").write("x")
+os.chmod(".", 0o500)
+"""
+
+
+@pytest.mark.parametrize("depth", [40, 300])
+def test_removal_works_through_a_tree_deeper_than_a_path_may_be(tmp_path, depth):
+    """40 folders of 250 characters: paths of 10,000 characters, past PATH_MAX (4096);
+    300: more folders than the removal keeps open at once."""
+    build = tmp_path / "build"
+    build.mkdir()
+    subprocess.run([sys.executable, "-c", DEEP, str(build), str(depth)], check=True)
+    fresh_dir(build)
+    assert list(build.iterdir()) == []
+    (build / "again").mkdir()
+    remove_tree(build)
+    assert not build.exists()

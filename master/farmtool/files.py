@@ -57,8 +57,8 @@ def sha256_of(path: Path | str) -> str:
 
 
 def remove_tree(path: Path | str) -> None:
-    """Remove `path` and everything under it, whatever modes a build left, never
-    following a link (a link is removed, not what it points to)."""
+    """Remove `path` and everything under it, whatever modes a build left and however deep
+    it went, never following a link (a link is removed, not what it points to)."""
     path = os.fspath(path)
     try:
         info = os.lstat(path)
@@ -67,20 +67,60 @@ def remove_tree(path: Path | str) -> None:
     if not stat.S_ISDIR(info.st_mode):
         os.unlink(path)
         return
-    _empty(path)
+    _writable(path)
+    top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+    try:
+        _empty(top)
+    finally:
+        os.close(top)
     os.rmdir(path)
 
 
-def _empty(folder: str) -> None:
-    _writable(folder)
-    with os.scandir(folder) as entries:
-        children = [(e.path, e.is_dir(follow_symlinks=False)) for e in entries]
-    for child, is_dir in children:
-        if is_dir:
-            _empty(child)
-            os.rmdir(child)
+DEEPEST = 32  # folders open at once while emptying; deeper ones are moved up first
+
+
+def _empty(top: int) -> None:
+    """Empty the folder open as `top`, by folder descriptors (a path may be longer than
+    the system takes), giving the owner back rwx on each folder on the way. A folder
+    deeper than DEEPEST is moved up into `top`, where the walk finds it again later, so
+    that no tree a build made can run this out of descriptors."""
+    moved = 0
+    stack, names = [top], [""]
+    while stack:
+        fd = stack[-1]
+        child = _next_child(fd)
+        if child is None:  # empty now: close it and remove it from its parent
+            stack.pop()
+            done = names.pop()
+            if stack:
+                os.close(fd)
+                os.rmdir(done, dir_fd=stack[-1])
+            continue
+        child_name, is_dir = child
+        if not is_dir:
+            os.unlink(child_name, dir_fd=fd)
+        elif len(stack) >= DEEPEST:
+            moved += 1  # a name of chance: the build may have left any name there
+            up = f".wheelfarm-deep-{moved}-{os.urandom(8).hex()}"
+            os.rename(child_name, up, src_dir_fd=fd, dst_dir_fd=top)
         else:
-            os.unlink(child)
+            stack.append(_open_dir(fd, child_name))
+            names.append(child_name)
+
+
+def _next_child(fd: int) -> tuple[str, bool] | None:
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            return entry.name, entry.is_dir(follow_symlinks=False)
+    return None
+
+
+def _open_dir(parent: int, name: str) -> int:
+    """A folder of `parent` opened (not through a link), made rwx for its owner first."""
+    info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if info.st_uid == os.geteuid() and info.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+        os.chmod(name, stat.S_IMODE(info.st_mode) | stat.S_IRWXU, dir_fd=parent)
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=parent)
 
 
 def _writable(folder: str) -> None:
@@ -100,7 +140,12 @@ def fresh_dir(path: Path) -> Path:
     except FileNotFoundError:
         info = None
     if info is not None and stat.S_ISDIR(info.st_mode):
-        _empty(p)
+        _writable(p)
+        top = os.open(p, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+        try:
+            _empty(top)
+        finally:
+            os.close(top)
         return path
     if info is not None:
         os.unlink(p)
