@@ -294,3 +294,31 @@ def test_removal_works_through_a_tree_deeper_than_a_path_may_be(tmp_path, depth)
     (build / "again").mkdir()
     remove_tree(build)
     assert not build.exists()
+
+
+# --- the build record's facts: what the trusted side installed, not what a wheel claims ---
+
+
+def test_a_wheel_cannot_add_distributions_to_the_build_record(tmp_path):
+    """A requirement's wheel may install any folder through its `.data/purelib`, such as
+    the dist-info of a registry package or another setuptools: the facts name only what
+    an installer installed."""
+    import farmtool.venvs
+    from sdists import make_wheel
+
+    forged = {"forgery/__init__.py": ""}
+    for name, version in (("cleanpkg", "1.0"), ("setuptools", "99.0")):
+        info = f"forgery-1.0.data/purelib/{name}-{version}.dist-info"
+        forged[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        forged[f"{info}/WHEEL"] = "Tag: py3-none-any\n"
+        forged[f"{info}/RECORD"] = f"{name}-{version}.dist-info/METADATA,,\n"
+    wheel = make_wheel(tmp_path / "wheels", "forgery", "1.0", forged)
+    venv = tmp_path / "venv"
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run([uv, "venv", "-q", venv, "--python", sys.executable], check=True)
+    subprocess.run([uv, "pip", "install", "-q", "--no-index", "--python", venv / "bin" / "python",
+                    wheel], check=True)  # fmt: skip
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert (site / "cleanpkg-1.0.dist-info" / "METADATA").exists()  # it was installed...
+    facts = farmtool.venvs.env_facts(venv, None, set())
+    assert set(facts) == {"forgery"}  # ... and says nothing

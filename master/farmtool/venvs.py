@@ -16,8 +16,10 @@ untrusted phase ran (`env_facts`).
 
 from __future__ import annotations
 
+import csv
 import email.parser
 import hashlib
+import io
 import json
 import re
 import urllib.request
@@ -121,7 +123,7 @@ def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[s
     (PyPI, or `built_here` from its sdist in this build)."""
     facts: dict[str, dict] = {}
     for site in site_packages(venv):
-        for info in sorted(site.glob("*.dist-info")):
+        for info in installed(site):
             try:
                 data = read_bounded(info / "METADATA", METADATA_MAX)
                 wheel_info = read_bounded(info / "WHEEL", 1 << 20).decode("utf-8", "replace")
@@ -142,6 +144,25 @@ def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[s
                 entry["built_from_sdist"] = True
             facts[name] = entry
     return facts
+
+
+def installed(site: Path) -> list[Path]:
+    """The dist-info folders of a site-packages that installers made: one whose files
+    another distribution's RECORD lists came out of that one's wheel (its `.data/purelib`
+    may hold any folder), and says nothing of what is installed."""
+    records: dict[Path, set[str]] = {}
+    for info in sorted(site.glob("*.dist-info")):
+        try:
+            text = read_bounded(info / "RECORD", 64 << 20).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 -- no RECORD: no installer made it
+            continue
+        records[info] = {row[0] for row in csv.reader(io.StringIO(text)) if row}
+    return [
+        info
+        for info, listed in records.items()
+        if f"{info.name}/METADATA" in listed
+        and not any(f"{info.name}/METADATA" in other for o, other in records.items() if o != info)
+    ]
 
 
 def installed_versions(folder: Path) -> dict[str, str]:
