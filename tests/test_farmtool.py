@@ -422,13 +422,23 @@ def test_unsafe_sdist_member_is_refused(tmp_path, worker_env, member):
     ],
 )
 def test_wheel_contents(tmp_path, worker_env, files, error):
-    make_wheel(tmp_path / "dist", "pkg", "1.0", {"pkg/__init__.py": "", **files})
+    made = make_wheel(tmp_path / "dist", "pkg", "1.0", {"pkg/__init__.py": "", **files})
+    if any(".so" in name for name in files):  # compiled: as repair names such a wheel
+        made.rename(made.with_name(f"pkg-1.0-cp311-cp311-{POLICY}.whl"))
     check = ["check", "--wheel-dir", "dist", "--policy", POLICY]
     proc = run_farmtool(tmp_path, *check, env=worker_env)
     if error is None:
         ok(proc)
     else:
         assert error_of(proc).startswith(f"error: wheel contents: {error}")
+
+
+def test_a_wheel_tagged_any_with_compiled_code_fails_the_check(tmp_path, worker_env):
+    """Repair skips a pure wheel: its tags must not lie about what it holds."""
+    make_wheel(tmp_path / "dist", "pkg", "1.0", {"pkg/__init__.py": "", "pkg/_c.abi3.so": "x"})
+    check = ["check", "--wheel-dir", "dist", "--policy", POLICY]
+    error = error_of(run_farmtool(tmp_path, *check, env=worker_env))
+    assert error == f"error: policy violation: wheel is tagged any, policy is {POLICY}"
 
 
 # --- pure functions ------------------------------------------------------------------

@@ -6,6 +6,7 @@ tests/test_e2e_attacks.py."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -322,3 +323,51 @@ def test_a_wheel_cannot_add_distributions_to_the_build_record(tmp_path):
     assert (site / "cleanpkg-1.0.dist-info" / "METADATA").exists()  # it was installed...
     facts = farmtool.venvs.env_facts(venv, None, set())
     assert set(facts) == {"forgery"}  # ... and says nothing
+
+
+# --- output: every line bounded, however long it goes on --------------------------------
+
+
+def test_a_line_without_end_is_shown_once_cut(tmp_path, capfdbinary):
+    from farmtool.processes import LINE_MAX, run
+
+    code = (
+        "import sys; w = sys.stdout.buffer.write; "
+        "[w(b'x' * (1 << 20)) for _ in range(16)]; w(b'\\nnext line\\n'); w(b'tail')"
+    )
+    done = run([sys.executable, "-c", code], echo_cmd=False)
+    shown = capfdbinary.readouterr().out
+    assert len(shown) < 2 * LINE_MAX  # 16 MiB of one line: shown once, cut
+    assert shown.count(b"[line cut]") == 1 and b"next line\ntail\n" in shown
+    assert done.lines[-2:] == ["next line", "tail"] and len(done.lines[0]) < 2 * LINE_MAX
+
+
+# --- wheels: what they are, not what their names say -----------------------------------
+
+
+def test_a_zip_of_a_million_members_is_refused_from_its_end_record(tmp_path):
+    from farmtool.wheels import zip_entries
+
+    many = tmp_path / "many-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(70_000):  # past 65,535: a zip64 end record
+            zf.writestr(f"m/{i}", b"")
+    assert zip_entries(many, many.name) == 70_000
+    with pytest.raises(Failure, match="has 70000 members, over 1000"):
+        check_zip(many, Limits(members=1000))
+
+
+@pytest.mark.parametrize(
+    ("name", "members", "why"),
+    [
+        ("lies-1.0-py3-none-any.whl", {"lies/_c.cpython-311-x86_64-linux-gnu.so": b"\x7fELF"},
+         "is tagged for any platform but holds lies/_c.cpython-311-x86_64-linux-gnu.so"),
+        ("lies-1.0-py3-none-any.whl", {"lies/libz.so.1": b"\x7fELF"}, "holds lies/libz.so.1"),
+        ("lies-1.0-7-py3-none-any.whl", {"lies/__init__.py": b""}, "carries a build tag (7)"),
+    ],
+)  # fmt: skip
+def test_a_wheel_is_what_it_holds(tmp_path, name, members, why):
+    info = "lies-1.0.dist-info/METADATA"
+    _wheel(tmp_path / "out", name, {**members, info: b"Name: lies\nVersion: 1.0\n"})
+    with pytest.raises(Failure, match=re.escape(why)):
+        take_wheel(tmp_path / "out", fresh_dir(tmp_path / "dest"), Limits())

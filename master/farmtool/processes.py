@@ -118,7 +118,7 @@ def run(
         chunks: queue.Queue = queue.Queue(maxsize=64)
         threading.Thread(target=_reader, args=(proc.stdout, chunks), daemon=True).start()
         tail: deque[str] = deque(maxlen=keep)
-        partial = b""
+        lines = _Lines(tail, quiet)
         next_watch = time.monotonic() + 1
         while True:
             now = time.monotonic()
@@ -135,9 +135,9 @@ def run(
                 continue
             if chunk is None:
                 break
-            partial = _lines(partial + chunk, tail, quiet)
-        if partial:
-            _lines(partial + b"\n", tail, quiet)
+            lines.feed(chunk)
+        if lines.partial:  # the last line, without its end
+            lines.feed(b"\n")
         rc = proc.wait()
     except BaseException:
         _sigkill(proc)
@@ -146,22 +146,35 @@ def run(
     return Result(rc, list(tail), stopped)
 
 
-def _lines(data: bytes, tail: deque[str], quiet: bool) -> bytes:
-    """Echo and keep the whole lines of `data` (each cut at LINE_MAX); return the
-    unfinished rest, itself cut at LINE_MAX."""
-    *whole, rest = data.split(b"\n")
-    for line in whole:
+class _Lines:
+    """Output cut into lines: each echoed and kept up to LINE_MAX bytes; the rest of a
+    longer line is dropped until its end, however long it goes on."""
+
+    def __init__(self, tail: deque[str], quiet: bool) -> None:
+        self.tail, self.quiet = tail, quiet
+        self.partial = b""
+        self.cut = False  # the line under way was cut: drop it to its end
+
+    def feed(self, data: bytes) -> None:
+        *whole, rest = (self.partial + data).split(b"\n")
+        for line in whole:
+            if self.cut:  # the end of a line already shown, cut
+                self.cut = False
+                continue
+            self._show(line)
+        if self.cut:
+            rest = b""
+        elif len(rest) > LINE_MAX:
+            self._show(rest)
+            self.cut, rest = True, b""
+        self.partial = rest
+
+    def _show(self, line: bytes) -> None:
         if len(line) > LINE_MAX:
             line = line[:LINE_MAX] + b" [line cut]"
-        if not quiet:
+        if not self.quiet:
             echo(line + b"\n")
-        tail.append(ANSI.sub("", line.decode("utf-8", "replace").rstrip("\r")))
-    if len(rest) > LINE_MAX:  # a line with no end: show what fits, drop the rest
-        if not quiet:
-            echo(rest[:LINE_MAX] + b" [line cut]\n")
-        tail.append(rest[:LINE_MAX].decode("utf-8", "replace"))
-        rest = b""
-    return rest
+        self.tail.append(ANSI.sub("", line.decode("utf-8", "replace").rstrip("\r")))
 
 
 def _sigkill(proc: subprocess.Popen) -> None:

@@ -11,6 +11,7 @@ import email.parser
 import io
 import os
 import re
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from .files import one_file
 from .isolation.limits import Limits, size
 from .requirements import plain
 from .sdist import copy_regular
-from .tags import wheel_name_ok
+from .tags import WHEEL_NAME, wheel_name_ok
 
 DEFAULTS = Limits(wheel=1 << 30, unpacked=4 << 30, members=100_000)
 EXTENSION_SUFFIXES = (".so", ".pyd")
@@ -33,6 +34,9 @@ def take_wheel(folder: Path, dest: Path, limits: Limits) -> Path:
     found = one_file(folder, "*.whl", "wheel", "build failed")
     if not wheel_name_ok(found.name):
         fail(f"build failed: {found.name[:100]!r} is not a wheel file name")
+    named = WHEEL_NAME.fullmatch(found.name)
+    if named and named["build"]:  # installers prefer the highest: the farm numbers its own
+        fail(f"build failed: {found.name} carries a build tag ({named['build']})")
     most = limits.wheel or DEFAULTS.wheel or 0
     if (length := found.stat().st_size) > most:
         fail(f"wheel limit: {found.name} is {size(length)}, over {size(most)}")
@@ -40,6 +44,8 @@ def take_wheel(folder: Path, dest: Path, limits: Limits) -> Path:
     try:
         check_zip(partial, limits, found.name)
         check_requirements(partial, found.name)
+        if found.name.endswith("-any.whl") and (compiled := compiled_members(partial)):
+            fail(f"build failed: {found.name} is tagged for any platform but holds {compiled[0]}")
     except Failure:
         partial.unlink()
         raise
@@ -60,10 +66,14 @@ def check_requirements(wheel: Path, name: str = "") -> None:
 
 
 def check_zip(wheel: Path, limits: Limits, name: str = "") -> None:
-    """Its members within the limits and inside it (`name`: the wheel's, for reasons)."""
+    """Its members within the limits and inside it (`name`: the wheel's, for reasons).
+    Their number is read from the zip's end record first: reading the whole central
+    directory of millions of members would take this process gigabytes."""
     name = name or wheel.name
     unpacked = limits.unpacked or DEFAULTS.unpacked or 0
     members = limits.members or DEFAULTS.members or 0
+    if (count := zip_entries(wheel, name)) > members:
+        fail(f"wheel limit: {name} has {count} members, over {members}")
     try:
         with zipfile.ZipFile(wheel) as zf:
             infos = zf.infolist()
@@ -80,6 +90,37 @@ def check_zip(wheel: Path, limits: Limits, name: str = "") -> None:
             fail(f"unsafe wheel: member {info.filename[:100]!r} is outside the wheel")
 
 
+def zip_entries(path: Path, name: str) -> int:
+    """The number of members a zip's end record (zip64's, where it has one) says."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        length = f.tell()
+        f.seek(max(0, length - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            fail(f"build failed: {name} is not a zip")
+        (total,) = struct.unpack("<H", tail[at + 10 : at + 12])
+        locator = at - 20
+        if total == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            (offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
+            f.seek(offset)
+            record = f.read(56)
+            if record[:4] != b"PK\x06\x06" or len(record) < 56:
+                fail(f"build failed: {name} is not a zip")
+            (total,) = struct.unpack("<Q", record[32:40])
+    return total
+
+
+BINARIES = (".so", ".pyd", ".dylib", ".dll")
+
+
+def compiled_members(wheel: Path) -> list[str]:
+    """The wheel's compiled files (extension modules, shared libraries)."""
+    with zipfile.ZipFile(wheel) as zf:
+        return [n for n in zf.namelist() if n.endswith(BINARIES) or ".so." in n]
+
+
 def read_member(zf: zipfile.ZipFile, name: str, limit: int = 64 << 20) -> bytes:
     info = zf.getinfo(name)
     if info.file_size > limit:
@@ -88,17 +129,18 @@ def read_member(zf: zipfile.ZipFile, name: str, limit: int = 64 << 20) -> bytes:
 
 
 def is_pure(wheel: Path) -> bool:
-    """A wheel with no compiled code: nothing to repair or audit."""
+    """A wheel with no compiled code: nothing to repair or audit (by what it holds, not
+    by what its name says)."""
+    if compiled_members(wheel):
+        return False
     if wheel.name.endswith("-none-any.whl"):
         return True
     with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        metas = [n for n in names if re.fullmatch(r"[^/]+\.dist-info/WHEEL", n)]
+        metas = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/WHEEL", n)]
         purelib = bool(metas) and re.search(
             rb"(?mi)^Root-Is-Purelib:\s*true\s*$", read_member(zf, metas[0], 1 << 20)
         )
-    binary = (".so", ".pyd", ".dylib", ".dll")
-    return bool(purelib) and not any(n.endswith(binary) or ".so." in n for n in names)
+    return bool(purelib)
 
 
 def wheel_modules(wheel: Path) -> list[str]:

@@ -389,8 +389,9 @@ def limit_reason(
     if cgroup is not None and (tripped := cgroup.tripped()):
         return tripped
     signals = {getattr(signal, "SIGXCPU", 24): "cpu", getattr(signal, "SIGXFSZ", 25): "file"}
-    kind = signals.get(-rc) or signals.get(rc - 128)
     text = "\n".join(lines[-50:])
+    said = re.search(r"killed by signal (\d+)", text)  # the frontend says its backend's
+    kind = signals.get(-rc) or signals.get(rc - 128) or signals.get(int(said[1]) if said else 0)
     if kind == "cpu" or (limits.cpu and "SIGXCPU" in text):
         return f"CPU time limit ({limits.cpu} s per process) exceeded"
     if kind == "file" or re.search(r"File too large|EFBIG", text):
