@@ -26,7 +26,7 @@ PROXY_ENV = tuple(n for n in TOOL_ENV if n.lower().endswith("_proxy"))
 # (they may embed a password) or tool settings. The farm adds HOME, TMPDIR, the
 # venv's PATH and SOURCE_DATE_EPOCH; the registry adds its `build.env` by name.
 UNTRUSTED_ENV = (
-    "PATH", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
     "MACOSX_DEPLOYMENT_TARGET", "SDKROOT", "DEVELOPER_DIR",
     # Windows: Python and MSVC do not start without these
     "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "NUMBER_OF_PROCESSORS",
@@ -35,6 +35,7 @@ UNTRUSTED_ENV = (
 )  # fmt: skip
 UNTRUSTED_ENV_PREFIXES = ("LC_",)
 SANDBOX_TMP = "/tmp"  # every sandbox's own, empty, bounded
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"  # where a sandbox finds the system's programs
 SANDBOX_HOME = "/tmp/home"
 # The registry's `build.env`, which the master passes as `--env NAME=VALUE` arguments,
 # never in this process's environment: nothing trusted (the farm's tools, `$CC --version`
@@ -81,10 +82,13 @@ def untrusted_env(
     env.update({n: REGISTRY_ENV[n] for n in pass_names if n in REGISTRY_ENV})
     if "SOURCE_DATE_EPOCH" in os.environ:  # the operator's, for reproducible builds
         env["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
-    if sandboxed:
+    if sandboxed:  # the system's programs, never the worker's folders
         env.update(HOME=SANDBOX_HOME, TMPDIR=SANDBOX_TMP, TEMP=SANDBOX_TMP, TMP=SANDBOX_TMP)
-    else:
+        env["PATH"] = SANDBOX_PATH
+    else:  # run as the worker: its compilers are on its PATH
         env.update(HOME=str(home.absolute()))
+        if "PATH" in os.environ:
+            env["PATH"] = os.environ["PATH"]
     if pycache is not None:
         env["PYTHONPYCACHEPREFIX"] = str(pycache.absolute())
     if bins:

@@ -166,15 +166,17 @@ def one_file(folder: Path, pattern: str, what: str, step: str = "") -> Path:
     return found[0]
 
 
-def tree_size(folders: list[Path], limit: int | None = None) -> int:
-    """Bytes allocated under `folders` (links not followed); stops counting past `limit`."""
-    total = 0
+def tree_size(folders: list[Path], limit: int | None = None) -> tuple[int, int]:
+    """(bytes allocated, entries) under `folders` (links not followed); stops counting
+    past `limit` bytes."""
+    total = count = 0
     stack = [os.fspath(f) for f in folders]
     while stack:
         try:
             entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
+        count += len(entries)
         for entry in entries:
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -185,4 +187,4 @@ def tree_size(folders: list[Path], limit: int | None = None) -> int:
                 stack.append(entry.path)
         if limit is not None and total > limit:
             break
-    return total
+    return total, count

@@ -83,8 +83,8 @@ def run(
 ) -> Result:
     """Run argv, echoing its output (stdout and stderr merged) unless `quiet`.
 
-    `deadline` (time.monotonic()) and `watch` (a check that returns why to stop, run
-    every second) end it early: `kill` (default: SIGKILL) is called and the result
+    `deadline` (time.monotonic()) and `watch` (a check that returns why to stop, asked
+    four times a second) end it early: `kill` (default: SIGKILL) is called and the result
     says why. `started` is called with the process before its output is read.
     """
     if echo_cmd:
@@ -119,13 +119,13 @@ def run(
         threading.Thread(target=_reader, args=(proc.stdout, chunks), daemon=True).start()
         tail: deque[str] = deque(maxlen=keep)
         lines = _Lines(tail, quiet)
-        next_watch = time.monotonic() + 1
+        next_watch = time.monotonic() + 0.25
         while True:
             now = time.monotonic()
             if stopped is None and deadline is not None and now >= deadline:
                 stopped = "time"
             if stopped is None and watch is not None and now >= next_watch:
-                stopped, next_watch = watch(), now + 1
+                stopped, next_watch = watch(), now + 0.25
             if stopped is not None:
                 (kill or _sigkill)(proc)
                 break

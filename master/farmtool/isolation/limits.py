@@ -9,9 +9,10 @@ enforces them depends on the worker (README, "Isolation"):
   the kernel exempts from it);
 - CPU time: RLIMIT_CPU, per process;
 - wall time: farmtool ends the phase (the whole sandbox, and its cgroup);
-- disk: farmtool sums what the phase's writable folders hold, every second, and ends
-  the phase past the limit; RLIMIT_FSIZE caps any one file; a sandbox's /tmp is a
-  tmpfs of that size;
+- disk: farmtool sums what the phase's writable folders hold (and how many files),
+  four times a second where that is cheap, and ends the phase past the limit;
+  RLIMIT_FSIZE caps any one file at a quarter of it; a sandbox's /tmp is a tmpfs of
+  bounded size;
 - output: farmtool's reader (processes.py), and the master's bound on a step's log.
 
 Containers get the engine's own flags for memory, processes and CPU (container.py).
@@ -284,7 +285,7 @@ def rlimits(limits: Limits, cgroup: Cgroup | None) -> dict[int, int]:
     if limits.cpu is not None:
         found[resource.RLIMIT_CPU] = limits.cpu
     if limits.disk is not None:
-        found[resource.RLIMIT_FSIZE] = limits.disk
+        found[resource.RLIMIT_FSIZE] = file_size(limits)
     if cgroup is None and limits.memory is not None:
         found[getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS)] = limits.memory
     nproc = getattr(resource, "RLIMIT_NPROC", None)
@@ -360,9 +361,16 @@ os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
+def file_size(limits: Limits) -> int:
+    """The largest file a phase may write (RLIMIT_FSIZE): a quarter of the disk limit, so
+    that files made at once (preallocated, say) exceed it by little before the next count
+    of the folders notices."""
+    return max((limits.disk or 0) // 4, 64 << 20)
+
+
 def rlimit_spec(limits: Limits) -> str:
     """The CPU and file-size limits for EXEC_LIMITED."""
-    found = {"CPU": limits.cpu, "FSIZE": limits.disk}
+    found = {"CPU": limits.cpu, "FSIZE": file_size(limits) if limits.disk else None}
     return ",".join(f"{k}={v}" for k, v in found.items() if v is not None)
 
 
@@ -386,6 +394,8 @@ def limit_reason(
         return f"time limit ({limits.time:g} s) exceeded"
     if stopped == "disk":
         return f"disk limit ({size(limits.disk)}) exceeded"
+    if stopped == "files":
+        return "disk limit exceeded: over a million files"
     if cgroup is not None and (tripped := cgroup.tripped()):
         return tripped
     signals = {getattr(signal, "SIGXCPU", 24): "cpu", getattr(signal, "SIGXFSZ", 25): "file"}
@@ -395,7 +405,7 @@ def limit_reason(
     if kind == "cpu" or (limits.cpu and "SIGXCPU" in text):
         return f"CPU time limit ({limits.cpu} s per process) exceeded"
     if kind == "file" or re.search(r"File too large|EFBIG", text):
-        return f"disk limit ({size(limits.disk)}) exceeded: a file over it"
+        return f"disk limit ({size(limits.disk)}) exceeded: a file over {size(file_size(limits))}"
     if cgroup is None:  # rlimits: the kernel counted nothing we can read, the code says it
         if limits.memory and re.search(r"MemoryError|Cannot allocate memory|ENOMEM", text):
             return f"memory limit ({size(limits.memory)}) exceeded"
