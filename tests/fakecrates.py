@@ -28,11 +28,13 @@ class FakeCrates:
         (root / "index").mkdir(exist_ok=True)
         self.host = OutsideHost()
         self.url = ""
+        self.asked: list[str] | None = None  # what was asked, once stopped
 
     @property
     def downloads(self) -> list[str]:
-        """The .crate files asked for, in order."""
-        return [p.rsplit("/", 1)[-1] for p in self.host.requests() if p.startswith("/dl/")]
+        """The .crate files asked for, in order (also once stopped)."""
+        asked = self.host.requests() if self.asked is None else self.asked
+        return [p.rsplit("/", 1)[-1] for p in asked if p.startswith("/dl/")]
 
     def publish(self, name: str, version: str, lib_rs: str) -> None:
         """A crate without dependencies: its Cargo.toml and src/lib.rs."""
@@ -81,4 +83,5 @@ class FakeCrates:
         return self
 
     def stop(self) -> None:
+        self.asked = self.host.requests()
         self.host.__exit__(None, None, None)

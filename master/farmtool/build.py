@@ -25,7 +25,8 @@ from typing import NamedTuple
 from .environment import REGISTRY_ENV, untrusted_env
 from .facts import FACTS, fail
 from .files import fresh_dir, one_file, read_bounded
-from .isolation import Phase, Place
+from .isolation import ISOLATIONS, Phase, Place
+from .isolation.host import HostPlace
 from .isolation.limits import Limits
 from .layout import (
     BUILD_ENV,
@@ -47,7 +48,7 @@ from .sdist import declared_build_requires, project_folder, scan_sdist
 from .system import system_packages
 from .tags import wheel_project
 from .toolchain import python_version
-from .tools import venv_python, zipapp_path
+from .tools import venv_python, which, zipapp_path
 from .venvs import env_facts, install_tool, make_env
 from .wheels import take_wheel
 
@@ -179,7 +180,7 @@ def build_sdist(
     farm = ctx.farm_index if depth == 0 else None
     facts = env_facts(venv, farm, ctx.built_here)
     if rust:
-        if fetch_crates(ctx, rust, src, src_root, cargo_home, env, requirements):
+        if fetch_crates(ctx, rust, src, src_root, cargo_home, requirements):
             env.update(CARGO_HOME=str(cargo_home), CARGO_NET_OFFLINE="true")
             writable = (*writable, cargo_home)  # cargo writes its home while it builds
     for _ in range(3):
@@ -234,23 +235,30 @@ def build_requirement(ctx: Context, name: str, requirements: list[str], depth: i
 
 
 def fetch_crates(
-    ctx: Context, rust: Rust, src: Path, src_root: Path, home: Path, env: dict,
-    requirements: list[str],
-) -> bool:  # fmt: skip
-    """Download the crates the sdist's Rust code needs (`cargo fetch`: it runs none of
-    their code, but reads the package's Cargo.toml and may write its Cargo.lock), in a
-    sandbox with user-mode networking, into a cargo home of this build's own. A failed
-    fetch fails the build where the backend is a Rust one; elsewhere a Cargo.toml may
-    be a test fixture, and the build goes on."""
+    ctx: Context, rust: Rust, src: Path, src_root: Path, home: Path, requirements: list[str]
+) -> bool:
+    """Download the crates the sdist's Rust code needs (`cargo fetch`), into a cargo home
+    of this build's own. cargo reads the package's Cargo.toml and its cargo
+    configuration, which may name programs it runs (a rustc wrapper): so this is the
+    package's code too, with a network, the outside's only (isolation/network.py). On a
+    container worker it runs in bubblewrap on the host (the toolchain is the host's),
+    whose namespace farmtool configures, where the engine's own user-mode network it
+    could not. A failed fetch fails the build where the backend is a Rust one; elsewhere
+    a Cargo.toml may be a test fixture, and the build goes on."""
     place = ctx.place
     if not place.sandboxed:
         return False  # unsandboxed, the backend has the network itself
     manifests = cargo_manifests(src)
     if not manifests:
         return False
+    if not isinstance(place, HostPlace):
+        if not which("bwrap"):
+            fail("cannot fetch crates: a container worker fetches them in bubblewrap: install it")
+        place = HostPlace(ISOLATIONS["bubblewrap"], place.root)
     place.prepare([home])
     rust_backend = bool(names(requirements) & set(RUST_BACKENDS))
-    fetch_env = {**env, **crates_env(home)}
+    # the build's environment without the registry's variables (RUSTC_WRAPPER, ...)
+    fetch_env = {**untrusted_env(True, home, (), [rust.bin]), **crates_env(home)}
     for manifest in manifests:
         argv = [str(rust.bin / "cargo"), "fetch", "--manifest-path", str(manifest)]
         phase = Phase("crates fetch", argv, manifest.parent, fetch_env, (src_root, home),

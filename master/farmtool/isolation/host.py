@@ -158,7 +158,6 @@ class HostPlace:
             drop_to=(self.uid, self.gid) if self.uid != os.geteuid() else None,
         )
 
-
         def started(proc: subprocess.Popen) -> None:
             # before the sandbox runs anything: its cgroup, its rlimits, its network
             child = net.child_pid()
