@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_builds, write_registry
+from fakecrates import REGISTRY, FakeCrates
 from fakepypi import FakePyPI
 from farmtoolmod import FRONTEND, install
 from sdists import c_extension, make_rust_sdist, make_sdist
@@ -207,18 +208,27 @@ def test_a_rust_package_builds_in_the_image_with_the_workers_toolchain(
     tmp_path, bullseye_image, monkeypatch
 ):
     """The image has no Rust: the worker's toolchain is mounted read-only, and the wheel,
-    linked against the image's glibc 2.31, repairs to its policy without zig."""
+    linked against the image's glibc 2.31, repairs to its policy without zig. Its crate
+    is fetched before, in bubblewrap on the host, from the outside only."""
     rustc = shutil.which("rustc") or str(Path.home() / ".cargo" / "bin" / "rustc")
     if not os.access(rustc, os.X_OK):
         pytest.skip("needs a Rust toolchain")
     sysroot = subprocess.run(
         [rustc, "--print", "sysroot"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    make_rust_sdist(tmp_path / "sdist", "tinyrs", "1.0")
+    crates = FakeCrates(tmp_path / "crates").start()
+    crates.publish("tinydep", "1.0.0", "pub fn twice(x: i32) -> i32 { x * 2 }\n")
+    crate = ("tinydep", REGISTRY, crates.cargo_config())
+    make_rust_sdist(tmp_path / "sdist", "tinyrs", "1.0", crate=crate)
     engine = ["--container-engine", "podman", "--image", bullseye_image]
     monkeypatch.setenv("WHEELFARM_RUST", sysroot)  # as a volunteer declares it
     build = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *FRONTEND, *engine]
-    out = ok(farmtool(tmp_path, *build))
+    try:
+        out = ok(farmtool(tmp_path, *build))
+    finally:
+        crates.stop()
+    assert crates.downloads == ["tinydep-1.0.0.crate"]
+    assert "Compiling tinydep v1.0.0" in out
     # the toolchain is mounted read-only (not at its own path: /root is closed in the image)
     assert f"{sysroot}:/wheelfarm-ro/" in out and "Compiling tinyrs v1.0.0" in out
     facts = json.loads((tmp_path / ".facts" / "build.json").read_text())
