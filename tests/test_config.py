@@ -89,6 +89,30 @@ def test_one_builder_per_platform_with_workers(basedir):
     assert workers["alice-linux"].max_builds == 2
 
 
+def test_no_worker_step_runs_with_the_registrys_environment(basedir):
+    """build.env reaches farmtool as `--env` arguments only: a step's environment would
+    be farmtool's own interpreter's and the farm's tools' (the red team ran a CC of its
+    package's tree through it)."""
+    from buildbot.process.properties import Properties
+    from buildbot.test.fake import fakebuild
+
+    config = build_config(basedir)
+    (builder,) = [b for b in config["builders"] if b.name == "build-linux-x86_64"]
+    build = fakebuild.FakeBuild(props=Properties(build_env={"CC": "/evil/cc"}))
+    # the first step resolves the sdist, then adds the pipeline's steps
+    (resolve,) = builder.factory.steps
+    pipeline = [s.get_step_factory() for s in resolve.kwargs["pipeline"]]
+    for step in pipeline:
+        assert not step.kwargs.get("env"), step.buildStep().name
+    build_step = next(s.buildStep() for s in pipeline if s.buildStep().name == "build")
+    args = build_step.command
+    rendered = []  # renderables of properties only: each Deferred has fired
+    for arg in args:
+        build.render(arg).addCallback(rendered.append)
+    flat = [a for r in rendered for a in (r if isinstance(r, list) else [r])]
+    assert flat[flat.index("--env") : flat.index("--env") + 2] == ["--env", "CC=/evil/cc"]
+
+
 def test_config_loads_without_secrets_and_warns(basedir):
     messages: list[str] = []
     log.addObserver(lambda event: messages.append(" ".join(map(str, event.get("message", ())))))

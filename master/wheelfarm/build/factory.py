@@ -106,7 +106,6 @@ def build_factory(
                 isolation_args,
                 container_args,
             ],
-            env=util.Property("build_env", default={}),
             **logs,
         ),
         FarmCommand(
