@@ -134,6 +134,7 @@ def make_rust_sdist(
     version: str = "1.0",
     build_requires: Iterable[str] = (),
     crate: tuple[str, str, str] | None = None,
+    programs: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a maturin sdist `dest/NAME-VERSION.tar.gz`: a Rust cdylib whose
     `NAME_add(a, b)` the package exposes through cffi (`NAME.lib.NAME_add`).
@@ -141,6 +142,8 @@ def make_rust_sdist(
     crate: (crate name, its registry's name, the `.cargo/config.toml` naming that
     registry) of a dependency with `twice(x)`, which `NAME_twice(x)` calls: the build
     must fetch it, as a real one fetches its crates from crates.io.
+    programs: more members (path -> text), executable (a cargo configuration may name
+    them).
     """
     toml = json.dumps
     requires = ["maturin>=1,<2", "cffi", *build_requires]
@@ -166,6 +169,8 @@ def make_rust_sdist(
     with tarfile.open(path, "w:gz") as tar:
         for member, text in members.items():
             _add(tar, f"{name}-{version}/{member}", text)
+        for member, text in (programs or {}).items():
+            _add(tar, f"{name}-{version}/{member}", text, 0o755)
     return path
 
 
@@ -175,12 +180,12 @@ def _pkg_info(name: str, version: str, dependencies: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _add(tar: tarfile.TarFile, member: str, text: str) -> None:
+def _add(tar: tarfile.TarFile, member: str, text: str, mode: int = 0o644) -> None:
     data = text.encode()
     info = tarfile.TarInfo(member)
     info.size = len(data)
     info.mtime = MTIME
-    info.mode = 0o644
+    info.mode = mode
     tar.addfile(info, io.BytesIO(data))
 
 

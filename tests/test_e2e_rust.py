@@ -11,8 +11,10 @@ come from PyPI as build requirements.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import zipfile
@@ -24,6 +26,7 @@ import requests
 from conftest import build_logs, wait_builds, write_registry
 from fakecrates import REGISTRY, FakeCrates
 from fakepypi import FakePyPI
+from farmtoolmod import FRONTEND, install
 from sdists import make_rust_sdist
 from test_e2e_pipeline import fresh_venv, steps_of
 
@@ -131,3 +134,87 @@ def test_a_maturin_package_builds_repairs_imports_and_publishes(
         check=True,
     )
     assert done.stdout.strip() == "42"
+
+
+# A cargo configuration may name programs cargo runs (here a rustc wrapper): the crates
+# fetch is the package's code with a network, which reaches the outside only, never
+# this machine, and never with the registry's build.env.
+WRAPPER = """#!/bin/sh
+/usr/bin/python3 - "$@" <<'PY'
+import json, os, socket, sys, urllib.request
+targets = json.loads(os.environ.get("REACH_TARGETS") or %(targets)s)
+for host, port in targets:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        print("wrapper reached", host, port, file=sys.stderr)
+    except OSError:
+        pass
+try:
+    urllib.request.urlopen("%(outside)s/wrapper-ran?" + os.environ.get("LEAK", "-"), timeout=5)
+except OSError:
+    pass
+try:
+    open("%(worker)s/wrapper-ran", "w").write("x")
+except OSError:
+    pass
+PY
+exec "$@"
+"""
+
+
+def test_a_programme_the_cargo_configuration_names_reaches_the_outside_only(tmp_path, monkeypatch):
+    from outside import host_address
+
+    path = os.environ["PATH"]
+    if not shutil.which("rustc"):
+        monkeypatch.setenv("PATH", f"{RUSTUP_BIN}{os.pathsep}{path}")
+    sysroot = subprocess.run(
+        ["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    monkeypatch.setenv("WHEELFARM_RUST", sysroot)
+    listeners = []
+    for address in ("127.0.0.1", host_address()):
+        listener = socket.socket()
+        listener.bind((address, 0))
+        listener.listen()
+        listener.setblocking(False)
+        listeners.append(listener)
+    targets = [list(s.getsockname()[:2]) for s in listeners]
+    crates = FakeCrates(tmp_path / "crates").start()
+    try:
+        crates.publish("tinydep", "1.0.0", "pub fn twice(x: i32) -> i32 { x * 2 }\n")
+        wrapper = WRAPPER % {
+            "targets": repr(json.dumps(targets)), "outside": crates.url, "worker": tmp_path,
+        }  # fmt: skip
+        config = crates.cargo_config() + '\n[build]\nrustc-wrapper = "tools/wrap"\n'
+        crate = ("tinydep", REGISTRY, config)
+        programs = {"tools/wrap": wrapper}
+        make_rust_sdist(tmp_path / "sdist", "tinyrs", "1.0", crate=crate, programs=programs)
+        install(tmp_path)
+        tools = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        env = dict(os.environ, PATH=tools)
+        args = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *FRONTEND]
+        args += ["--isolation", "bubblewrap"]
+        # the registry's variables: ones that would point the fetch at the host
+        args += ["--env", f"REACH_TARGETS={json.dumps(targets)}", "--env", "LEAK=registry-env"]
+        args += ["--env", "HTTP_PROXY=http://127.0.0.1:9", "--env", "CARGO_HTTP_PROXY=127.0.0.1:9"]
+        done = subprocess.run([sys.executable, "-I", "farmtool.pyz", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=1800)  # fmt: skip
+    finally:
+        crates.stop()
+        accepted = []
+        for listener in listeners:
+            try:
+                accepted.append(listener.accept())
+            except BlockingIOError:
+                pass
+            listener.close()
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    # the wrapper ran in the fetch, with the network (it reached the outside host) ...
+    asked = [p for p in crates.asked or [] if p.startswith("/wrapper-ran")]
+    assert asked and all(p == "/wrapper-ran?-" for p in asked), crates.asked
+    # ... but nothing on this machine, and wrote nothing outside its folders
+    assert accepted == [] and "wrapper reached" not in out, out[-3000:]
+    assert not (tmp_path / "wrapper-ran").exists()
+    assert crates.downloads == ["tinydep-1.0.0.crate"]

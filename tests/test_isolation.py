@@ -277,6 +277,54 @@ def test_bubblewrap_keeps_the_code_in_its_folder(tmp_path, capfdbinary):
     assert not (own / "late").exists()
 
 
+# The kernel's settings a process of root may write whatever capabilities it lacks (the
+# red team made the kernel run its program as root through core_pattern). Each is
+# written back with the value it has, so a sandbox that failed would change nothing.
+KERNEL_FILES = [
+    "/proc/sys/kernel/core_pattern",
+    "/proc/sys/kernel/modprobe",
+    "/proc/sys/kernel/hostname",
+    "/proc/sys/fs/binfmt_misc/register",
+    "/proc/sys/vm/drop_caches",
+    "/sys/kernel/uevent_helper",
+    "/sys/fs/cgroup/cgroup.procs",
+]
+REWRITE = """
+import os, sys
+print("uid", os.getuid(), os.geteuid())
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as f:
+            value = f.read() or b"\\n"
+    except OSError:
+        value = b"1\\n"
+    try:
+        with open(path, "wb") as f:
+            f.write(value)
+        print(path, "written")
+    except OSError as e:
+        print(path, "refused", type(e).__name__)
+"""
+
+
+@needs_bwrap
+def test_the_kernels_settings_are_not_the_sandboxs_to_write(tmp_path):
+    """A root worker's sandboxed code runs as an unprivileged user, with /proc/sys
+    read-only: no kernel setting of the host is its to write."""
+    own = tmp_path / "build" / ".run"
+    own.mkdir(parents=True)
+    place = HostPlace(BWRAP, tmp_path / "build")
+    place.own([own])
+    argv = [PY, "-c", REWRITE, *KERNEL_FILES]
+    done = place.untrusted(Phase("build backend", argv, own, untrusted_env(True, own), (own,)),
+                           Limits())  # fmt: skip
+    assert done.rc == 0, done.lines
+    uids = next(line for line in done.lines if line.startswith("uid "))
+    assert uids != "uid 0 0", done.lines  # a sandbox of root would own root's files
+    for path in KERNEL_FILES:
+        assert f"{path} written" not in done.lines, done.lines
+
+
 # --- user-mode networking -------------------------------------------------------------
 
 REACH = """
