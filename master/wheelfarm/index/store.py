@@ -76,7 +76,6 @@ class Index:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._add_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         # project -> (its wheel names, their records): files are never replaced, so
         # the listing alone says whether the cache is current (mtimes are too coarse)
@@ -260,15 +259,74 @@ class Index:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # Threads of this process, then other processes: a CLI next to the master, and
-        # the masters of a cluster on other hosts sharing the index over NFS. A POSIX
-        # record lock (lockf), not flock: NFS (v4, or v3 with lockd) carries it to the
-        # server, the kernel and the server drop it when its holder dies (NFSv4: when its
-        # lease ends), and it is the lock CephFS and GlusterFS implement too.
-        with self._add_lock, (self.root / ".lock").open("a") as lock:
-            if fcntl is not None:
-                fcntl.lockf(lock, fcntl.LOCK_EX)
+        with _IndexLock.of(self.root / ".lock").held():
             yield
+
+
+class _IndexLock:
+    """The index's lock: one per process and lock file, whatever the number of `Index`
+    objects (a master keeps its running builds' ones across a reconfig).
+
+    Threads of the process take a thread lock, then the process takes a POSIX record
+    lock (lockf), which excludes other processes: a CLI next to the master, and the
+    masters of a cluster on other hosts sharing the index over NFS (v4, or v3 with lockd)
+    carries it to the server; the kernel and the server drop it when its holder dies
+    (NFSv4: when its lease ends); CephFS and GlusterFS implement it too. A record lock
+    belongs to the process and goes when any descriptor of its file is closed, so the
+    file is opened once per process and never closed while the process runs.
+    """
+
+    _all: dict[str, _IndexLock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> _IndexLock:
+        key = os.path.realpath(path)
+        with cls._guard:
+            if key not in cls._all:
+                cls._all[key] = cls(key)
+            return cls._all[key]
+
+    @classmethod
+    def _forget_inherited(cls) -> None:
+        # a forked child holds none of its parent's locks: start again (a thread lock
+        # copied while held would never be released there)
+        cls._all, cls._guard = {}, threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            fd = self._open()
+            if fcntl is not None:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int:
+        """The descriptor, opened again only when the file was replaced (a recreated
+        index): a lock on the old file would exclude nobody."""
+        if self._fd is not None:
+            try:
+                same = os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return self._fd
+            os.close(self._fd)  # drops only this process's locks on the old file
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PUBLIC)
+        return self._fd
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_IndexLock._forget_inherited)
 
 
 def _version_of(record: dict[str, Any], want: Version) -> Version:
