@@ -42,7 +42,7 @@ from .registry.platforms import PLATFORMS, Platform
 from .registry.rollouts import Rollout, load_rollouts
 from .registry.workers import WorkerEntry, load_worker_files, password_secret_name
 from .settings import Settings
-from .state.db import StateDB
+from .state.db import StateDB, engine_options
 from .web import guard as webguard
 from .web.access import www_access
 from .web.badges import BadgeService
@@ -94,7 +94,11 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "buildbotNetUsageData": None,
         "db": {
             "db_url": settings.db_url,
-            "engine_kwargs": sqlite_engine_kwargs(settings.db_url) if settings.db_tuning else {},
+            # a dropped connection is replaced before use (a database restart, a failover)
+            "engine_kwargs": {
+                **engine_options(settings.db_url),
+                **(sqlite_engine_kwargs(settings.db_url) if settings.db_tuning else {}),
+            },
         },
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
         "secretsProviders": _secret_providers(settings),
