@@ -31,6 +31,7 @@ from .changes import registryrepo
 from .changes.pypiwatch import release_watch
 from .index.store import Index
 from .ops.cluster import cluster_config, cluster_services
+from .ops.dbreconnect import RetryDroppedConnections
 from .ops.dbtuning import BatchedBuildProperties, sqlite_engine_kwargs
 from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
@@ -133,6 +134,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             StatusService(basedir=str(settings.basedir), db_url=settings.db_url),
             HistoryIndexes(),
             *([BatchedBuildProperties()] if settings.db_tuning else []),
+            RetryDroppedConnections(),  # Buildbot's calls through a dropped connection
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),
