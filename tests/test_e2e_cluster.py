@@ -16,6 +16,7 @@ terminated three times during a rollout; a finished toolchain rollout runs again
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -32,13 +33,13 @@ import psycopg
 import pytest
 import requests
 
-from conftest import ARTIFACTS, PG_URL, free_port, write_registry
+from conftest import ARTIFACTS, PG_URL, free_port, make_farm, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 from units import Service, rewrite, verify
 from wheelfarm.cascade.campaign import BLOCKED, DONE
 from wheelfarm.cascade.store import CampaignStore
-from wheelfarm.ops.cluster import EXIT_ROUTER_LOST
+from wheelfarm.ops.cluster import EXIT_ROUTER_LOST, ROUTER_WAIT
 from wheelfarm.settings import REPO_ROOT
 from wheelfarm.state.db import StateDB
 
@@ -460,3 +461,27 @@ def test_every_database_connection_dropped_three_times_during_a_rollout(cluster)
     for master in ("a", "b"):
         log = (cluster.master_dir(master) / "twistd.log").read_text()
         assert "Tried to stop a LoopingCall" not in log
+
+
+def test_a_master_started_while_the_router_is_away_exits_for_its_supervisor(tmp_path, pg_url):
+    # it waited for ever for its first connection (Buildbot's connector tries once)
+    farm = make_farm(tmp_path, write_registry(tmp_path / "packages.yaml", REGISTRY), pg_url)
+    farm.create()
+    away = f"ws://127.0.0.1:{free_port()}/ws"  # nothing listens there
+    env = {
+        **os.environ,
+        "WHEELFARM_MULTI_MASTER": "true",
+        "WHEELFARM_MQ_ROUTER_URL": away,
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [REPO_ROOT / ".venv" / "bin" / "buildbot", "start", "--nodaemon", farm.master_dir],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    took = time.monotonic() - started
+    log = (farm.master_dir / "twistd.log").read_text()
+    assert done.returncode == EXIT_ROUTER_LOST, log[-3000:]
+    assert f"could not join the message router at {away} in {ROUTER_WAIT} s" in log
+    assert ROUTER_WAIT <= took < ROUTER_WAIT + 120
