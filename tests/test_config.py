@@ -220,6 +220,9 @@ def step_log_lines(tmp_path: Path, packages: int) -> list[str]:
     body = "".join(f"  - name: pkg{i}\n    platforms: [linux-x86_64]\n" for i in range(packages))
     settings = farm_settings(tmp_path)
     settings.registry = write_registry(tmp_path / "big.yaml", body)
+    settings.rollouts = tmp_path / "rollouts.yaml"  # one rollout naming every package
+    names = ", ".join(f"pkg{i}" for i in range(packages))
+    settings.rollouts.write_text(f"schema: 1\nrollouts:\n  - name: all\n    packages: [{names}]\n")
     lines = []
     for builder in build_config(tmp_path, settings)["builders"]:
         steps = [f.buildStep() for f in builder.factory.steps]
