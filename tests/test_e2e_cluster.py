@@ -388,6 +388,8 @@ def test_the_recipe_runs_as_written(cluster, tmp_path):
     secrets = Path(rewrite("/etc/wheelfarm/secrets", cluster.paths))
     assert {p.name for p in secrets.iterdir()} == {"worker-farm-a", "worker-farm-b", "web-users"}
     assert all(p.stat().st_mode & 0o077 == 0 for p in secrets.iterdir())
+    settings = Path(rewrite("/etc/wheelfarm/cluster.env", cluster.paths))  # the DB password
+    assert settings.stat().st_mode & 0o077 == 0
     # bounded log lines: Buildbot logs each step's arguments (no registry in them)
     for master in ("a", "b"):
         lines = (cluster.master_dir(master) / "twistd.log").read_text().splitlines()
