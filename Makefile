@@ -65,6 +65,7 @@ lint: venv
 	$(BIN)/ruff check master tests bench workers
 	$(BIN)/ruff format --check master tests bench workers
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 master/farmtool
 
 # The browser test drives Debian's chromium (CI runs as root on Debian).
 browser:
@@ -77,18 +78,21 @@ proxy:
 	[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || $(APT_INSTALL) nginx-light \
 		|| (apt-get update && $(APT_INSTALL) nginx-light)
 
-# A Linux worker runs the package's own code in Debian's bubblewrap (README: "Isolation").
+# A Linux worker runs the package's own code in Debian's bubblewrap, and gives the one
+# phase that needs a network (a Rust sdist's crates fetch) slirp4netns's user-mode one
+# (README: "Isolation").
 bubblewrap:
-	[ "$$(uname)" != Linux ] || command -v bwrap >/dev/null \
-		|| $(APT_INSTALL) bubblewrap \
-		|| (apt-get update && $(APT_INSTALL) bubblewrap)
+	[ "$$(uname)" != Linux ] || (command -v bwrap && command -v slirp4netns) >/dev/null \
+		|| $(APT_INSTALL) bubblewrap slirp4netns \
+		|| (apt-get update && $(APT_INSTALL) bubblewrap slirp4netns)
 
 # Containers and emulation for Linux workers (README: "Build images"): podman with runc
 # (workers/podman/containers.conf), debootstrap to make images from Debian's packages,
 # and QEMU user-mode emulation registered with binfmt_misc for linux-aarch64 on x86_64.
 CONTAINER_TOOLS := podman runc debootstrap qemu-user-static binfmt-support
 containers:
-	[ "$$(uname)" != Linux ] || command -v podman runc debootstrap qemu-aarch64-static >/dev/null \
+	[ "$$(uname)" != Linux ] || (command -v podman && command -v runc && command -v debootstrap \
+		&& command -v qemu-aarch64-static) >/dev/null \
 		|| $(APT_INSTALL) $(CONTAINER_TOOLS) || (apt-get update && $(APT_INSTALL) $(CONTAINER_TOOLS))
 	[ "$$(uname)" != Linux ] || [ -e /proc/sys/fs/binfmt_misc/register ] \
 		|| mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

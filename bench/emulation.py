@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from wheelfarm.build.workerapp import zipapp_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
-FARMTOOL = ROOT / "master" / "wheelfarm" / "build" / "worker_side" / "farmtool.py"
 MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"
 ENV = dict(
     os.environ,
@@ -41,8 +42,9 @@ def timed_build(sdist: Path, extra: list[str]) -> float:
         work = Path(tmp)
         (work / "sdist").mkdir()
         shutil.copy(sdist, work / "sdist")
-        shutil.copy(FARMTOOL, work / "farmtool.py")
-        argv = ["python3.11", "farmtool.py", "build", "--sdist-dir", "sdist", "--out", "out"]
+        (work / "farmtool.pyz").write_bytes(zipapp_bytes())  # as the master ships it
+        argv = ["python3.11", "farmtool.pyz", "build", "--sdist-dir", "sdist", "--out", "out"]
+        argv += ["--isolation", "bubblewrap"]
         start = time.perf_counter()
         done = subprocess.run([*argv, *extra], cwd=work, env=ENV, capture_output=True, text=True)
         took = time.perf_counter() - start

@@ -48,6 +48,19 @@ def wait_builds(farm: LocalFarm, brids: list[int], timeout: float = 600) -> list
     raise TimeoutError(f"builds for requests {brids} did not finish in {timeout} s")
 
 
+def build_logs(farm: LocalFarm, build: dict) -> dict[str, str]:
+    """Every log of every step of a build, as the public REST API serves it."""
+    import requests
+
+    texts = {}
+    for step in farm.api(f"builds/{build['buildid']}/steps")["steps"]:
+        for log in farm.api(f"steps/{step['stepid']}/logs")["logs"]:
+            raw = requests.get(f"{farm.url}api/v2/logs/{log['logid']}/raw", timeout=60)
+            raw.raise_for_status()
+            texts[f"{step['name']}/{log['name']}"] = raw.text
+    return texts
+
+
 def campaigns(farm: LocalFarm, prefix: str = "") -> list[Campaign]:
     """The farm's campaign records whose id starts with `prefix`, newest first (from its
     database, as the pages read them)."""

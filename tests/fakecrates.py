@@ -1,9 +1,11 @@
-"""A small crates registry on loopback for the tests: cargo's sparse protocol (an index
-file per crate and `config.json`, over HTTP) and the `.crate` archives it names.
+"""A small crates registry for the tests: cargo's sparse protocol (an index file per
+crate and `config.json`, over HTTP) and the `.crate` archives it names.
 
 crates.io is not reachable from here; a Rust sdist made by the tests names this
 registry in its `.cargo/config.toml` (`cargo_config()`), and its crate depends on a
 crate published here, so the build must fetch it, as a real one fetches from crates.io.
+It listens on this machine's own network address, not on loopback: a crates fetch has
+user-mode networking, which reaches the network but never the host's loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,24 @@ from pathlib import Path
 REGISTRY = "farmtest"  # the name a Cargo.toml's dependency gives as its `registry`
 
 
+def outside_address() -> str:
+    """This machine's address on its network (the one its default route leaves from):
+    what a sandbox with user-mode networking reaches, unlike 127.0.0.1."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("203.0.113.1", 9))  # no packet is sent: it only picks a route
+            address = s.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        import pytest
+
+        pytest.skip("this machine has no network address besides loopback")
+    return address
+
+
 class FakeCrates:
     def __init__(self, root: Path):
         self.root = root
@@ -27,8 +47,9 @@ class FakeCrates:
         self.downloads: list[str] = []  # the .crate files asked for, in order
         handler = type("Handler", (_Files,), {"downloads": self.downloads})
         serve = functools.partial(handler, directory=str(root))
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), serve)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        address = outside_address()
+        self.server = ThreadingHTTPServer((address, 0), serve)
+        self.url = f"http://{address}:{self.server.server_address[1]}"
         index = root / "index"
         index.mkdir(exist_ok=True)
         dl = f"{self.url}/dl/{{crate}}-{{version}}.crate"

@@ -1,26 +1,35 @@
-"""farmtool.py as a module for the tests: it is a standalone script, copied to workers,
-not part of the wheelfarm package, so the tests load it from its file (once)."""
+"""The worker side for the tests: the `farmtool` package (importable like any other)
+and its zipapp, `farmtool.pyz`, made as the master makes it (wheelfarm.build.workerapp),
+which tests copy into a build directory and run as the master's steps run it."""
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import shutil
+import tempfile
 from pathlib import Path
 
-FARMTOOL = (
-    Path(__file__).resolve().parents[1]
-    / "master"
-    / "wheelfarm"
-    / "build"
-    / "worker_side"
-    / "farmtool.py"
-)
+import farmtool
+from wheelfarm.build.factory import FRONTEND as FRONTEND_DISTS
+from wheelfarm.build.toollock import worker_lock
+from wheelfarm.build.workerapp import zipapp_bytes
+
+# `--frontend` options with the lock's pins, as the master passes them
+FRONTEND = [a for d in FRONTEND_DISTS for a in ("--frontend", worker_lock().requirement(d))]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("farmtool", FARMTOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@functools.cache
+def pyz() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="farmtool-tests-"))
+    path = folder / "farmtool.pyz"
+    path.write_bytes(zipapp_bytes())
+    return path
 
 
-farmtool = _load()
+def install(build_dir: Path) -> Path:
+    """farmtool.pyz in a build directory, as the master's first step puts it there."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(pyz(), build_dir / "farmtool.pyz"))
+
+
+__all__ = ["FRONTEND", "farmtool", "install", "pyz"]

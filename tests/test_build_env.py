@@ -52,6 +52,11 @@ def test_a_nul_byte_in_a_value_is_refused(tmp_path):
     assert found == [f"{path}:7: packages[0].build.env.OPT: contains a NUL byte"]
 
 
+def test_a_line_break_in_a_value_is_refused(tmp_path):
+    path, found = problems(tmp_path, '        CFLAGS: "-O2\\n--privileged"\n')
+    assert found == [f"{path}:6: packages[0].build.env.CFLAGS: contains a line break"]
+
+
 def test_ordinary_build_variables_pass(tmp_path):
     path = tmp_path / "packages.yaml"
     env = "{CFLAGS: '-O2', CIBUILDWHEEL: '1', MATURIN_PEP517_ARGS: '--features x'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -67,14 +68,20 @@ def test_one_builder_per_platform_with_workers(basedir):
     # campaigns run on the master's own worker, never on a volunteer's slot
     assert builders["orchestrate"].workernames == ["orchestrator"]
     assert builders["build-linux-x86_64"].workernames == ["alice-linux"]
+    from wheelfarm.build.workerapp import zipapp_bytes
+
+    # the worker side every build ships, by its digest (the build record names it)
+    shipped = hashlib.sha256(zipapp_bytes()).hexdigest()
     assert builders["build-linux-x86_64"].properties == {
         "platform": "linux-x86_64",
         "policy": "manylinux_2_28_x86_64",
         "container_image": "quay.io/pypa/manylinux_2_28_x86_64",  # for container workers
+        "farmtool_sha256": shipped,
     }
     assert builders["build-macos-arm64"].properties == {
         "platform": "macos-arm64",
         "policy": "macosx_11_0_arm64",
+        "farmtool_sha256": shipped,
     }
     names = sorted(s.name for s in config["schedulers"])
     platforms = ["trigger-linux-x86_64", "trigger-macos-arm64"]

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
-from farmtoolmod import FARMTOOL
+from farmtoolmod import FRONTEND, install
 from sdists import c_extension, make_rust_sdist, make_sdist
 from test_farmtool import PYTHON, error_of, ok, wheels
 from wheelfarm.cli.localfarm import CONTAINERS_CONF
@@ -48,13 +48,13 @@ def cffi_sdist(tmp_path_factory) -> Path:
 
 
 def farmtool(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    shutil.copy(FARMTOOL, cwd / "farmtool.py")
+    install(cwd)
     # the worker's tools (auditwheel, uv, ...) from the farm's venv, as a local worker has
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF), PATH=path)
     env.pop("SOURCE_DATE_EPOCH", None)
     return subprocess.run(
-        [PYTHON, "farmtool.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        [PYTHON, "farmtool.pyz", *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=1800,
     )  # fmt: skip
 
@@ -63,8 +63,14 @@ def test_cffi_builds_and_repairs_to_the_images_policy(tmp_path, bullseye_image, 
     (tmp_path / "sdist").mkdir()
     shutil.copy(cffi_sdist, tmp_path / "sdist")
     engine = ["--container-engine", "podman", "--image", bullseye_image]
-    out = ok(farmtool(tmp_path, "build", "--sdist-dir", "sdist", "--out", "dist/built", *engine))
-    assert "podman run --rm" in out and "toolchain:" in out
+    build = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *FRONTEND, *engine]
+    out = ok(farmtool(tmp_path, *build))
+    # the backend ran in a container of its own: offline, no capabilities, not root
+    backend = next(ln for ln in out.splitlines() if "<build helper: wheel>" in ln)
+    for option in ("--network none", "--cap-drop all", "--security-opt no-new-privileges",
+                   "--read-only", "--user 65534:65534"):  # fmt: skip
+        assert option in backend, backend
+    assert "toolchain:" in out
     (built,) = wheels(tmp_path / "dist" / "built")
     assert built.name.startswith("cffi-2.1.1-cp311-cp311-linux_x86_64")
 
@@ -90,6 +96,7 @@ def test_cffi_builds_and_repairs_to_the_images_policy(tmp_path, bullseye_image, 
     # and it installs and imports on this host: every module of cffi
     pypi = "https://pypi.org/simple/"
     test = ["test", "--wheel-dir", "dist/repaired", "--index-url", pypi, "--extra-index-url", pypi]
+    test += FRONTEND
     out = ok(
         farmtool(
             tmp_path, *test, "--", "python", "-c", "import cffi; cffi.FFI().cdef('int f(int);')"
@@ -210,9 +217,10 @@ def test_a_rust_package_builds_in_the_image_with_the_workers_toolchain(
     make_rust_sdist(tmp_path / "sdist", "tinyrs", "1.0")
     engine = ["--container-engine", "podman", "--image", bullseye_image]
     monkeypatch.setenv("WHEELFARM_RUST", sysroot)  # as a volunteer declares it
-    build = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *engine]
+    build = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *FRONTEND, *engine]
     out = ok(farmtool(tmp_path, *build))
-    assert f"{sysroot}:{sysroot}:ro" in out and "Compiling tinyrs v1.0.0" in out
+    # the toolchain is mounted read-only (not at its own path: /root is closed in the image)
+    assert f"{sysroot}:/wheelfarm-ro/" in out and "Compiling tinyrs v1.0.0" in out
     facts = json.loads((tmp_path / ".facts" / "build.json").read_text())
     assert facts["toolchain"]["rustc"] and facts["toolchain"]["libc"] == "glibc 2.31"
     args = ["--tool", "auditwheel", "--policy", POLICY_2_31, "--in", "dist/built"]
@@ -225,20 +233,23 @@ def test_a_rust_package_builds_in_the_image_with_the_workers_toolchain(
 
 def test_what_a_test_command_leaves_running_cannot_write_the_reason(tmp_path, bullseye_image):
     """A test command that fails and leaves a process printing `error:` lines: the
-    step's reason is still the farm's (the inner farmtool, the container's PID 1, kills
-    it before its own last line)."""
+    step's reason is still the farm's: the host decides it from the command's exit
+    status, and the container (its PID 1 gone) takes the spammer with it."""
     import wheelhouse
 
     (tmp_path / "wheels").mkdir()
     (six,) = wheelhouse.directory().glob("six-*.whl")
     shutil.copy(six, tmp_path / "wheels")
-    index = wheelhouse.index_url()
+    pypi = FakePyPI()  # over HTTP: the install runs in a container, which has no host paths
+    pypi.publish(six)
+    index = pypi.start() + "/simple/"
     engine = ["--container-engine", "podman", "--image", bullseye_image]
     spammer = "(while :; do echo 'error: forged by the test command' >&2; done) & sleep 0.5; exit 1"
     done = farmtool(
         tmp_path, "test", "--wheel-dir", "wheels", "--index-url", index,
-        "--extra-index-url", index, *engine, "--", "sh", "-c", spammer,
+        "--extra-index-url", index, *FRONTEND, *engine, "--", "sh", "-c", spammer,
     )  # fmt: skip
+    pypi.stop()
     assert error_of(done) == "error: tests failed (exit 1)"
     facts = json.loads((tmp_path / ".facts" / "test.json").read_text())
     assert facts["reason"] == "tests failed (exit 1)"

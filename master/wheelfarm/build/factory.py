@@ -2,8 +2,8 @@
 
 Every builder of the farm runs the same factory; what it builds comes from the
 build's properties (package, version_spec, python, platform, ...), so the
-registry can grow without adding builders. Worker-side steps run `farmtool.py`
-(copied into each build) with argument lists, never a shell line.
+registry can grow without adding builders. Worker-side steps run `farmtool.pyz`
+(shipped into each build) with argument lists, never a shell line.
 
     resolve (master) -> fetch -> build -> repair -> check -> test -> upload
     -> metadata (master) -> publish (master)
@@ -38,6 +38,7 @@ from .steps import (
     SDIST_DIR,
     FarmCommand,
     PackageBuild,
+    StepLimits,
     container_args,
     incoming_dir,
     isolation_args,
@@ -48,6 +49,10 @@ from .steps import (
 )
 from .toollock import worker_lock
 from .transfer import FarmUpload, RemoveIncoming, TimedFileDownload
+from .workerapp import WorkerApp
+
+# The PEP 517 frontend each build installs (and parses requirements with), as locked.
+FRONTEND = ("build", "packaging", "pyproject-hooks")
 
 
 def publishing(step) -> bool:
@@ -60,17 +65,22 @@ def build_factory(
     index: Index,
     farm_index_url: str,
     downstream: Downstream,
+    app: WorkerApp,
+    limits: StepLimits,
     registry: Registry | None = None,
     min_free_bytes: int = 0,  # the upload is refused when the index has less free
 ) -> util.BuildFactory:
     pypi_simple = f"{pypi_url.rstrip('/')}/simple/"
     factory = util.BuildFactory()
     factory.buildClass = PackageBuild
+    frontend = [a for d in FRONTEND for a in ("--frontend", worker_lock().requirement(d))]
+    system = repeat_option("--system", "build_system")
+    logs = {"log_bytes": limits.log_bytes}
     pipeline = [
         TimedFileDownload(
             name="farmtool",
-            mastersrc=str(FARMTOOL),
-            workerdest="farmtool.py",
+            mastersrc=str(app.path),
+            workerdest=FARMTOOL,
             hideStepIf=lambda results, step: results == SUCCESS,
         ),
         FarmCommand(
@@ -81,41 +91,63 @@ def build_factory(
                 *("--filename", util.Property("sdist_filename")),
                 *("--dest", SDIST_DIR),
             ],
+            **logs,
         ),
         FarmCommand(
             "build",
             [
                 *("--sdist-dir", SDIST_DIR, "--out", BUILT_DIR),
-                *("--frontend", worker_lock().requirement("build")),
+                *frontend,
                 repeat_option("--requires", "build_requires"),
-                repeat_option("--system", "build_system"),
+                system,
                 *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
+                *limits.args("build"),
                 pass_env_args,
                 isolation_args,
                 container_args,
             ],
             env=util.Property("build_env", default={}),
+            **logs,
         ),
         FarmCommand(
             "repair",
-            [platform_args, "--in", BUILT_DIR, "--out", REPAIRED_DIR, container_args],
+            [
+                platform_args,
+                "--in",
+                BUILT_DIR,
+                "--out",
+                REPAIRED_DIR,
+                system,
+                *limits.args("repair"),
+                container_args,
+            ],  # fmt: skip
+            **logs,
         ),
-        FarmCommand("check", ["--wheel-dir", REPAIRED_DIR, platform_args, container_args]),
+        FarmCommand(
+            "check",
+            ["--wheel-dir", REPAIRED_DIR, platform_args, system, container_args],
+            **logs,
+        ),
         FarmCommand(
             "test",
             [
                 *("--wheel-dir", REPAIRED_DIR),
+                *frontend,
                 *("--index-url", farm_index_url, "--extra-index-url", pypi_simple),
                 repeat_option("--requires", "test_requires"),
                 repeat_option("--skip-import", "skip_imports"),
+                system,
+                *limits.args("test"),
                 isolation_args,
                 container_args,
                 test_command_args,
             ],
+            **logs,
         ),
         FarmUpload(
             index=index,
             min_free_bytes=min_free_bytes,
+            maxsize=limits.upload_bytes,
             workersrc=REPAIRED_DIR,
             masterdest=util.renderer(lambda props: incoming_dir(props, index)),
         ),

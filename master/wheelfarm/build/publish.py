@@ -175,6 +175,10 @@ class CheckMetadata(MasterStep):
                 f"metadata check failed: wheel says {meta.name} {meta.version}, "
                 f"sdist is {want_name} {want_version}"
             )
+        # a direct reference would make every installer of the wheel fetch or read it
+        direct = [str(r) for r in meta.requires_dist or [] if r.url]
+        if direct:
+            return self.fail(f"metadata check failed: requires {direct[0]!r}: a URL, not a project")
         self.descriptionDone = [f"metadata: {meta.name} {meta.version}"]
         if self.registry is None or want_name not in self.registry.packages:
             return SUCCESS
@@ -236,6 +240,8 @@ class PublishWheel(MasterStep):
             "cause": self.getProperty("cause"),
             # built and tested in another architecture's image under QEMU
             "emulated": bool(self.getProperty("emulated")),
+            # the worker side the master shipped (farmtool.pyz)
+            "farmtool": {"sha256": self.getProperty("farmtool_sha256")},
         }
         if len(wheels) != 1:
             return self.fail(f"publish failed: expected one wheel, got {len(wheels)}")

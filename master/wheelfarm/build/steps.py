@@ -2,15 +2,16 @@
 
 Every builder of the farm runs the same factory (factory.py); what it builds comes
 from the build's properties (package, version_spec, python, platform, ...), so the
-registry can grow without adding builders. Worker-side steps run `farmtool.py`
-(copied into each build) with argument lists, never a shell line, and report the
-farm's facts through a file the build's own code cannot write.
+registry can grow without adding builders. Worker-side steps run `farmtool.pyz`
+(the zipapp of the `farmtool` package, shipped into each build: workerapp.py) with
+argument lists, never a shell line, and report the farm's facts through a file the
+build's own code cannot write.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from buildbot.plugins import steps, util
@@ -22,7 +23,7 @@ from twisted.internet import defer
 from ..index.store import Index
 from ..registry.platforms import PLATFORMS
 
-FARMTOOL = Path(__file__).parent / "worker_side" / "farmtool.py"
+FARMTOOL = "farmtool.pyz"  # where the worker keeps it, in the build directory
 SDIST_DIR = "sdist"
 BUILT_DIR = "dist/built"
 REPAIRED_DIR = "dist/repaired"
@@ -98,6 +99,49 @@ def pass_env_args(props) -> list[str]:
 def isolation_args(props) -> list[str]:
     # the worker's declared isolation (workers.yaml); `auto` finds bubblewrap on Linux
     return ["--isolation", props.getProperty("isolation") or "auto"]
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """What a build's untrusted code may use (settings; farmtool/isolation/limits.py):
+    `--limit KEY=VALUE` options for the build step and the test step, and the master's
+    own bounds on a step's log and an upload."""
+
+    build: dict[str, int]  # memory, processes, cpu, time of the backend's phases
+    test: dict[str, int]  # the same, for the import check and the test command
+    shared: dict[str, int]  # disk, output, wheel, unpacked: every step
+    log_bytes: int  # of one step's log, on the master
+    upload_bytes: int
+
+    def args(self, step: str) -> list[str]:
+        values = {**self.shared, **getattr(self, step, {})}
+        return [arg for key, value in values.items() for arg in ("--limit", f"{key}={value}")]
+
+
+def bound_log(log, limit: int) -> None:
+    """At most `limit` characters of output reach this log; then one notice.
+
+    Buildbot 4.3 reads `logMaxSize` but enforces it nowhere, and a build's output is
+    the package's: a worker's farmtool bounds it too, but the master does not trust
+    that a worker did.
+    """
+    left = [limit]
+
+    def bounded(original):
+        def add(data, *args, **kwargs):
+            if left[0] <= 0:
+                return defer.succeed(None)
+            if len(data) > left[0]:
+                data = data[: left[0]] + f"\n[log truncated: over {limit} characters]\n"
+                left[0] = 0
+            else:
+                left[0] -= len(data)
+            return original(data, *args, **kwargs)
+
+        return add
+
+    for name in ("addStdout", "addStderr", "add_stdout_lines", "add_stderr_lines"):
+        setattr(log, name, bounded(getattr(log, name)))
 
 
 @util.renderer
@@ -178,16 +222,19 @@ class FarmCommand(OneLineReason, steps.ShellCommand):
     can see it, fetched by the worker process itself after the step.
     """
 
-    def __init__(self, subcommand: str, args: list, **kwargs):
+    def __init__(self, subcommand: str, args: list, log_bytes: int = 32 << 20, **kwargs):
         kwargs.setdefault("name", subcommand)
         kwargs.setdefault("haltOnFailure", True)
         kwargs.setdefault("maxTime", STEP_MAX_TIME)
         kwargs["logEnviron"] = False  # the worker's environment is nobody's business
-        super().__init__(command=[python_argv, "farmtool.py", subcommand, *args], **kwargs)
+        super().__init__(command=[python_argv, FARMTOOL, subcommand, *args], **kwargs)
         self.subcommand = subcommand
+        self.log_bytes = log_bytes
 
     @defer.inlineCallbacks
     def run(self):
+        stdio = yield self.addLog("stdio")  # ShellCommand writes into this one
+        bound_log(stdio, self.log_bytes)
         results = yield super().run()
         facts = yield self._facts()
         if facts.get("toolchain") is not None:

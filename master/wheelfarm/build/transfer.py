@@ -154,7 +154,10 @@ class FarmUpload(TransferTimeout, OneLineReason, steps.DirectoryUpload):
         if self.timed_out:
             self.reason = f"upload failed: not finished after {self.timeout} s"
             return FAILURE
-        if result >= FAILURE:
+        if result >= FAILURE and self.maxsize is not None and writer.remaining == 0:
+            writer.purge()
+            self.reason = f"upload refused: the wheel is over the limit ({megabytes(self.maxsize)})"
+        elif result >= FAILURE:
             self.reason = "upload failed: the worker could not send the wheel (see its log)"
         return result
 

@@ -98,7 +98,8 @@ FORBIDDEN_ENV = frozenset(
         "NODE_OPTIONS",
     )
 )
-FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_")
+# WHEELFARM_: the worker's own settings (its tools, cache, Rust, containers' user)
+FORBIDDEN_ENV_PREFIXES = ("LD_", "DYLD_", "PIP_", "UV_", "WHEELFARM_")
 GITHUB_HANDLE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 # PEP 508 names, for the JSON schema only; Python code asks packaging.
 NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
@@ -311,8 +312,11 @@ def _read_env(path: FieldPath, value: Any, fields: Fields) -> tuple[tuple[str, s
 
 
 def _env_value_error(value: str) -> str | None:
-    # no C program could receive it, and it would cut the value short
-    return "contains a NUL byte" if "\0" in value else None
+    if "\0" in value:  # no C program could receive it, and it would cut the value short
+        return "contains a NUL byte"
+    if "\n" in value or "\r" in value:  # a container takes variables from a file of lines
+        return "contains a line break"
+    return None
 
 
 def _name_error(name: str) -> str | None:

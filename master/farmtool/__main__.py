@@ -1,0 +1,5 @@
+import sys
+
+from farmtool.cli import main
+
+sys.exit(main())

@@ -1,0 +1,269 @@
+"""The trust boundary's rules, each varied on its inputs (no network, no master): what a
+package may name as a requirement, what the host reads of what a build wrote, what it
+removes, and the container argv of a phase. The same attacks through a real master are
+tests/test_e2e_attacks.py."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from farmtool.facts import Failure
+from farmtool.files import fresh_dir, read_bounded, remove_tree
+from farmtool.isolation import Phase
+from farmtool.isolation.container import ContainerPlace, inside, moved
+from farmtool.isolation.limits import Limits
+from farmtool.requirements import plain, use_packaging
+from farmtool.wheels import check_zip, take_wheel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def packaging_loaded():
+    """`packaging` as the build's frontend folder has it: here, the test venv's."""
+    import packaging
+
+    use_packaging(Path(packaging.__file__).parents[1])
+
+
+# --- rule 2: nothing a package says becomes an option, a path or a mount --------------
+
+REFUSED = [
+    "--find-links",
+    "-f/root",
+    "--index-url=http://evil.example/simple",
+    "--extra-index-url",
+    "-e .",
+    "-r /etc/passwd",
+    "-c constraints.txt",
+    "--config-file=/etc/shadow",
+    "/etc/passwd",
+    "./local",
+    "../up",
+    "~/secret",
+    "C:\\Windows\\evil",
+    "evil @ file:///etc/passwd",
+    "evil @ https://evil.example/evil.tar.gz",
+    "evil@git+https://evil.example/evil",
+    "evil-1.0-py3-none-any.whl",
+    "https://evil.example/evil.tar.gz",
+    "evil ; __import__('os').system('id')",
+    "foo\nbar",
+    "foo\x00bar",
+    "",
+    "x" * 2000,
+]
+
+
+@pytest.mark.parametrize("raw", REFUSED)
+def test_a_requirement_that_is_not_a_project_fails_the_build_naming_it(raw):
+    with pytest.raises(Failure) as failed:
+        plain(["setuptools>=61", raw], "[build-system] requires")
+    message = str(failed.value)
+    assert message.startswith("build failed: bad requirement ")
+    assert "in [build-system] requires: " in message
+    assert "\n" not in message and len(message) < 300
+
+
+@pytest.mark.parametrize("raw", [42, None, ["setuptools"], {"name": "x"}])
+def test_a_requirement_that_is_not_a_string_is_refused(raw):
+    with pytest.raises(Failure, match="not a requirement string"):
+        plain([raw], "the backend's build requirements")
+
+
+def test_plain_requirements_pass_written_out_again():
+    assert plain(
+        ["setuptools >= 61", "Cython<3.1,>=0.29", "foo[bar, baz]>=1; python_version < '3.12'"],
+        "x",
+    ) == ["setuptools>=61", "Cython<3.1,>=0.29", 'foo[bar,baz]>=1; python_version < "3.12"']
+
+
+# --- rule 3: the host never follows what untrusted code could write --------------------
+
+
+def test_read_bounded_refuses_links_fifos_devices_and_too_much(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("the worker's password")
+    (tmp_path / "link").symlink_to(secret)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "big").write_bytes(b"x" * 2048)
+    for name, why in (("link", "cannot read"), ("fifo", "not a regular file"),
+                      ("dir", "not a regular file"), ("big", "over the limit")):  # fmt: skip
+        with pytest.raises(Failure, match=why):
+            read_bounded(tmp_path / name, limit=1024)
+    with pytest.raises(Failure, match="not a regular file"):
+        read_bounded("/dev/zero")
+    assert read_bounded(secret) == b"the worker's password"
+
+
+def _wheel(folder: Path, name: str, members: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return path
+
+
+def test_the_wheel_is_taken_only_as_a_regular_file_within_the_limits(tmp_path):
+    dest = fresh_dir(tmp_path / "dest")
+    limits = Limits(wheel=1 << 20, unpacked=4 << 20, members=100)
+    good = _wheel(tmp_path / "good", "a-1.0-py3-none-any.whl",
+                  {"a/__init__.py": b"", "a-1.0.dist-info/METADATA": b"Name: a\n"})  # fmt: skip
+    assert take_wheel(good.parent, dest, limits).read_bytes() == good.read_bytes()
+    name = "b-1.0-py3-none-any.whl"
+    cases = {
+        "symlink": ("is not a regular file", lambda d: (d / name).symlink_to(good)),
+        "fifo": ("is not a regular file", lambda d: os.mkfifo(d / name)),
+        "two": ("expected one wheel",
+                lambda d: [_wheel(d, f"b-1.{i}-py3-none-any.whl", {}) for i in (0, 1)]),
+        "name": ("is not a wheel file name", lambda d: _wheel(d, "b-1.0-x y-none-any.whl", {})),
+        "bomb": ("unpacks to", lambda d: _wheel(d, name, {"z": bytes(8 << 20)})),
+        "members": ("members, over 100",
+                    lambda d: _wheel(d, name, {f"m{i}": b"" for i in range(101)})),
+        "outside": ("outside the wheel", lambda d: _wheel(d, name, {"../x": b""})),
+        "big": ("is 1.5 MiB, over 1 MiB", lambda d: _wheel(d, name, {"r": os.urandom(3 << 19)})),
+        "url-dependency": ("in its wheel's Requires-Dist: a URL or path", lambda d: _wheel(
+            d, name, {"b-1.0.dist-info/METADATA": b"Name: b\nRequires-Dist: x @ file:///etc\n"})),
+        "two-metadata": ("has 2 METADATA files", lambda d: _wheel(
+            d, name, {"b-1.0.dist-info/METADATA": b"", "c-1.0.dist-info/METADATA": b""})),
+    }  # fmt: skip
+    for label, (why, make) in cases.items():
+        folder = tmp_path / label
+        folder.mkdir()
+        make(folder)
+        with pytest.raises(Failure, match=why):
+            take_wheel(folder, fresh_dir(tmp_path / "dest"), limits)
+        assert list((tmp_path / "dest").iterdir()) == [], label  # nothing was taken
+
+
+def test_a_zip_bomb_is_refused_before_anything_unpacks_it(tmp_path):
+    bomb = tmp_path / "bomb-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros", "w", force_zip64=True) as f:
+            for _ in range(64):
+                f.write(bytes(1 << 24))  # 1 GiB of zeros, a megabyte compressed
+    assert bomb.stat().st_size < 4 << 20
+    with pytest.raises(Failure, match="unpacks to 1 GiB, over 64 MiB"):
+        check_zip(bomb, Limits(unpacked=64 << 20))
+
+
+# --- rule 7: cleanup that cannot be jammed, and follows no link --------------------------
+
+
+JAM = """
+import os, sys
+root = sys.argv[1]
+os.makedirs(root + "/a/b/c")
+open(root + "/a/b/c/f", "w").write("x")
+os.symlink(sys.argv[2], root + "/a/link-to-outside")
+os.chmod(root + "/a/b/c", 0)
+os.chmod(root + "/a/b", 0o500)
+os.chmod(root + "/a", 0o500)
+"""
+
+
+def test_removal_works_whatever_modes_a_build_left_and_follows_no_link(tmp_path):
+    """As an unprivileged worker: a folder of mode 0500 holding one of mode 0000, and a
+    link out of the build, which must stay whole."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("the worker's")
+    build = tmp_path / "build"
+    build.mkdir()
+    for folder in [tmp_path, *tmp_path.parents][:3]:  # pytest's are 0700: let the user in
+        os.chmod(folder, os.stat(folder).st_mode | 0o055)
+    for folder in (build, outside):
+        os.chown(folder, 65534, 65534) if os.geteuid() == 0 else None
+    as_user: dict = {"user": 65534, "group": 65534} if os.geteuid() == 0 else {}
+    python = "/usr/bin/python3" if as_user else sys.executable  # one the user may run
+    subprocess.run([python, "-c", JAM, str(build), str(outside)], check=True, **as_user)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3]); from farmtool.files import fresh_dir;"
+        "from pathlib import Path; fresh_dir(Path(sys.argv[1]))"
+    )
+    package = str(Path(__import__("farmtool").__file__).parents[1])
+    done = subprocess.run([python, "-c", code, str(build), str(outside), package],
+                          capture_output=True, text=True, **as_user)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(build.iterdir()) == []
+    assert (outside / "keep").read_text() == "the worker's"
+
+
+def test_remove_tree_removes_a_link_not_its_target(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "f").write_text("x")
+    (tmp_path / "link").symlink_to(target)
+    remove_tree(tmp_path / "link")
+    assert (target / "f").exists() and not (tmp_path / "link").exists()
+    os.chmod(target, stat.S_IRUSR | stat.S_IXUSR)
+    remove_tree(target)
+    assert not target.exists()
+
+
+# --- rule 6: a container phase's argv -------------------------------------------------
+
+
+def test_a_container_phase_is_offline_unprivileged_and_limited(tmp_path, monkeypatch):
+    import farmtool.isolation.container as container
+
+    monkeypatch.setattr(container, "require", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.chdir(tmp_path)
+    place = ContainerPlace("podman", "img", "3.11")
+    place._manager = "systemd"  # no cgroup of our own: the engine's flags
+    argv = place._argv(
+        "n", ["/b/python", "-c", "x"], cwd=tmp_path / ".buildsrc", writable=(tmp_path / "w",),
+        network="none", env_file="/e", untrusted=True, limits=Limits(memory=1 << 30, processes=9,
+        cpu=5, disk=1 << 20), rm=False, readable=("/root/.rustup/tc",),
+    )  # fmt: skip
+    text = " ".join(argv)
+    wanted = (
+        "--network none",
+        "--cap-drop all",
+        "--security-opt no-new-privileges",
+        "--read-only",
+        "--memory 1073741824",
+        "--pids-limit 9",
+        "--env-file /e",
+    )
+    for option in wanted:
+        assert option in text, option
+    assert argv[argv.index("--user") + 1] == ("65534:65534" if os.geteuid() == 0 else
+                                              f"{os.geteuid()}:{os.getegid()}")  # fmt: skip
+    assert f"{tmp_path}:{tmp_path}:ro" in argv and f"{tmp_path}/w:{tmp_path}/w:rw" in argv
+    assert f"{tmp_path}/.facts:ro,size=4k,notmpcopyup" in argv  # the facts, hidden
+    assert f"/root/.rustup/tc:{inside('/root/.rustup/tc')}:ro" in argv
+    # no value of the environment is on the command line, and CPU and file size are set
+    # inside (an engine's --ulimit brings defaults some hosts refuse)
+    assert "--ulimit" not in argv and "CPU=5,FSIZE=1048576" in argv
+    for bad in ("/b:c", "/b,c", "relative"):
+        with pytest.raises(Failure):
+            place._argv("n", [], cwd=tmp_path, writable=(Path(bad),), network="none",
+                        env_file="/e", untrusted=True)  # fmt: skip
+
+
+def test_a_phases_read_only_folders_are_moved_where_the_container_has_them():
+    phase = Phase("crates fetch", ["/root/.rustup/tc/bin/cargo", "fetch"], Path("/b"),
+                  {"PATH": "/b/.buildenv/bin:/root/.rustup/tc/bin:/usr/bin"}, (),
+                  ("/root/.rustup/tc",))  # fmt: skip
+    there = inside("/root/.rustup/tc")
+    assert moved(phase).argv == [f"{there}/bin/cargo", "fetch"]
+    assert moved(phase).env["PATH"] == f"/b/.buildenv/bin:{there}/bin:/usr/bin"
+
+
+def test_an_environment_value_that_cannot_go_into_an_env_file_is_refused(tmp_path):
+    from farmtool.isolation.container import _env_file
+
+    with pytest.raises(Failure, match="cannot pass the variable 'CFLAGS'"):
+        with _env_file({"CFLAGS": "-O2\n--privileged"}):
+            pass
+    with _env_file({"CFLAGS": "-O2 --privileged"}) as path:
+        assert Path(path).read_text() == "CFLAGS=-O2 --privileged\n"
+    assert not Path(path).exists()
