@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y
 
-.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers bubblewrap
+.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers bubblewrap proxy
 
 venv: $(VENV)/.installed
 
@@ -72,6 +72,12 @@ browser:
 	command -v chromium >/dev/null || $(APT_INSTALL) chromium \
 		|| (apt-get update && $(APT_INSTALL) chromium)
 
+# The cluster test (tests/test_e2e_cluster.py) puts the recipe's proxy in front of its
+# masters: deploy/nginx/wheelfarm.conf, run by Debian's nginx.
+proxy:
+	[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || $(APT_INSTALL) nginx-light \
+		|| (apt-get update && $(APT_INSTALL) nginx-light)
+
 # A Linux worker runs the package's own code in Debian's bubblewrap, and gives the one
 # phase that needs a network (a Rust sdist's crates fetch) slirp4netns's user-mode one
 # (README: "Isolation").
@@ -95,13 +101,13 @@ containers:
 
 # The whole suite: lint, the lock, unit tests, then the end-to-end tests with real
 # masters and workers.
-test: venv wheelhouse crossbar lint lock-check browser bubblewrap containers
+test: venv wheelhouse crossbar lint lock-check browser bubblewrap containers proxy
 	$(BIN)/pytest
 
 test-fast: venv wheelhouse
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: venv wheelhouse crossbar bubblewrap containers
+test-e2e: venv wheelhouse crossbar bubblewrap containers proxy
 	$(BIN)/pytest -m e2e
 
 bench: venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,32 @@ def test_a_value_that_can_only_fail_is_refused_by_the_master_too(tmp_path):
         f"{settings.registry}:4: packages[0].versions: '>=1,<0' admits no version: "
         "its bounds do not overlap"
     ]
+
+
+def step_log_lines(tmp_path: Path, packages: int) -> list[str]:
+    """What Buildbot's `releaseLocks(<step>)` line says of each step of every builder."""
+    body = "".join(f"  - name: pkg{i}\n    platforms: [linux-x86_64]\n" for i in range(packages))
+    settings = farm_settings(tmp_path)
+    settings.registry = write_registry(tmp_path / "big.yaml", body)
+    settings.rollouts = tmp_path / "rollouts.yaml"  # one rollout naming every package
+    names = ", ".join(f"pkg{i}" for i in range(packages))
+    settings.rollouts.write_text(f"schema: 1\nrollouts:\n  - name: all\n    packages: [{names}]\n")
+    lines = []
+    for builder in build_config(tmp_path, settings)["builders"]:
+        steps = [f.buildStep() for f in builder.factory.steps]
+        for step in steps:
+            steps += getattr(step, "pipeline", [])  # the steps resolve adds
+        lines += [f"releaseLocks({step}): []" for step in steps]
+    return lines
+
+
+def test_step_log_lines_do_not_grow_with_the_registry(tmp_path):
+    # Buildbot logs `releaseLocks(<the step>)` per step, and a step prints as its
+    # constructor's arguments: the registry's repr made each line ~40 KB at 27 packages
+    small, big = step_log_lines(tmp_path, 3), step_log_lines(tmp_path, 3000)
+    assert len(small) == len(big) > 10
+    # the same lines, but for numbers (a count of packages, an object's address)
+    assert [re.sub(r"0x[0-9a-f]+|\d+", "N", x) for x in small] == [
+        re.sub(r"0x[0-9a-f]+|\d+", "N", x) for x in big
+    ]
+    assert max(len(line) for line in big) < 8000

@@ -93,6 +93,23 @@ def test_same_bytes_again_is_a_noop(tmp_path):
     assert len(index.records("tiny")) == 1
 
 
+def test_same_bytes_from_a_new_toolchain_record_its_key_too(tmp_path):
+    # a toolchain rollout rebuilt the wheel with identical bytes: run again, it must find
+    # the wheel under the new key (it kept the old key only, and rebuilt everything)
+    index, reader = Index(tmp_path / "index"), Index(tmp_path / "index")
+    wheel = make_wheel(tmp_path / "src", "tiny", "1.0")
+    first = index.add(wheel, RECORD)
+    assert reader.find("tiny", toolchain_key="k2") == []  # read, and cached, before
+    again = index.add(wheel, {**RECORD, "toolchain_key": "k2", "worker": "w2"})
+    assert str(again) == "exists"
+    assert again.record == {**first.record, "toolchain_keys": ["k1", "k2"]}
+    for key in ("k1", "k2"):  # any Index object, whatever it had cached
+        assert [r["filename"] for r in reader.find("tiny", toolchain_key=key)] == [wheel.name]
+    assert reader.find("tiny", toolchain_key="k3") == []
+    assert index.add(wheel, {**RECORD, "toolchain_key": "k2"}).record == again.record  # once
+    assert (tmp_path / "index" / "tiny" / wheel.name).read_bytes() == wheel.read_bytes()
+
+
 def test_other_bytes_under_the_same_name_are_refused(tmp_path):
     index = Index(tmp_path / "index")
     first = make_wheel(tmp_path / "a", "tiny", "1.0", payload="first")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -104,3 +105,77 @@ def test_the_lock_excludes_another_process(tmp_path):
         assert job.is_alive()  # waits for the lock this process holds
     job.join(timeout=10)
     assert job.exitcode == 0
+
+
+def test_two_index_objects_of_one_process_exclude_each_other(tmp_path):
+    # A master holds several Index objects (running builds keep the one of their
+    # configuration, a reconfig makes new ones): the lock must exclude them all.
+    root = tmp_path / "index"
+    root.mkdir()
+    first, second = Index(root), Index(root)
+    entered = threading.Event()
+
+    def take_second() -> None:
+        with second._locked():
+            entered.set()
+
+    with first._locked():
+        waiter = threading.Thread(target=take_second)
+        waiter.start()
+        assert not entered.wait(0.5)  # waits for the lock the first object holds
+    assert entered.wait(10)
+    waiter.join(10)
+
+
+def test_another_index_object_done_with_the_lock_leaves_it_held_for_other_processes(tmp_path):
+    # A POSIX record lock belongs to the process: closing any descriptor of the lock file
+    # dropped it, so one Index object finishing let another process in while a second
+    # object of the same process was still publishing.
+    root = tmp_path / "index"
+    root.mkdir()
+    first, second = Index(root), Index(root)
+    with first._locked():
+        inner = threading.Thread(target=_enter_and_leave, args=(second,))
+        inner.start()
+        inner.join(0.5)  # blocked (fixed) or already done, closing its descriptor (the bug)
+        job = FORK.Process(target=lambda: Index(root)._locked().__enter__())
+        job.start()
+        job.join(timeout=1)
+        assert job.is_alive()  # the other process still waits: this one holds the lock
+    job.join(timeout=10)
+    inner.join(timeout=10)
+    assert job.exitcode == 0 and not inner.is_alive()
+
+
+def _enter_and_leave(index: Index) -> None:
+    with index._locked():
+        pass
+
+
+def test_index_objects_of_one_process_publish_new_projects_at_once(tmp_path):
+    # two builds of one master publishing the first wheels of a project at once, each
+    # through its own Index object (failed with "File exists: .../<project>")
+    root = tmp_path / "index"
+    rounds, per_round = 150, 4
+    wheels = [
+        [make_wheel(tmp_path / f"w{r}-{t}", f"fresh{r}", f"1.{t}") for t in range(per_round)]
+        for r in range(rounds)
+    ]
+    failures: list[str] = []
+    for r in range(rounds):
+        barrier = threading.Barrier(per_round)
+
+        def publish_one(wheel: Path, index: Index, barrier=barrier) -> None:
+            barrier.wait()
+            try:
+                assert index.add(wheel, {}).status == "added"
+            except Exception as e:  # noqa: BLE001 (every failure counts)
+                failures.append(f"{wheel.name}: {e!r}")
+
+        threads = [threading.Thread(target=publish_one, args=(w, Index(root))) for w in wheels[r]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[:5]
+    assert len(Index(root).projects()) == rounds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -95,3 +96,52 @@ def test_an_older_farms_files_are_imported_once(tmp_path, db_url):
     assert (tmp_path / "status.jsonl.imported").exists()
     again = StateDB(db_url, tmp_path)  # the next start: nothing imported twice
     assert len(again.status_since(0)) == 3 and len(CampaignStore(again).all()) == 1
+
+
+def terminate_connections(pg_url: str) -> int:
+    """pg_terminate_backend on every other connection to the test's database (what a
+    database restart, a failover, a pooler or an idle timeout does to them)."""
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_dropped_connections_are_replaced_and_calls_retried(tmp_path, pg_url):
+    db = StateDB(pg_url, tmp_path)
+    store = CampaignStore(db)
+    store.save(campaign("c1", 7))
+    db.status_add([(1, {"package": "six"})])
+    for _ in range(3):
+        assert terminate_connections(pg_url) >= 1  # the pool's idle connection
+        store.save(campaign("c1", 7, finished=9.0))  # each call on a dropped connection
+        assert terminate_connections(pg_url) >= 1
+        assert [c.finished_at for c in store.all()] == [9.0]
+        assert terminate_connections(pg_url) >= 1
+        db.status_add([(2, {"package": "idna"})])
+        assert terminate_connections(pg_url) >= 1
+        assert [row["package"] for _, row in db.status_since(0)] == ["six", "idna"]
+
+
+@pytest.mark.postgres
+def test_a_database_that_stays_away_fails_the_call_after_retries(tmp_path, pg_url, monkeypatch):
+    db = StateDB(pg_url, tmp_path)
+    db.status_add([(1, {"package": "six"})])
+    monkeypatch.setattr("wheelfarm.state.db.RETRY_FOR", 1.0)
+    attempts = []
+    real = db.engine.connect
+
+    def refused():
+        attempts.append(1)
+        raise sa.exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(db.engine, "connect", refused)
+    with pytest.raises(sa.exc.OperationalError):
+        db.status_since(0)
+    assert len(attempts) > 1  # tried again before giving up
+    monkeypatch.setattr(db.engine, "connect", real)
+    assert len(db.status_since(0)) == 1

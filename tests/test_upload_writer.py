@@ -4,6 +4,7 @@ at the worker, and what was written is removed."""
 from __future__ import annotations
 
 import io
+import multiprocessing
 import tarfile
 from pathlib import Path
 
@@ -79,3 +80,48 @@ def test_a_transfer_that_hangs_is_interrupted(monkeypatch):
     assert cmd.interrupted == "timed out after 30 s" and step.timed_out
     assert result.result == 2
     assert clock.getDelayedCalls() == []
+
+
+def worker_archive(folder: Path) -> bytes:
+    """A folder as the worker sends it (buildbot-worker's uploadDirectory: the folder
+    itself is the archive's first member, named '')."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, "")
+    return buffer.getvalue()
+
+
+def _unpack_at(destroot: str, data: bytes, barrier, out) -> None:
+    writer = KeepingDirectoryWriter(destroot, None, None, 0o600)
+    writer.remote_write(data)
+    barrier.wait()
+    writer.remote_unpack()
+    out.put(writer.error)
+
+
+def test_first_uploads_of_two_masters_to_a_fresh_index_at_once(tmp_path):
+    # Each build unpacks into its own `.incoming/BUILDID`; the shared `.incoming` was made
+    # by the first upload, and two masters' first uploads collided ("File exists").
+    fork = multiprocessing.get_context("fork")
+    (tmp_path / "built").mkdir()
+    (tmp_path / "built" / "a.whl").write_bytes(b"wheel")
+    data = worker_archive(tmp_path / "built")
+    errors = []
+    for r in range(50):
+        barrier, out = fork.Barrier(2), fork.Queue()
+        jobs = [
+            fork.Process(
+                target=_unpack_at,
+                args=(str(tmp_path / f"i{r}" / ".incoming" / str(b)), data, barrier, out),
+            )
+            for b in (1, 2)
+        ]
+        for job in jobs:
+            job.start()
+        errors += [out.get(timeout=30) for _ in jobs]
+        for job in jobs:
+            job.join(30)
+    assert [e for e in errors if e is not None] == []
+    for r in range(50):
+        for b in (1, 2):
+            assert (tmp_path / f"i{r}" / ".incoming" / str(b) / "a.whl").read_bytes() == b"wheel"

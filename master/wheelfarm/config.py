@@ -33,6 +33,7 @@ from .changes import registryrepo
 from .changes.pypiwatch import release_watch
 from .index.store import Index
 from .ops.cluster import cluster_config, cluster_services
+from .ops.dbreconnect import RetryDroppedConnections
 from .ops.dbtuning import BatchedBuildProperties, sqlite_engine_kwargs
 from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
@@ -44,7 +45,7 @@ from .registry.platforms import PLATFORMS, Platform
 from .registry.rollouts import Rollout, load_rollouts
 from .registry.workers import WorkerEntry, load_worker_files, password_secret_name
 from .settings import Settings
-from .state.db import StateDB
+from .state.db import StateDB, engine_options
 from .web import guard as webguard
 from .web.access import www_access
 from .web.badges import BadgeService
@@ -96,7 +97,11 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         "buildbotNetUsageData": None,
         "db": {
             "db_url": settings.db_url,
-            "engine_kwargs": sqlite_engine_kwargs(settings.db_url) if settings.db_tuning else {},
+            # a dropped connection is replaced before use (a database restart, a failover)
+            "engine_kwargs": {
+                **engine_options(settings.db_url),
+                **(sqlite_engine_kwargs(settings.db_url) if settings.db_tuning else {}),
+            },
         },
         "protocols": {"pb": {"port": _endpoint(settings.worker_port, settings.worker_interface)}},
         "secretsProviders": _secret_providers(settings),
@@ -131,6 +136,7 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             StatusService(basedir=str(settings.basedir), db_url=settings.db_url),
             HistoryIndexes(),
             *([BatchedBuildProperties()] if settings.db_tuning else []),
+            RetryDroppedConnections(),  # Buildbot's calls through a dropped connection
             *registryrepo.make_reporters(settings),
             IncomingSweeper(name="wheelfarm-incoming", index_dir=str(settings.index_path)),
             *mail_services(settings),

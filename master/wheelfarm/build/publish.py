@@ -23,12 +23,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from twisted.internet import defer, reactor, threads
+from twisted.python import log
 
 from ..index.store import Index, IndexConflict, InvalidWheel, read_metadata
 from ..index.verify import record_verification, wheel_differences
 from ..registry.graph import undeclared_dependencies
 from ..registry.packages import Registry
 from ..registry.pins import PinError, built_against, pin_wheel
+from ..state.db import one_line
 from .pypi import ResolveError, Sdist, resolve_sdist
 from .steps import MASTER_STEP_TIMEOUT, OneLineReason, incoming_dir, os_error
 from .toollock import worker_lock
@@ -382,6 +384,7 @@ class CascadeCheck(MasterStep):
     """Does the new wheel start a cascade downstream, or resume one it held up?"""
 
     name = "cascade"
+    warnOnWarnings = True  # a failed check shows on the build, which still published
 
     def __init__(self, index: Index, downstream: Downstream, **kwargs):
         kwargs.setdefault("hideStepIf", lambda results, step: results == SKIPPED)
@@ -391,10 +394,15 @@ class CascadeCheck(MasterStep):
     @defer.inlineCallbacks
     def run(self):
         published = self.getProperty("published")
-        records = yield self.in_thread(self.index.records, published["project"])
-        action = yield self.in_thread(
-            self.downstream.action, records, published, self.getProperty("abi")
-        )
+        try:
+            records = yield self.in_thread(self.index.records, published["project"])
+            action = yield self.in_thread(
+                self.downstream.action, records, published, self.getProperty("abi")
+            )
+        except Exception as e:  # e.g. the database away: the wheel is published all the same
+            log.err(e, "wheelfarm: cascade check")
+            self.reason = f"cascade check failed, the wheel is published: {one_line(e)}"
+            return WARNINGS
         if action is None:
             self.descriptionDone = ["no ABI change downstream"]
             return SKIPPED

@@ -72,6 +72,9 @@ class KeepingDirectoryWriter(remotetransfer.DirectoryWriter):
     def remote_unpack(self):
         if self.error is None:
             try:
+                # The folder every build's upload folder is in, first: tarfile makes it
+                # without exist_ok, and two masters' first uploads to an index collided.
+                os.makedirs(os.path.dirname(os.path.abspath(self.destroot)), exist_ok=True)
                 super().remote_unpack()
             except (OSError, tarfile.TarError) as e:
                 self._failed(e)

@@ -13,7 +13,7 @@ import time
 from buildbot.plugins import util
 from buildbot.process import buildstep
 from buildbot.process.properties import Properties
-from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS
+from buildbot.process.results import FAILURE, RETRY, SKIPPED, SUCCESS, WARNINGS
 from twisted.internet import defer, task, threads
 from twisted.python import log as twisted_log
 
@@ -22,6 +22,7 @@ from ..registry.graph import Graph
 from ..registry.packages import Registry
 from ..registry.platforms import PLATFORMS
 from ..registry.rollouts import Rollout
+from ..state.db import one_line
 from . import recovery
 from .campaign import (
     BLOCKED,
@@ -99,9 +100,17 @@ class RunCampaign(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def _drive_all(self, campaigns: list[Campaign], awaiting: dict[str, dict[str, int]]):
-        results = yield defer.gatherResults(
-            [self._drive(c, awaiting.get(c.id, {})) for c in campaigns], consumeErrors=True
-        )
+        self.unsaved: list[str] = []
+        try:
+            results = yield defer.gatherResults(
+                [self._drive(c, awaiting.get(c.id, {})) for c in campaigns], consumeErrors=True
+            )
+        finally:
+            if self.unsaved:
+                # Buildbot runs a RETRY build's request again: that run resumes these
+                # campaigns from their last record and the builds' results, and ends them
+                self.descriptionDone = [f"records not saved: {', '.join(self.unsaved)}"]
+                return RETRY  # noqa: B012 (the record matters more than the error)
         self.descriptionDone = [", ".join(results)]
         return SUCCESS if all(c.counts()[FAILED] == 0 for c in campaigns) else WARNINGS
 
@@ -136,9 +145,19 @@ class RunCampaign(buildstep.BuildStep):
         # saved before any build is asked for: a run cut short from here on is resumed
         yield threads.deferToThread(self.store.save, campaign)
         run = CampaignRun(self, campaign, log)
-        yield run.drive(awaiting)
-        campaign.finished_at = time.time()
-        yield threads.deferToThread(self.store.save, campaign)
+        try:
+            yield run.drive(awaiting)
+        finally:  # whatever ended it, the record must not say "running" after its build
+            campaign.finished_at = time.time()
+            try:
+                yield threads.deferToThread(self.store.save, campaign)
+            except Exception as e:  # the database away longer than the store retries
+                self.unsaved.append(campaign.id)
+                twisted_log.msg(
+                    f"wheelfarm: campaign {campaign.id}: its finished record was not saved "
+                    f"({one_line(e)}): the orchestrating build ends RETRY and its retry "
+                    "saves it"
+                )
         counts = campaign.counts()
         found = sum(node.found is not None for node in campaign.nodes.values())
         return (
@@ -199,12 +218,14 @@ class CampaignRun:
         for key, request in awaiting.items():  # asked for by an interrupted run
             self._watch(key, recovery.request_result(self.step.master, request))
         saver = task.LoopingCall(self._save)
+        saver.clock = self.step.master.reactor
         saving = saver.start(SAVE_EVERY, now=False)  # the record is for people: 1 s is fresh
         try:
             self._pump()
             yield self.ended
         finally:
-            saver.stop()
+            if saver.running:
+                saver.stop()
             yield saving
         yield self._flush()
 
@@ -280,8 +301,16 @@ class CampaignRun:
 
     @defer.inlineCallbacks
     def _save(self):
-        yield self._flush()
-        yield threads.deferToThread(self.step.store.save, self.campaign)
+        """One save of the running record; a failure (the database away for longer than
+        the store retries) is logged and the next save tries again: the loop goes on."""
+        try:
+            yield self._flush()
+            yield threads.deferToThread(self.step.store.save, self.campaign)
+        except Exception as e:
+            twisted_log.msg(
+                f"wheelfarm: campaign {self.campaign.id}: saving its record failed "
+                f"({one_line(e)}); trying again in {SAVE_EVERY:.0f} s"
+            )
 
     @defer.inlineCallbacks
     def _flush(self):

@@ -12,7 +12,7 @@ from ..changes.registrydiff import added_targets
 from ..index import verify
 from ..registry.packages import Package, Registry, ValidationError, load_registry
 from ..registry.platforms import SUPPORTED_PYTHONS, host_platform
-from . import check, passwords, plan
+from . import check, passwords, plan, router
 from .localfarm import DEFAULT_REGISTRY, LocalFarm, local_pythons
 
 RESULTS = {
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         ("plan", plan),
         ("worker-password", passwords),
         ("reproducible", verify),
+        ("router-config", router),
     )
     for name, module in commands:
         command = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)

@@ -76,11 +76,11 @@ class Index:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._add_lock = threading.Lock()
         self._cache_lock = threading.Lock()
-        # project -> (its wheel names, their records): files are never replaced, so
-        # the listing alone says whether the cache is current (mtimes are too coarse)
-        self._cache: dict[str, tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
+        # project -> (its wheels with their records' inodes, the records): wheels are never
+        # replaced and a record only by a rename (a new inode, see `_add_toolchain_key`),
+        # so the listing says whether the cache is current (mtimes are too coarse)
+        self._cache: dict[str, tuple[tuple[tuple[str, int], ...], list[dict[str, Any]]]] = {}
 
     # -- reading
 
@@ -96,16 +96,27 @@ class Index:
 
     def wheel_names(self, project: str) -> tuple[str, ...] | None:
         """The project's wheel files, or None for a project the index does not have."""
+        listing = self._listing(project)
+        return None if listing is None else tuple(name for name, _ in listing)
+
+    def _listing(self, project: str) -> tuple[tuple[str, int], ...] | None:
+        """(wheel, inode of its record) per wheel file; None: no such project."""
         name = canonicalize_name(project)
         if not is_normalized_name(name):  # e.g. "..": never a path
             return None
+        wheels, records = [], {}
         try:
             with os.scandir(self.root / name) as entries:
-                return tuple(
-                    sorted(e.name for e in entries if e.name.endswith(".whl") and e.name[0] != ".")
-                )
+                for e in entries:
+                    if e.name[0] == ".":
+                        continue
+                    if e.name.endswith(".whl"):
+                        wheels.append(e.name)
+                    elif e.name.endswith(".whl.json"):
+                        records[e.name[: -len(".json")]] = e.inode()
         except OSError:  # missing, not a folder, or a name too long for the filesystem
             return None
+        return tuple((w, records.get(w, 0)) for w in sorted(wheels))
 
     def records(self, project: str) -> list[dict[str, Any]]:
         """Build records of the project's wheels, oldest version first (copies)."""
@@ -114,17 +125,17 @@ class Index:
     def cached_records(self, project: str) -> list[dict[str, Any]]:
         """Like `records`, but shared with the cache: read, never change."""
         name = canonicalize_name(project)
-        names = self.wheel_names(name)
-        if not names:
+        listing = self._listing(name)
+        if not listing:
             return []
         with self._cache_lock:
             cached = self._cache.get(name)
-        if cached and cached[0] == names:
+        if cached and cached[0] == listing:
             return cached[1]
-        found = [r for r in (self._read_record(name, n) for n in names) if r is not None]
+        found = [r for r in (self._read_record(name, n) for n, _ in listing) if r is not None]
         found.sort(key=lambda r: (Version(r["version"]), r["filename"]))
         with self._cache_lock:
-            self._cache[name] = (names, found)
+            self._cache[name] = (listing, found)
         return found
 
     def _read_record(self, project: str, filename: str) -> dict[str, Any] | None:
@@ -159,7 +170,7 @@ class Index:
                 continue
             if sdist_sha256 is not None and record.get("sdist_sha256") != sdist_sha256:
                 continue
-            if toolchain_key is not None and record.get("toolchain_key") != toolchain_key:
+            if toolchain_key is not None and toolchain_key not in toolchain_keys(record):
                 continue
             if platform is not None and record.get("platform") != platform:
                 if any(t.platform != "any" for t in tags):
@@ -216,7 +227,7 @@ class Index:
         folder = self.root / project
         dest = folder / filename
         if dest.exists():
-            return self._same_or_conflict(dest, record["sha256"])
+            return self._same_or_conflict(dest, record)
         for other in self.cached_records(project):  # same wheel, other spelling of its name
             if parse_filename(other["filename"])[1:] == key:
                 raise IndexConflict(
@@ -235,7 +246,7 @@ class Index:
             _write_atomic(folder / f"{filename}.json", body.encode(), staging)
             os.link(staged, dest)  # unlike rename, never replaces an existing file
         except FileExistsError:
-            return self._same_or_conflict(dest, record["sha256"])
+            return self._same_or_conflict(dest, record)
         except OSError:  # a full or read-only disk: leave no half-published wheel
             if not dest.exists():
                 for side in (".metadata", ".json"):
@@ -247,7 +258,8 @@ class Index:
         _fsync_dir(folder)
         return AddResult("added", json.loads(body))  # as `records` will read it
 
-    def _same_or_conflict(self, dest: Path, digest: str) -> AddResult:
+    def _same_or_conflict(self, dest: Path, new: dict[str, Any]) -> AddResult:
+        digest = new["sha256"]
         with dest.open("rb") as f:
             have = hashlib.file_digest(f, "sha256").hexdigest()
         if have != digest:
@@ -256,19 +268,95 @@ class Index:
                 f"with sha256 {digest}: a published file is never replaced"
             )
         record = self._read_record(dest.parent.name, dest.name) or {}
+        key = new.get("toolchain_key")
+        if record and key is not None and key not in toolchain_keys(record):
+            record = self._add_toolchain_key(dest, record, key)
         return AddResult("exists", record)
+
+    def _add_toolchain_key(self, dest: Path, record: dict[str, Any], key: str) -> dict[str, Any]:
+        """Another toolchain made the same bytes: the record says so (`toolchain_keys`),
+        so that the index check of that toolchain (a rollout run again) finds the wheel.
+        The wheel and the record's other fields stay as published. Under the lock."""
+        record = {**record, "toolchain_keys": [*toolchain_keys(record), key]}
+        body = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+        _write_atomic(dest.with_name(f"{dest.name}.json"), body.encode(), self.root / ".staging")
+        return json.loads(body)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # Threads of this process, then other processes: a CLI next to the master, and
-        # the masters of a cluster on other hosts sharing the index over NFS. A POSIX
-        # record lock (lockf), not flock: NFS (v4, or v3 with lockd) carries it to the
-        # server, the kernel and the server drop it when its holder dies (NFSv4: when its
-        # lease ends), and it is the lock CephFS and GlusterFS implement too.
-        with self._add_lock, (self.root / ".lock").open("a") as lock:
-            if fcntl is not None:
-                fcntl.lockf(lock, fcntl.LOCK_EX)
+        with _IndexLock.of(self.root / ".lock").held():
             yield
+
+
+class _IndexLock:
+    """The index's lock: one per process and lock file, whatever the number of `Index`
+    objects (a master keeps its running builds' ones across a reconfig).
+
+    Threads of the process take a thread lock, then the process takes a POSIX record
+    lock (lockf), which excludes other processes: a CLI next to the master, and the
+    masters of a cluster on other hosts sharing the index over NFS (v4, or v3 with lockd)
+    carries it to the server; the kernel and the server drop it when its holder dies
+    (NFSv4: when its lease ends); CephFS and GlusterFS implement it too. A record lock
+    belongs to the process and goes when any descriptor of its file is closed, so the
+    file is opened once per process and never closed while the process runs.
+    """
+
+    _all: dict[str, _IndexLock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> _IndexLock:
+        key = os.path.realpath(path)
+        with cls._guard:
+            if key not in cls._all:
+                cls._all[key] = cls(key)
+            return cls._all[key]
+
+    @classmethod
+    def _forget_inherited(cls) -> None:
+        # a forked child holds none of its parent's locks: start again (a thread lock
+        # copied while held would never be released there)
+        cls._all, cls._guard = {}, threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            fd = self._open()
+            if fcntl is not None:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int:
+        """The descriptor, opened again only when the file was replaced (a recreated
+        index): a lock on the old file would exclude nobody."""
+        if self._fd is not None:
+            try:
+                same = os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return self._fd
+            os.close(self._fd)  # drops only this process's locks on the old file
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PUBLIC)
+        return self._fd
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_IndexLock._forget_inherited)
+
+
+def toolchain_keys(record: dict[str, Any]) -> list[str | None]:
+    """Every toolchain key whose build gave this wheel's bytes, the first build's first."""
+    return list(record.get("toolchain_keys") or [record.get("toolchain_key")])
 
 
 def _version_of(record: dict[str, Any], want: Version) -> Version:

@@ -10,17 +10,23 @@ once by the masters whose workers can build it. See README, "Several masters".
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 from buildbot import config
 from buildbot.util import epoch2datetime
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python import log
 
 from ..settings import Settings
 
 WATCH = "wheelfarm-master-watch"
+ROUTER_LINK = "wheelfarm-router-link"
+ROUTER_WAIT = 20  # seconds a starting master waits to join the router before it exits
+EXIT_ROUTER_LOST = 75  # EX_TEMPFAIL: the service manager starts the master again
 
 
 def cluster_config(settings: Settings) -> dict:
@@ -38,9 +44,86 @@ def cluster_config(settings: Settings) -> dict:
 
 
 def cluster_services(settings: Settings) -> list[BuildbotService]:
+    services: list[BuildbotService] = []
+    if settings.multi_master and settings.mq_router_url:
+        services.append(RouterLink(name=ROUTER_LINK, router_url=settings.mq_router_url))
     if settings.multi_master and settings.master_timeout:
-        return [MasterWatch(name=WATCH, timeout=settings.master_timeout)]
-    return []
+        services.append(MasterWatch(name=WATCH, timeout=settings.master_timeout))
+    return services
+
+
+class RouterLink(BuildbotService):
+    """Without the message router a master exits, at once, so that its service manager
+    starts it again; it never lingers as a process that cannot work.
+
+    Buildbot's WAMP connector (buildbot/wamp/connector.py) connects once and never
+    again: when the router goes, it stops the master (its comment: recovering would mean
+    re-subscribing every consumer and queueing messages, "not handled"). That stop
+    cancels the running builds (Buildbot does not run CANCELLED builds again), then waits
+    for ever for the orchestrating build, whose sub-builds' results were to come as
+    messages; the process stays, ports closed, ignoring SIGTERM. And a master started
+    while the router is away waits for ever for its first connection.
+
+    So this service takes over the session's leave: the master exits with status
+    EXIT_ROUTER_LOST, without Buildbot's shutdown, as a crash would; and a master that
+    has not joined the router ROUTER_WAIT seconds after its start exits the same way.
+    Its next start (the service manager's `Restart=always`, once the router is back)
+    is Buildbot's own recovery from a crash: the master's unfinished builds end RETRY
+    and their requests are queued again for any master; a build that had published its
+    wheel ends skipped there (the index has it); a campaign resumes from its record.
+    """
+
+    router_url = ""
+    _waiting: IDelayedCall | None = None
+
+    def checkConfig(self, router_url: str = "") -> None:
+        if not router_url:
+            config.error("RouterLink: router_url is required")
+
+    def reconfigService(self, router_url: str = ""):
+        self.router_url = router_url
+        return super().reconfigService()
+
+    @defer.inlineCallbacks
+    def startService(self):
+        yield super().startService()
+        wamp = self.master.wamp
+        if wamp.service is not None:
+            self._joined(wamp.service)
+            return
+        self._waiting = self.master.reactor.callLater(ROUTER_WAIT, self._never_joined)
+        wamp.getService().addCallback(self._joined)
+
+    def stopService(self):
+        if self._waiting is not None and self._waiting.active():
+            self._waiting.cancel()
+        return super().stopService()
+
+    def _never_joined(self) -> None:
+        self.exit(f"could not join the message router at {self.router_url} in {ROUTER_WAIT} s")
+
+    def _joined(self, session) -> None:
+        if self._waiting is not None and self._waiting.active():
+            self._waiting.cancel()
+        buildbots_own = session.onLeave
+
+        def on_leave(details):
+            if session.leaving:  # the master is stopping: Buildbot's own leave
+                return buildbots_own(details)
+            self.exit(f"lost the message router at {self.router_url} ({details.reason})")
+
+        session.onLeave = on_leave
+        return session
+
+    def exit(self, why: str) -> None:
+        log.msg(
+            f"wheelfarm: {why}: exiting now with status {EXIT_ROUTER_LOST}, without "
+            "Buildbot's shutdown (it would cancel the running builds and wait for ever); "
+            "started again, this master's unfinished builds end RETRY and run again"
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ROUTER_LOST)
 
 
 class MasterWatch(BuildbotService):
@@ -121,11 +204,14 @@ class MasterWatch(BuildbotService):
             yield self.master.data.rtypes.buildrequest.generateEvent(brids, "unclaimed")
 
 
-def write_router_config(cbdir: Path, port: int, realm: str = "buildbot") -> Path:
-    """A crossbar node config: one router with `realm`, a WebSocket transport at /ws.
+def write_router_config(
+    cbdir: Path, port: int, realm: str = "buildbot", interface: str = "127.0.0.1"
+) -> Path:
+    """A crossbar node config: one router with `realm`, a WebSocket transport at /ws on
+    `interface`:`port`; `crossbar start --cbdir CBDIR` runs it.
 
     The masters connect without authentication, so bind the router to an interface
-    only the masters reach (here: loopback).
+    only the masters reach (loopback when they share the host, else a private network).
     """
     cbdir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -161,9 +247,9 @@ def write_router_config(cbdir: Path, port: int, realm: str = "buildbot") -> Path
                 "transports": [
                     {
                         "type": "websocket",
-                        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                        "endpoint": {"type": "tcp", "port": port, "interface": interface},
                         "auth": {"anonymous": {"type": "static", "role": "anonymous"}},
-                        "url": f"ws://127.0.0.1:{port}/ws",
+                        "url": f"ws://{interface}:{port}/ws",
                     }
                 ],
             }

@@ -130,6 +130,11 @@ class Registry:
     path: Path
     packages: dict[str, Package]  # by normalised name, in file order
 
+    def __repr__(self) -> str:
+        # Buildbot logs a step as its arguments (`releaseLocks(...)`, per step): a line
+        # of bounded size, not the whole registry
+        return f"<Registry {str(self.path)!r}: {len(self.packages)} packages>"
+
     def for_platform(self, platform: str) -> list[Package]:
         """The packages to build on `platform`: not skipped, targeting it."""
         return [p for p in self.packages.values() if p.skip is None and platform in p.platforms]

@@ -54,6 +54,9 @@ class Rollout:
     max_in_flight: int
     verify: bool = False  # verify builds: build again, compare with the index, publish nothing
 
+    def __repr__(self) -> str:  # a step's log lines name it: bounded, whatever it lists
+        return f"<Rollout {self.name!r}>"
+
 
 def load_rollouts(path: str | os.PathLike[str], known_packages: set[str]) -> list[Rollout]:
     """Read and validate rollouts.yaml (a missing file: no rollouts)."""

@@ -9,6 +9,14 @@ indexes do. The store is also used from threads and pages outside Buildbot's db 
 so it has its own engine, made by Buildbot's own `create_engine` (the same URL
 handling: a relative SQLite path is the basedir's, WAL mode).
 
+Connections drop: a database restart, a failover, a pooler or an idle timeout ends them
+while they wait in the pool. Every engine on the farm's database, Buildbot's too
+(`engine_options`), checks a connection before use (SQLAlchemy's `pool_pre_ping`) and
+replaces a dead one; a call that still meets an `OperationalError` (a connection lost
+mid-call, a server restarting) is tried again for up to `RETRY_FOR` seconds, which is
+safe because every call here is idempotent (a record written whole, rows inserted
+unless there, rows deleted by id, reads).
+
 Migrations: `wheelfarm_schema` holds the schema's version; `migrate` applies the steps
 past it, under a PostgreSQL advisory lock (masters starting together take turns), on the
 first use by each process, so a running farm's database is upgraded by its next master
@@ -22,10 +30,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql
@@ -36,6 +44,8 @@ from twisted.python import log
 SCHEMA_VERSION = 1
 LOCK_KEY = 0x77686C66  # "whlf": the advisory lock migrations take on PostgreSQL
 CHUNK = 500  # rows per statement when deleting or importing
+RETRY_FOR = 30.0  # seconds a call is tried again while the database is away (a restart)
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 schema = sa.Table("wheelfarm_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -87,7 +97,7 @@ class StateDB:
                 kwargs: dict[str, Any] = {"basedir": str(self.basedir)}
                 if self.db_url.startswith("sqlite"):  # wait for Buildbot's writes, not fail
                     kwargs["connect_args"] = {"timeout": 30}
-                engine = create_engine(self.db_url, **kwargs)
+                engine = create_engine(self.db_url, **kwargs, **engine_options(self.db_url))
                 migrate(engine)
                 import_files(engine, self.basedir)
                 self._engine = engine
@@ -98,6 +108,20 @@ class StateDB:
         with self.engine.begin() as conn:
             yield conn
 
+    def _retried(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, tried again while it meets an OperationalError, for up to RETRY_FOR
+        seconds (each retry logged in one line); then its error."""
+        deadline, delay = time.monotonic() + RETRY_FOR, 0.1
+        while True:
+            try:
+                return call()
+            except sa.exc.OperationalError as e:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.msg(f"wheelfarm: {what}: {one_line(e)}; trying again in {delay:.1f} s")
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     # -- campaigns: the record is JSON the cascade stage reads and writes
 
     def campaign_save(self, record: dict[str, Any]) -> None:
@@ -107,18 +131,24 @@ class StateDB:
             "finished_at": record.get("finished_at"),
             "data": json.dumps(record, separators=(",", ":")),
         }
-        with self.begin() as conn:
-            done = conn.execute(
-                campaigns.update().where(campaigns.c.id == record["id"]).values(**values)
-            )
-            if not done.rowcount:
-                conn.execute(campaigns.insert().values(id=record["id"], **values))
+
+        def save() -> None:
+            with self.begin() as conn:
+                done = conn.execute(
+                    campaigns.update().where(campaigns.c.id == record["id"]).values(**values)
+                )
+                if not done.rowcount:
+                    conn.execute(campaigns.insert().values(id=record["id"], **values))
+
+        self._retried(f"saving campaign {record['id']}", save)
 
     def campaign_load(self, campaign_id: str) -> dict[str, Any] | None:
-        with self.begin() as conn:
-            data = conn.execute(
-                sa.select(campaigns.c.data).where(campaigns.c.id == campaign_id)
-            ).scalar()
+        def load() -> str | None:
+            with self.begin() as conn:
+                query = sa.select(campaigns.c.data).where(campaigns.c.id == campaign_id)
+                return conn.execute(query).scalar()
+
+        data = self._retried(f"reading campaign {campaign_id}", load)
         return json.loads(data) if data is not None else None
 
     def campaign_all(self, unfinished_of: int | None = None) -> list[dict[str, Any]]:
@@ -128,8 +158,12 @@ class StateDB:
             query = query.where(
                 campaigns.c.orchestrated_by == unfinished_of, campaigns.c.finished_at.is_(None)
             )
-        with self.begin() as conn:
-            return [json.loads(data) for data in conn.execute(query).scalars()]
+
+        def read() -> list[str]:
+            with self.begin() as conn:
+                return list(conn.execute(query).scalars())
+
+        return [json.loads(data) for data in self._retried("reading campaigns", read)]
 
     # -- status rows
 
@@ -141,23 +175,51 @@ class StateDB:
         ]
         if not values:
             return
-        with self.begin() as conn:
-            _insert_new(conn, values)
+
+        def add() -> None:
+            with self.begin() as conn:
+                _insert_new(conn, values)
+
+        self._retried(f"saving {len(values)} status rows", add)
 
     def status_since(
         self, after: int, limit: int | None = None
     ) -> list[tuple[int, dict[str, Any]]]:
         """The rows after id `after`, in id order; at most `limit`."""
         query = sa.select(status.c.id, status.c.data).where(status.c.id > after)
-        with self.begin() as conn:
-            rows = conn.execute(query.order_by(status.c.id).limit(limit)).all()
+
+        def read() -> list[Any]:
+            with self.begin() as conn:
+                return list(conn.execute(query.order_by(status.c.id).limit(limit)).all())
+
+        rows = self._retried("reading status rows", read)
         return [(i, json.loads(data)) for i, data in rows]
 
     def status_delete(self, ids: list[int]) -> None:
         """Drop rows a newer row of their key replaced (any master may: it is idempotent)."""
-        with self.begin() as conn:
-            for start in range(0, len(ids), CHUNK):
-                conn.execute(status.delete().where(status.c.id.in_(ids[start : start + CHUNK])))
+
+        def delete() -> None:
+            with self.begin() as conn:
+                for start in range(0, len(ids), CHUNK):
+                    conn.execute(status.delete().where(status.c.id.in_(ids[start : start + CHUNK])))
+
+        self._retried(f"deleting {len(ids)} status rows", delete)
+
+
+def engine_options(db_url: str) -> dict[str, Any]:
+    """SQLAlchemy options for every engine on the farm's database, Buildbot's own too (its
+    `engine_kwargs`): on a database server, each connection is checked before use and a
+    dropped one replaced; SQLite's connections do not drop."""
+    if sa.engine.make_url(db_url).get_backend_name() == "sqlite":
+        return {}
+    return {"pool_pre_ping": True}
+
+
+def one_line(e: BaseException) -> str:
+    """A database error in one line: the driver's first line, without the SQL."""
+    orig = getattr(e, "orig", None) or e
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"
 
 
 def _insert_new(conn: sa.Connection, values: list[dict[str, Any]]) -> None:
