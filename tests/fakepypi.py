@@ -21,6 +21,12 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 
+class Server(ThreadingHTTPServer):
+    # the standard backlog of 5 overflows when a farm's builds all resolve at once on a
+    # loaded machine, and a connection the kernel dropped shows up as a reset
+    request_queue_size = 128
+
+
 @dataclass
 class Release:
     path: Path
@@ -225,7 +231,7 @@ class FakePyPI:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 

@@ -8,8 +8,20 @@ import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 from packaging.version import Version
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def retrying_session() -> requests.Session:
+    """A session whose GETs survive a dropped connection: indexes (PyPI's CDN, a busy
+    mirror) reset connections now and then, and one reset must not fail a build."""
+    session = requests.Session()
+    retry = Retry(connect=3, read=2, status=0, backoff_factor=0.5, allowed_methods={"GET"})
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
 
 
 class ResolveError(Exception):
@@ -36,11 +48,14 @@ def resolve_sdist(
 ) -> Sdist:
     """The newest non-yanked sdist of `name` that `spec` admits (None: any)."""
     url = f"{index_url.rstrip('/')}/simple/{canonicalize_name(name)}/"
-    http = session or requests
+    http = session or retrying_session()
     try:
         response = http.get(url, headers={"Accept": SIMPLE_JSON}, timeout=timeout)
     except requests.RequestException as e:
         raise ResolveError(f"sdist not found: cannot reach {url}: {e}") from e
+    finally:
+        if session is None:
+            http.close()
     if response.status_code == 404:
         raise ResolveError(f"sdist not found: {name} is not on {index_url}")
     if response.status_code != 200:

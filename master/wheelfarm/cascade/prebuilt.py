@@ -14,10 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import requests
 
 from ..build.publish import already_built, version_spec
-from ..build.pypi import ResolveError, Sdist, resolve_sdist
+from ..build.pypi import ResolveError, Sdist, resolve_sdist, retrying_session
 from ..index.store import Index
 
 
@@ -55,7 +54,7 @@ class Prebuilt:
         if key not in self._sdists:
             session = getattr(self._local, "session", None)
             if session is None:
-                session = self._local.session = requests.Session()
+                session = self._local.session = retrying_session()
             try:
                 spec = version_spec(raw_spec)
                 found: Sdist | None = resolve_sdist(
