@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wheelfarm.build.workerapp import zipapp_bytes
+from wheelfarm.pipeline.workerapp import zipapp_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_IMAGE = ROOT / "workers" / "images" / "make_image.py"

@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 
 from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.state.db import StateDB
-from wheelfarm.web.status import Row, StatusRecords, row_data, row_status
+from wheelfarm.state.status import Row, StatusRecords, row_data, row_status
 
 STEPS = ["resolve", "fetch", "build", "repair", "check", "test", "upload", "metadata", "publish"]
 MASTER_STEPS = {"resolve", "metadata", "publish"}

@@ -21,9 +21,9 @@ from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.registry.packages import Package, Registry
 from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 from wheelfarm.state.db import StateDB
+from wheelfarm.state.status import BUILT, FAILED, READ_CHUNK, Row, StatusRecords, _row, row_data
 from wheelfarm.web.badges import badge_svg
 from wheelfarm.web.packages import blocked_targets, list_page, package_page, package_status
-from wheelfarm.web.status import BUILT, FAILED, READ_CHUNK, Row, StatusRecords, _row, row_data
 
 
 def make_registry(n: int) -> Registry:

@@ -28,7 +28,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from wheelfarm.cli.localfarm import BIN, MASTER_CFG, LocalFarm, _pid_alive, _read_pid
+from wheelfarm.cli.localfarm import BIN, LocalFarm, _pid_alive, _read_pid
+from wheelfarm.paths import MASTER_CFG
 from wheelfarm.registry.platforms import PLATFORMS, SUPPORTED_PYTHONS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ import pytest
 
 from wheelfarm.cascade.campaign import Campaign
 from wheelfarm.cascade.store import CampaignStore
-from wheelfarm.cli.localfarm import CONTAINERS_CONF, LocalFarm
+from wheelfarm.cli.localfarm import LocalFarm
+from wheelfarm.paths import CONTAINERS_CONF
 from wheelfarm.state.db import StateDB
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

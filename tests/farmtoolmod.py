@@ -1,5 +1,5 @@
 """The worker side for the tests: the `farmtool` package (importable like any other)
-and its zipapp, `farmtool.pyz`, made as the master makes it (wheelfarm.build.workerapp),
+and its zipapp, `farmtool.pyz`, made as the master makes it (wheelfarm.pipeline.workerapp),
 which tests copy into a build directory and run as the master's steps run it."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 import farmtool
-from wheelfarm.build.factory import FRONTEND as FRONTEND_DISTS
-from wheelfarm.build.toollock import worker_lock
-from wheelfarm.build.workerapp import zipapp_bytes
+from wheelfarm.pipeline.factory import FRONTEND as FRONTEND_DISTS
+from wheelfarm.pipeline.toollock import worker_lock
+from wheelfarm.pipeline.workerapp import zipapp_bytes
 
 # `--frontend` options with the lock's pins, as the master passes them
 FRONTEND = [a for d in FRONTEND_DISTS for a in ("--frontend", worker_lock().requirement(d))]

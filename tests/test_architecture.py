@@ -1,7 +1,7 @@
 """The layout shows the architecture: stages as sub-packages, imports only pointing down.
 
 The farm's database tables (state) are below every stage that keeps records in
-them. A package travels registry -> index -> build -> cascade -> changes -> ops -> web -> cli,
+them. A package travels registry -> index -> pipeline -> cascade -> changes -> ops -> web -> cli,
 and config.py (the composition root) wires them; these tests read every module's imports
 (deferred and type-only ones too) and fail on a circle or an import that points up.
 """
@@ -15,11 +15,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "master" / "wheelfarm"
 WORKER_SIDE = PACKAGE.parent / "farmtool"  # shipped to workers as one zipapp
 # Lowest first: a module may import its own stage and the stages before it.
 LAYERS = [
-    {"problems", "settings"},
+    {"problems", "paths", "settings"},
     {"state"},
     {"registry"},
     {"index"},
-    {"build"},
+    {"pipeline"},
     {"cascade"},
     {"changes"},
     {"ops"},
@@ -95,10 +95,10 @@ def test_imports_point_down_never_up():
     assert upward == []
 
 
-def test_the_build_stage_does_not_import_cascades():
+def test_the_pipeline_does_not_import_cascades():
     g = graph()
     assert [
-        (n, t) for n in g if n.startswith("wheelfarm.build") for t in g[n] if ".cascade" in t
+        (n, t) for n in g if n.startswith("wheelfarm.pipeline") for t in g[n] if ".cascade" in t
     ] == []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelfarm.build.steps import target_label
+from wheelfarm.pipeline.steps import target_label
 
 
 class FakeBuild:

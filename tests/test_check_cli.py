@@ -130,7 +130,7 @@ def test_defaults_come_from_the_repository(tmp_path, monkeypatch, capsys):
     repo.mkdir()
     elsewhere.mkdir()
     farm(repo)
-    monkeypatch.setattr(check, "REPO_ROOT", repo)
+    monkeypatch.setattr(check.paths, "CHECKOUT", repo)
     monkeypatch.chdir(elsewhere)
     assert check.main([]) == 0
     assert capsys.readouterr().out.startswith(f"{repo / 'packages.yaml'}: 2 packages OK; ")
@@ -139,7 +139,7 @@ def test_defaults_come_from_the_repository(tmp_path, monkeypatch, capsys):
 def test_defaults_fall_back_to_the_current_directory(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     farm(tmp_path)
-    monkeypatch.setattr(check, "REPO_ROOT", tmp_path / "empty")
+    monkeypatch.setattr(check.paths, "CHECKOUT", tmp_path / "empty")
     monkeypatch.chdir(tmp_path)
     assert check.main([]) == 0
     assert capsys.readouterr().out == (
@@ -154,11 +154,11 @@ def test_help_exits_cleanly(tmp_path):
 
 
 @pytest.mark.skipif(
-    not (check.REPO_ROOT / "packages.yaml").exists(),
+    not (check.paths.CHECKOUT / "packages.yaml").exists(),
     reason="the repository has no packages.yaml yet",
 )
 def test_the_repository_files_pass():
-    result = run(check.REPO_ROOT)
+    result = run(check.paths.CHECKOUT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("packages.yaml: ")
 

@@ -14,8 +14,8 @@ from twisted.python import log
 
 from conftest import write_registry
 from wheelfarm.changes.pypiwatch import PyPIReleaseWatcher
-from wheelfarm.cli.localfarm import MASTER_CFG
 from wheelfarm.config import build_config
+from wheelfarm.paths import MASTER_CFG
 from wheelfarm.registry.workers import load_workers
 from wheelfarm.settings import Settings
 
@@ -68,7 +68,7 @@ def test_one_builder_per_platform_with_workers(basedir):
     # campaigns run on the master's own worker, never on a volunteer's slot
     assert builders["orchestrate"].workernames == ["orchestrator"]
     assert builders["build-linux-x86_64"].workernames == ["alice-linux"]
-    from wheelfarm.build.workerapp import zipapp_bytes
+    from wheelfarm.pipeline.workerapp import zipapp_bytes
 
     # the worker side every build ships, by its digest (the build record names it)
     shipped = hashlib.sha256(zipapp_bytes()).hexdigest()

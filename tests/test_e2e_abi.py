@@ -28,7 +28,7 @@ from conftest import wait_builds, write_registry
 from fakepypi import FakePyPI
 from sdists import make_sdist
 from test_e2e_cascade import builds_of, campaign_builds, wait_campaigns
-from wheelfarm.registry.pins import NOT_FROM_THE_FARM
+from wheelfarm.index.pinning import NOT_FROM_THE_FARM
 
 pytestmark = pytest.mark.e2e
 

@@ -379,7 +379,7 @@ def test_the_registrys_environment_never_reaches_the_trusted_side(attacked):
 
 
 def test_every_published_record_is_the_farms_own(attacked):
-    from wheelfarm.build.toollock import worker_lock
+    from wheelfarm.pipeline.toollock import worker_lock
 
     for package in ("forger", "poisoner", "uses-netdep", "link-plant", "hostile-test",
                     "long-lines", "env-attack"):  # fmt: skip

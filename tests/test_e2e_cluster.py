@@ -40,7 +40,7 @@ from units import Service, rewrite, verify
 from wheelfarm.cascade.campaign import BLOCKED, DONE
 from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.ops.cluster import EXIT_ROUTER_LOST, ROUTER_WAIT
-from wheelfarm.settings import REPO_ROOT
+from wheelfarm.paths import CHECKOUT as REPO_ROOT
 from wheelfarm.state.db import StateDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]

@@ -24,7 +24,7 @@ from fakepypi import FakePyPI
 from farmtoolmod import FRONTEND, install
 from sdists import c_extension, make_rust_sdist, make_sdist
 from test_farmtool import PYTHON, error_of, ok, wheels
-from wheelfarm.cli.localfarm import CONTAINERS_CONF
+from wheelfarm.paths import CONTAINERS_CONF
 
 pytestmark = [
     pytest.mark.e2e,

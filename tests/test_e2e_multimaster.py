@@ -24,7 +24,7 @@ from fakepypi import FakePyPI
 from sdists import make_sdist
 from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.ops.cluster import write_router_config
-from wheelfarm.settings import REPO_ROOT
+from wheelfarm.paths import CHECKOUT as REPO_ROOT
 from wheelfarm.state.db import StateDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]

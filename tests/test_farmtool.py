@@ -28,7 +28,7 @@ from farmtool.tags import tag_satisfies
 from farmtool.wheels import wheel_modules
 from farmtoolmod import FRONTEND, install
 from sdists import MTIME, c_extension, make_sdist, make_wheel
-from wheelfarm.build.toollock import worker_lock
+from wheelfarm.pipeline.toollock import worker_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.prefix) / "bin"

@@ -25,7 +25,7 @@ from farmtool.isolation.bubblewrap import bwrap_argv
 from farmtool.isolation.host import HostPlace
 from farmtool.isolation.limits import Limits
 from farmtoolmod import install
-from wheelfarm.build.steps import parse_facts
+from wheelfarm.pipeline.steps import parse_facts
 
 PY = os.path.realpath(sys.executable)  # the base Python: a sandbox sees no venv's link
 BWRAP = ISOLATIONS["bubblewrap"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from test_workers import ALICE, problems, write
-from wheelfarm.build.matching import can_take, in_downtime, in_window
+from wheelfarm.registry.matching import can_take, in_downtime, in_window
 from wheelfarm.registry.workers import Downtime, load_workers
 
 WEEKEND_NIGHTS = """\

@@ -15,6 +15,7 @@ from packaging.metadata import Metadata
 from packaging.specifiers import SpecifierSet
 
 from sdists import make_wheel
+from wheelfarm.index import pinning
 from wheelfarm.registry import pins
 from wheelfarm.registry.pins import (
     Pin,
@@ -143,19 +144,19 @@ def _user(folder, version="1.0", deps=("abicore>=1.0", "extra-thing; extra == 'x
 def test_rewrite_metadata_record_and_name(tmp_path):
     wheel = _user(tmp_path / "in")
     pin = pin_for("abicore", "1.0", "major", export_rule("major", None), SpecifierSet(">=1.0"))
-    out = pins.rewrite_wheel(wheel, tmp_path / "out", [pin])
+    out = pinning.rewrite_wheel(wheel, tmp_path / "out", [pin])
     assert out.name == "abiuser-1.0+abicore.1.0-py3-none-any.whl"
     names = _record_ok(out)
     assert "abiuser-1.0+abicore.1.0.dist-info/METADATA" in names
     assert not any(n.startswith("abiuser-1.0.dist-info") for n in names)
-    meta = Metadata.from_email(pins.read_wheel_metadata(out))
+    meta = Metadata.from_email(pinning.read_wheel_metadata(out))
     assert str(meta.version) == "1.0+abicore.1.0"
     reqs = [str(r) for r in meta.requires_dist]
     assert "abicore<2,>=1.0" in reqs  # the one unconditional line, merged with its own
     assert 'extra-thing; extra == "x"' in reqs  # conditional lines are left alone
     assert len(reqs) == 2
     # deterministic: the same wheel and pins give the same bytes
-    again = pins.rewrite_wheel(wheel, tmp_path / "again", [pin])
+    again = pinning.rewrite_wheel(wheel, tmp_path / "again", [pin])
     assert again.read_bytes() == out.read_bytes()
 
 
@@ -163,7 +164,7 @@ def test_rewrite_refuses_a_pin_its_own_requirement_excludes(tmp_path):
     wheel = _user(tmp_path / "in", deps=("abicore<2",))
     pin = Pin("abicore", "2.0", "2", ">=2.0,<3")
     with pytest.raises(PinError, match="excludes"):
-        pins.rewrite_wheel(wheel, tmp_path / "out", [pin])
+        pinning.rewrite_wheel(wheel, tmp_path / "out", [pin])
 
 
 def _pip(*args, cwd):
@@ -183,7 +184,7 @@ def test_pinned_wheels_resolve_to_matching_pairs_with_pip(tmp_path):
         make_wheel(found, "abicore", version)
     for version in ("1.0", "2.0"):
         pin = pin_for("abicore", version, "major", export_rule("major", None))
-        pins.rewrite_wheel(_user(tmp_path / version, deps=("abicore",)), found, [pin])
+        pinning.rewrite_wheel(_user(tmp_path / version, deps=("abicore",)), found, [pin])
 
     def installed(*reqs):
         target = tmp_path / f"t{len(list(tmp_path.iterdir()))}"
@@ -215,24 +216,24 @@ def test_the_record_lists_registry_packages_of_the_build_environment(tmp_path):
         "setuptools": {"version": "80.0", "from": "elsewhere"},  # not a registry package
         "abiuser": {"version": "1.0", "from": "elsewhere"},  # the build itself, never
     }
-    built = pins.built_against(build_env, registry, "abiuser")
+    built = pinning.built_against(build_env, registry, "abiuser")
     assert built == {
         "abicore": {"version": "1.0", "from": "farm", "wheel": "w.whl", "sha256": "ab" * 32},
-        "cython-ish": {"version": "3.0", "from": "elsewhere", "note": pins.NOT_FROM_THE_FARM},
+        "cython-ish": {"version": "3.0", "from": "elsewhere", "note": pinning.NOT_FROM_THE_FARM},
     }
     # only abicore declares an ABI: one pin; a pure wheel gets none
     wheel = make_wheel(tmp_path, "abiuser", "1.0", {"abiuser/__init__.py": ""})
     compiled = wheel.with_name("abiuser-1.0-cp311-cp311-manylinux_2_28_x86_64.whl")
     wheel.rename(compiled)
-    out, found = pins.pin_wheel(compiled, built, registry, tmp_path / "pinned")
+    out, found = pinning.pin_wheel(compiled, built, registry, tmp_path / "pinned")
     assert [p.requirement for p in found] == ["abicore>=1.0,<2"]
     assert out.name == "abiuser-1.0+abicore.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
     pure = make_wheel(tmp_path / "pure", "abiuser", "1.0", {"abiuser/__init__.py": ""})
-    assert pins.pin_wheel(pure, built, registry, tmp_path / "p2") == (pure, [])
+    assert pinning.pin_wheel(pure, built, registry, tmp_path / "p2") == (pure, [])
 
 
 def test_pins_outside_depends_are_named():
-    from wheelfarm.build.publish import undeclared_pins
+    from wheelfarm.pipeline.publish import undeclared_pins
 
     pinned = ["abicore>=1.0,<2", "Other_Lib==2.1"]
     assert undeclared_pins(pinned, ("abicore",)) == ["other-lib"]

@@ -137,7 +137,7 @@ def test_default_registry_is_the_repositorys(tmp_path, monkeypatch, capsys):
     repo.mkdir()
     elsewhere.mkdir()
     write(repo)
-    monkeypatch.setattr(check, "REPO_ROOT", repo)
+    monkeypatch.setattr(check.paths, "CHECKOUT", repo)
     monkeypatch.chdir(elsewhere)
     assert plan_cli.main(["werkzeug"]) == 0
     assert capsys.readouterr().out.startswith("a new ABI of werkzeug rebuilds 1 package in")

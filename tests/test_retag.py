@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wheelfarm.build.publish import retag
 from wheelfarm.index.store import Index, IndexConflict
+from wheelfarm.pipeline.publish import retag
 from wheelmaker import make_wheel
 
 

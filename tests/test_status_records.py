@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from wheelfarm.web.status import StatusRecords, _row, row_data
+from wheelfarm.state.status import StatusRecords, _row, row_data
 
 
 def test_rows_share_repeated_values_and_keep_no_dict_each():

@@ -8,8 +8,8 @@ import multiprocessing
 import tarfile
 from pathlib import Path
 
-from wheelfarm.build.steps import os_error
-from wheelfarm.build.transfer import KeepingDirectoryWriter, free_bytes
+from wheelfarm.pipeline.steps import os_error
+from wheelfarm.pipeline.transfer import KeepingDirectoryWriter, free_bytes
 
 
 def archive(files: dict[str, bytes]) -> bytes:
@@ -51,7 +51,7 @@ def test_helpers():
 def test_a_transfer_that_hangs_is_interrupted(monkeypatch):
     from twisted.internet import defer, task
 
-    from wheelfarm.build import transfer as steps
+    from wheelfarm.pipeline import transfer as steps
 
     clock = task.Clock()
     monkeypatch.setattr(steps, "reactor", clock)

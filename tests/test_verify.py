@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zipfile
 
+from wheelfarm.cli.reproducible import main
 from wheelfarm.index.verify import (
-    main,
     record_verification,
     share,
     verifications,

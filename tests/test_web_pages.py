@@ -11,6 +11,15 @@ from wheelfarm.cascade.campaign import BLOCKED, DONE, Campaign, Node, node_key
 from wheelfarm.cascade.store import CampaignStore
 from wheelfarm.registry.packages import load_registry
 from wheelfarm.settings import Settings
+from wheelfarm.state.status import (
+    BUILT,
+    CANCELLED_ROW,
+    FAILED,
+    SKIPPED_ROW,
+    Row,
+    StatusRecords,
+    row_status,
+)
 from wheelfarm.web.access import AdminRoles, MaintainerRoles
 from wheelfarm.web.badges import badge_svg
 from wheelfarm.web.packages import (
@@ -19,15 +28,6 @@ from wheelfarm.web.packages import (
     list_page,
     package_page,
     package_status,
-)
-from wheelfarm.web.status import (
-    BUILT,
-    CANCELLED_ROW,
-    FAILED,
-    SKIPPED_ROW,
-    Row,
-    StatusRecords,
-    row_status,
 )
 from wheelfarm.web.status_colours import COLOURS, PACKAGE_STATES
 

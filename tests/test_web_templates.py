@@ -11,11 +11,11 @@ from conftest import write_registry
 from wheelfarm.cascade.campaign import BLOCKED, DONE, FAILED, Campaign, Node, node_key
 from wheelfarm.registry.packages import load_registry
 from wheelfarm.registry.workers import WorkerEntry
+from wheelfarm.state.status import BUILT, CANCELLED_ROW, SKIPPED_ROW, Row, StatusRecords
+from wheelfarm.state.status import FAILED as ROW_FAILED
 from wheelfarm.web import campaigns, packages
 from wheelfarm.web.badges import badge_svg
 from wheelfarm.web.render import render
-from wheelfarm.web.status import BUILT, CANCELLED_ROW, SKIPPED_ROW, Row, StatusRecords
-from wheelfarm.web.status import FAILED as ROW_FAILED
 from wheelfarm.web.status_colours import (
     CAMPAIGN_STATES,
     COLOURS,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from wheelfarm.settings import REPO_ROOT
+from wheelfarm.paths import CHECKOUT as REPO_ROOT
 
 UNITS = REPO_ROOT / "deploy" / "systemd"
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -18,16 +18,9 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
-from .build.factory import build_factory
-from .build.matching import can_take, prefer_native, served
-from .build.publish import Downstream
-from .build.schedulers import collapse_same_target, make_schedulers, triggerable_name
-from .build.steps import StepLimits
-from .build.workerapp import worker_app
 from .cascade.campaign import cascade_action
 from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
 from .cascade.prebuilt import Prebuilt
-from .cascade.recovery import IncomingSweeper
 from .cascade.store import CampaignStore
 from .changes import registryrepo
 from .changes.pypiwatch import release_watch
@@ -39,18 +32,25 @@ from .ops.historydb import HistoryIndexes
 from .ops.historydb import install as count_without_order
 from .ops.mail import mail_services, missing_worker_options
 from .ops.retention import retention_configurators
+from .pipeline.factory import build_factory
+from .pipeline.publish import Downstream
+from .pipeline.schedulers import collapse_same_target, make_schedulers, triggerable_name
+from .pipeline.steps import StepLimits
+from .pipeline.transfer import IncomingSweeper
+from .pipeline.workerapp import worker_app
 from .problems import ValidationError
+from .registry.matching import can_take, prefer_native, served
 from .registry.packages import Registry, load_registry
 from .registry.platforms import PLATFORMS, Platform
 from .registry.rollouts import Rollout, load_rollouts
 from .registry.workers import WorkerEntry, load_worker_files, password_secret_name
 from .settings import Settings
 from .state.db import StateDB, engine_options
+from .state.status import StatusService
 from .web import guard as webguard
 from .web.access import www_access
 from .web.badges import BadgeService
 from .web.site import IndexService, farm_services
-from .web.status import StatusService
 
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:

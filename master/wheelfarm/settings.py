@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from . import paths
+
 SETTINGS_FILE = "wheelfarm.json"
-DEFAULT_REGISTRY = REPO_ROOT / "packages.yaml"
-DEFAULT_ROLLOUTS = REPO_ROOT / "rollouts.yaml"
-DEFAULT_WORKERS = REPO_ROOT / "workers" / "workers.yaml"
+DEFAULT_REGISTRY = paths.REGISTRY
+DEFAULT_ROLLOUTS = paths.ROLLOUTS
+DEFAULT_WORKERS = paths.WORKERS
 
 
 @dataclass

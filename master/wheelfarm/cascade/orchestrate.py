@@ -17,7 +17,7 @@ from buildbot.process.results import FAILURE, RETRY, SKIPPED, SUCCESS, WARNINGS
 from twisted.internet import defer, task, threads
 from twisted.python import log as twisted_log
 
-from ..build.schedulers import request_properties
+from ..pipeline.schedulers import request_properties
 from ..registry.graph import Graph
 from ..registry.packages import Registry
 from ..registry.platforms import PLATFORMS

@@ -14,10 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-
-from ..build.publish import already_built, version_spec
-from ..build.pypi import ResolveError, Sdist, resolve_sdist, retrying_session
 from ..index.store import Index
+from ..pipeline.publish import already_built, version_spec
+from ..pipeline.pypi import ResolveError, Sdist, resolve_sdist, retrying_session
 
 
 class Prebuilt:

@@ -12,15 +12,9 @@ for, and carries on from there: no node is built twice and none is dropped.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from buildbot import config
 from buildbot.data import resultspec
 from buildbot.process.results import CANCELLED, RETRY, SKIPPED, SUCCESS, WARNINGS
-from buildbot.util import service
-from twisted.internet import defer, threads
-from twisted.python import log
+from twisted.internet import defer
 
 from .campaign import BUILDING, DONE, FAILED, WAITING, Campaign, node_key
 from .scheduler import campaign_scheduler
@@ -87,29 +81,3 @@ def request_result(master, brid: int):
     yield master.mq.waitUntilEvent(("buildrequests", str(brid), "complete"), complete)
     request = yield master.db.buildrequests.getBuildRequest(brid)
     return request.results
-
-
-class IncomingSweeper(service.BuildbotService):
-    """Removes upload folders no running build owns.
-
-    A build's upload lands in `.incoming/<buildid>/` and its cleanup step removes it;
-    a master killed meanwhile never runs that step. Publishing reads only its own
-    build's folder, so such leftovers never reach the index: this only frees the disk.
-    Runs at start and at each reconfig.
-    """
-
-    def checkConfig(self, index_dir: str = "") -> None:
-        if not index_dir:
-            config.error("IncomingSweeper: index_dir is required")
-
-    @defer.inlineCallbacks
-    def reconfigService(self, index_dir: str = ""):
-        incoming = Path(index_dir) / ".incoming"
-        folders = [p for p in incoming.iterdir() if p.is_dir()] if incoming.is_dir() else []
-        for folder in folders:
-            build = None
-            if folder.name.isdigit():
-                build = yield self.master.db.builds.getBuild(int(folder.name))
-            if build is None or build.complete_at is not None:
-                log.msg(f"wheelfarm: removing {folder}: its build is not running")
-                yield threads.deferToThread(shutil.rmtree, folder, True)

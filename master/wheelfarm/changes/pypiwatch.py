@@ -27,8 +27,8 @@ from packaging.utils import canonicalize_name
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from ..build.matching import Served, served_targets
-from ..build.schedulers import KeepsFarmArgs, request_properties
+from ..pipeline.schedulers import KeepsFarmArgs, request_properties
+from ..registry.matching import Served, served_targets
 from ..registry.packages import Registry
 from ..settings import Settings
 from .pypifeed import FeedError, NewRelease, PyPIFeed, poll_cycle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..build.matching import Served, served_targets
+from ..registry.matching import Served, served_targets
 from ..registry.packages import Package, Registry
 
 

@@ -26,10 +26,10 @@ from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, Results, worst_s
 from buildbot.util import asyncSleep
 from twisted.internet import defer, threads
 
-from ..build.matching import Served, served
-from ..build.schedulers import request_properties, triggerable_name
 from ..cascade.orchestrate import ORCHESTRATE
+from ..pipeline.schedulers import request_properties, triggerable_name
 from ..problems import ValidationError
+from ..registry.matching import Served, served
 from ..registry.packages import Registry, load_registry
 from ..registry.rollouts import load_rollouts
 from ..registry.workers import load_workers

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from .. import paths
 from ..problems import Problem, ValidationError
 from ..registry import coverage
 from ..registry.packages import Registry, load_registry
 from ..registry.rollouts import Rollout, load_rollouts
 from ..registry.workers import WorkerEntry, load_worker_files
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 DESCRIPTION = "Validate packages.yaml and workers/workers.yaml."
 
 
@@ -88,7 +88,7 @@ def _coverage_warnings(
 
 def _default(name: str) -> Path:
     """`name` in the repository this file is in, else in the current directory."""
-    candidate = REPO_ROOT / name
+    candidate = paths.CHECKOUT / name
     if not candidate.exists():
         return Path(name)
     try:

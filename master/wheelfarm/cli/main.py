@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 from ..changes.registrydiff import added_targets
-from ..index import verify
 from ..registry.packages import Package, Registry, ValidationError, load_registry
 from ..registry.platforms import SUPPORTED_PYTHONS, host_platform
-from . import check, passwords, plan, router
+from . import check, passwords, plan, reproducible, router
 from .localfarm import DEFAULT_REGISTRY, LocalFarm, local_pythons
 
 RESULTS = {
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         ("check", check),
         ("plan", plan),
         ("worker-password", passwords),
-        ("reproducible", verify),
+        ("reproducible", reproducible),
         ("router-config", router),
     )
     for name, module in commands:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..problems import ValidationError
 from ..registry.workers import WORKER_NAME, load_workers, password_secret_name
-from ..settings import REPO_ROOT
+from ..settings import DEFAULT_WORKERS
 
 
 def make_password(name: str, secrets_dir: Path, rotate: bool = False) -> str:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as e:
         print(f"wheelfarm worker-password: {e}", file=sys.stderr)
         return 1
-    workers_files = args.workers or [REPO_ROOT / "workers" / "workers.yaml"]
+    workers_files = args.workers or [DEFAULT_WORKERS]
     if not declared(args.name, workers_files):
         files = ", ".join(str(p) for p in workers_files)
         print(

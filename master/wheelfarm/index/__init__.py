@@ -1,2 +1,3 @@
-"""Stage 2, the index: wheels on disk, append-only (store), served as a PEP 503/691
-simple index (serve), and the verify builds' results kept beside it (verify)."""
+"""Stage 2, the index: wheels on disk, append-only (store), rewritten with their ABI
+pins (pinning), served as a PEP 503/691 simple index (serve), and the verify builds'
+results kept beside it (verify)."""

@@ -21,14 +21,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from twisted.web import resource, server
 
-from ..build.matching import Served
 from ..cascade.campaign import BLOCKED
 from ..cascade.store import CampaignStore
 from ..index.store import Index
 from ..index.verify import verifications
+from ..registry.matching import Served
 from ..registry.packages import Package, Registry
-from .render import render
-from .status import (
+from ..state.status import (
     BUILT,
     CANCELLED_ROW,
     FAILED,
@@ -37,6 +36,7 @@ from .status import (
     Row,
     StatusRecords,
 )
+from .render import render
 from .status_colours import (
     PACKAGE_STATES,
     PKG_BLOCKED,

@@ -21,10 +21,10 @@ from twisted.internet import defer
 from twisted.python import log
 from twisted.web import resource
 
-from ..build.matching import DowntimeWatch
 from ..cascade.store import CampaignStore
 from ..index.serve import SimpleIndexResource
 from ..index.store import Index
+from ..pipeline.downtime import DowntimeWatch
 from ..registry.coverage import coverage_lines
 from ..registry.packages import Registry
 from ..registry.workers import WorkerEntry

@@ -9,7 +9,7 @@ one colour.
 from __future__ import annotations
 
 from ..cascade.campaign import BLOCKED, BUILDING, DONE, FAILED, WAITING
-from .status import CANCELLED_ROW
+from ..state.status import CANCELLED_ROW
 
 # A package's (and a target's) status, worst first.
 PKG_FAILED, PKG_BLOCKED, PKG_PARTIAL, PKG_NOT_BUILT, PKG_BUILT, PKG_SKIPPED = (

@@ -12,8 +12,8 @@ from twisted.internet import defer
 from twisted.python import log
 from twisted.web import resource, server
 
-from ..build.matching import in_downtime
-from ..build.transfer import free_bytes, megabytes
+from ..pipeline.transfer import free_bytes, megabytes
+from ..registry.matching import in_downtime
 from ..registry.workers import DAYS, Downtime, WorkerEntry
 from .render import render
 

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from twisted.internet import defer, reactor, task, threads
 from twisted.python import log
 
-from ..state.db import StateDB
+from .db import StateDB
 
 BUILT, FAILED, SKIPPED_ROW, CANCELLED_ROW = "built", "failed", "skipped", "cancelled"
 STATUS_SERVICE = "wheelfarm-status"

@@ -25,11 +25,12 @@ from packaging.version import Version
 from twisted.internet import defer, reactor, threads
 from twisted.python import log
 
+from ..index.pinning import built_against, pin_wheel
 from ..index.store import Index, IndexConflict, InvalidWheel, read_metadata
 from ..index.verify import record_verification, wheel_differences
 from ..registry.graph import undeclared_dependencies
 from ..registry.packages import Registry
-from ..registry.pins import PinError, built_against, pin_wheel
+from ..registry.pins import PinError
 from ..state.db import one_line
 from .pypi import ResolveError, Sdist, resolve_sdist
 from .steps import MASTER_STEP_TIMEOUT, OneLineReason, incoming_dir, os_error

@@ -17,9 +17,9 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from packaging.utils import canonicalize_name
 from twisted.internet import defer
 
+from ..registry.matching import Served, served_targets
 from ..registry.packages import Package, Registry
 from ..registry.platforms import PLATFORMS
-from .matching import Served, served_targets
 
 # Requests are the same work only when all of these match (see collapse_same_target).
 TARGET_PROPERTIES = (

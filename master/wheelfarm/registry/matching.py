@@ -11,11 +11,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from buildbot.util.service import BuildbotService
-from twisted.internet import task
-
-from ..registry.packages import Package
-from ..registry.workers import Downtime, WorkerEntry
+from .packages import Package
+from .workers import Downtime, WorkerEntry
 
 # platform -> the Pythons its workers offer: what the farm can build at all
 Served = dict[str, frozenset[str]]
@@ -73,30 +70,3 @@ def prefer_native(entries: list[WorkerEntry]):
 def can_take(entry: WorkerEntry, python: str | None, when: datetime) -> bool:
     """Whether the worker may start a build for `python` at `when` (it is already free)."""
     return python in entry.pythons and not in_downtime(entry, when)
-
-
-class DowntimeWatch(BuildbotService):
-    """Offers waiting requests to the workers again each minute.
-
-    Buildbot looks for a worker only when something happens (a request, a worker
-    connecting, a build ending); a downtime window closing is not such an event.
-    """
-
-    name = "wheelfarm-downtime-watch"
-    interval = 60.0
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._loop = task.LoopingCall(self._poke)
-
-    def startService(self):
-        self._loop.start(self.interval, now=False)
-        return super().startService()
-
-    def stopService(self):
-        if self._loop.running:
-            self._loop.stop()
-        return super().stopService()
-
-    def _poke(self) -> None:
-        self.master.botmaster.maybeStartBuildsForAllBuilders()

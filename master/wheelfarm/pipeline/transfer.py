@@ -1,5 +1,6 @@
 """Moving wheels from the worker to the master: uploads that time out, fail cleanly on a
-full disk and keep nothing partial, and the clean-up of a build's incoming folder.
+full disk and keep nothing partial, the clean-up of a build's incoming folder, and of
+the folders builds a killed master never finished left behind.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from buildbot import config
 from buildbot.plugins import steps
 from buildbot.process import buildstep, remotetransfer
 from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
 from buildbot.steps.transfer import makeStatusRemoteCommand
+from buildbot.util import service
 from twisted.internet import defer, reactor, threads
+from twisted.python import log
 
 from ..index.store import Index
 from .steps import MASTER_STEP_TIMEOUT, UPLOAD_TIMEOUT, OneLineReason, incoming_dir, os_error
@@ -182,3 +186,29 @@ class RemoveIncoming(buildstep.BuildStep):
         except defer.TimeoutError:  # a hung filesystem: the sweeper at start removes it
             return WARNINGS
         return SUCCESS
+
+
+class IncomingSweeper(service.BuildbotService):
+    """Removes upload folders no running build owns.
+
+    A build's upload lands in `.incoming/<buildid>/` and its cleanup step removes it;
+    a master killed meanwhile never runs that step. Publishing reads only its own
+    build's folder, so such leftovers never reach the index: this only frees the disk.
+    Runs at start and at each reconfig.
+    """
+
+    def checkConfig(self, index_dir: str = "") -> None:
+        if not index_dir:
+            config.error("IncomingSweeper: index_dir is required")
+
+    @defer.inlineCallbacks
+    def reconfigService(self, index_dir: str = ""):
+        incoming = Path(index_dir) / ".incoming"
+        folders = [p for p in incoming.iterdir() if p.is_dir()] if incoming.is_dir() else []
+        for folder in folders:
+            build = None
+            if folder.name.isdigit():
+                build = yield self.master.db.builds.getBuild(int(folder.name))
+            if build is None or build.complete_at is not None:
+                log.msg(f"wheelfarm: removing {folder}: its build is not running")
+                yield threads.deferToThread(shutil.rmtree, folder, True)

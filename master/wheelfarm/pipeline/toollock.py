@@ -18,7 +18,8 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-WORKER_LOCK = Path(__file__).resolve().parents[3] / "workers" / "requirements.txt"
+from .. import paths
+
 # farmtool's toolchain key -> the distribution that provides the tool
 TOOL_DISTRIBUTIONS = {
     "build": "build",
@@ -62,7 +63,7 @@ def _same_version(a: str, b: str) -> bool:
 
 
 @cache
-def worker_lock(path: Path = WORKER_LOCK) -> ToolLock:
+def worker_lock(path: Path = paths.WORKER_LOCK) -> ToolLock:
     text = path.read_text(encoding="utf-8")
     versions: dict[str, str] = {}
     for match in re.finditer(r"(?m)^([A-Za-z0-9._-]+)==([^\s;\\]+)", text):
