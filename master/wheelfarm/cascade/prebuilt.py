@@ -14,7 +14,6 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-
 from ..build.publish import already_built, version_spec
 from ..build.pypi import ResolveError, Sdist, resolve_sdist, retrying_session
 from ..index.store import Index
