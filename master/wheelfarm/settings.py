@@ -89,7 +89,7 @@ class Settings:
     log_horizon_days: int = 90
     build_data_horizon_days: int = 90
     retention_hour: int = 3
-    # What a build's untrusted code may use (README, "Isolation"; farmtool/isolation/
+    # What a build's untrusted code may use (docs/volunteers/isolation.md; farmtool/isolation/
     # limits.py): memory and processes at once, CPU seconds per process and wall seconds
     # per phase, for the backend (build_*) and for the import check and test command
     # (test_*); disk a phase may fill; a step's log; the wheel, as a file and unpacked.
