@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y
 
-.PHONY: up down check test test-fast test-e2e lint lock lock-export lock-check bench venv wheelhouse browser crossbar containers bubblewrap proxy
+.PHONY: up down check test test-fast test-e2e lint docs reference lock lock-export lock-check bench venv wheelhouse browser crossbar containers bubblewrap proxy
 
 venv: $(VENV)/.installed
 
@@ -16,6 +16,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The documentation site (mkdocs.yml, docs/) into site/, a warning failing it. The
+# reference pages in docs/reference/ are made from the code by `make reference`
+# (tests/test_docs.py fails when the committed ones differ).
+docs: venv
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+reference: venv
+	$(BIN)/python -m wheelfarm.cli.docs docs/reference
 
 # Update the locks on purpose: the newest versions pyproject.toml allows, then the two
 # exported files (the master's environment, and the tools a volunteer's worker installs),
@@ -42,7 +51,7 @@ wheelhouse: $(VENV)/wheelhouse/.lock-copy
 $(VENV)/wheelhouse/.lock-copy: $(VENV)/.installed
 	$(BIN)/python tests/wheelhouse.py
 
-# The WAMP router that connects several masters (README: "Several masters"). It has
+# The WAMP router that connects several masters (docs/operators/several-masters.md). It has
 # its own venv and its own lock: its dependencies are not the master's.
 CROSSBAR_VENV ?= .crossbar-venv
 crossbar: $(CROSSBAR_VENV)/.installed
@@ -80,13 +89,13 @@ proxy:
 
 # A Linux worker runs the package's own code in Debian's bubblewrap, and gives the one
 # phase that needs a network (a Rust sdist's crates fetch) slirp4netns's user-mode one
-# (README: "Isolation").
+# (docs/volunteers/isolation.md).
 bubblewrap:
 	[ "$$(uname)" != Linux ] || (command -v bwrap && command -v slirp4netns) >/dev/null \
 		|| $(APT_INSTALL) bubblewrap slirp4netns \
 		|| (apt-get update && $(APT_INSTALL) bubblewrap slirp4netns)
 
-# Containers and emulation for Linux workers (README: "Build images"): podman with runc
+# Containers and emulation for Linux workers (docs/volunteers/containers-and-emulation.md): podman with runc
 # (workers/podman/containers.conf), debootstrap to make images from Debian's packages,
 # and QEMU user-mode emulation registered with binfmt_misc for linux-aarch64 on x86_64.
 CONTAINER_TOOLS := podman runc debootstrap qemu-user-static binfmt-support
@@ -99,9 +108,9 @@ containers:
 	[ "$$(uname)" != Linux ] || [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
 		|| update-binfmts --enable qemu-aarch64
 
-# The whole suite: lint, the lock, unit tests, then the end-to-end tests with real
+# The whole suite: lint, the docs, the lock, unit tests, then the end-to-end tests with real
 # masters and workers.
-test: venv wheelhouse crossbar lint lock-check browser bubblewrap containers proxy
+test: venv wheelhouse crossbar lint docs lock-check browser bubblewrap containers proxy
 	$(BIN)/pytest
 
 test-fast: venv wheelhouse

@@ -1,4 +1,4 @@
-"""A cluster made by the README's recipe ("Several masters"), then broken.
+"""A cluster made by the recipe of docs/operators/several-masters.md, then broken.
 
 The blocks of the recipe marked `<!-- recipe -->` run as written, on this one host, with
 what only a systemd host with the farm's users has replaced: addresses, ports, the
@@ -45,7 +45,7 @@ from wheelfarm.state.db import StateDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-README = REPO_ROOT / "README.md"
+RECIPE = REPO_ROOT / "docs" / "operators" / "several-masters.md"
 PROXY_CONF = REPO_ROOT / "deploy" / "nginx" / "wheelfarm.conf"
 # A small tree: each package waits for its parent.
 TREE = {f"t{i:02d}": [f"t{(i - 1) // 2:02d}"] if i else [] for i in range(12)}
@@ -68,9 +68,8 @@ systemctl() { [ "$1 $2" = "enable --now" ] && echo "$3" >> "$REQUESTED"; }
 
 
 def recipe_blocks() -> list[str]:
-    section = README.read_text(encoding="utf-8").split("### Several masters", 1)[1]
-    section = section.split("\n### ", 1)[0]
-    return re.findall(r"<!-- recipe -->\n```sh\n(.*?)```", section, re.S)
+    page = RECIPE.read_text(encoding="utf-8")
+    return re.findall(r"<!-- recipe -->\n```sh\n(.*?)```", page, re.S)
 
 
 @dataclass

@@ -101,7 +101,7 @@ say "venv in $venv"
     -r "$here/requirements.txt"
 
 # the sandbox of every build (bubblewrap) and the user-mode network of the few phases
-# that need one (slirp4netns): README, "Isolation"
+# that need one (slirp4netns): docs/volunteers/isolation.md
 if ! command -v bwrap >/dev/null || ! command -v slirp4netns >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
         apt_install bubblewrap slirp4netns

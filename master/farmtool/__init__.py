@@ -12,7 +12,7 @@ farm's tools (uv, auditwheel, ...) and their Pythons. The steps run it:
     test       import every module, run the tests, sandboxed       (testing.py)
     toolchain  the toolchain as one JSON object                    (toolchain.py)
 
-The trust boundary (README, "Isolation") is kept in one place each: untrusted code
+The trust boundary (docs/volunteers/isolation.md) is kept in one place each: untrusted code
 runs only as an `isolation.Phase` (isolation/: bubblewrap, containers, user-mode
 networking, limits); environments are made by the trusted side alone (venvs.py);
 requirement strings are parsed before anything uses them (requirements.py); files

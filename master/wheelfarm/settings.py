@@ -90,7 +90,7 @@ class Settings:
     log_horizon_days: int = 90
     build_data_horizon_days: int = 90
     retention_hour: int = 3
-    # What a build's untrusted code may use (README, "Isolation"; farmtool/isolation/
+    # What a build's untrusted code may use (docs/volunteers/isolation.md; farmtool/isolation/
     # limits.py): memory and processes at once, CPU seconds per process and wall seconds
     # per phase, for the backend (build_*) and for the import check and test command
     # (test_*); disk a phase may fill; a step's log; the wheel, as a file and unpacked.
@@ -217,3 +217,162 @@ _CONVERTERS: dict[object, Callable[[Any], Any]] = {
     dict[str, dict[str, str]]: _build_images,
 }
 _LISTS = (list[str], list[Path])
+
+
+# The settings reference (docs/reference/settings.md, written by `python -m
+# wheelfarm.cli.docs`): what each setting does, one row per group of settings, in the
+# order of their first field above. `default` replaces the fields' own defaults where
+# those need words (a default derived at start). A test fails when a field is missing.
+@dataclass(frozen=True)
+class SettingDoc:
+    names: tuple[str, ...]
+    text: str
+    default: str = ""
+
+
+SETTING_DOCS: tuple[SettingDoc, ...] = (
+    SettingDoc(("registry",), "the package registry, `packages.yaml`"),
+    SettingDoc(("rollouts",), "the rollouts file"),
+    SettingDoc(
+        ("workers_files",),
+        "the worker files the master reads (a worker declared in two of them is refused)",
+    ),
+    SettingDoc(
+        ("secrets_dir",),
+        "worker passwords, one file per worker named `worker-NAME`, mode 0600, outside"
+        " the repo; the secrets `github_webhook_secret`, `github_token` and"
+        " `github_client_secret`",
+    ),
+    SettingDoc(
+        ("db_url",),
+        "SQLite by default (relative to the basedir); `postgresql://user@host/db` in production",
+    ),
+    SettingDoc(
+        ("www_port",), "web UI and the package index (`/simple/`); 0: no UI (a build-only master)"
+    ),
+    SettingDoc(
+        ("www_interface",), "the address the UI listens on (put a TLS proxy in front of it)"
+    ),
+    SettingDoc(("worker_port",), "where workers connect"),
+    SettingDoc(("worker_interface",), "the address workers connect to", default="all"),
+    SettingDoc(
+        ("buildbot_url",),
+        "the public URL of the UI, used in links and mails",
+        default="`http://127.0.0.1:PORT/`",
+    ),
+    SettingDoc(
+        ("index_dir",),
+        "the farm's package index (wheels and build records)",
+        default="`BASEDIR/index`",
+    ),
+    SettingDoc(("pypi_url",), "where sdists are resolved: any PEP 691 index"),
+    SettingDoc(
+        ("pypi_watch_interval",),
+        "seconds between polls for new releases on PyPI; 0 turns the watcher off",
+    ),
+    SettingDoc(
+        ("campaign_index_check",),
+        "a campaign marks done, without a build, a node whose wheel the index has for its"
+        " sdist and toolchain; false: every node is a build (`bench/dispatch.py` compares)",
+    ),
+    SettingDoc(
+        ("db_tuning",),
+        "read at start (a reconfig cannot change it): fewer database round trips per build"
+        " (`ops/dbtuning.py`): on SQLite one kept connection instead of one per call, on any"
+        " database a build's properties in one transaction per flush; false: Buildbot's own"
+        " behaviour",
+    ),
+    SettingDoc(("title",), "the UI's title"),
+    SettingDoc(
+        ("registry_repo",),
+        "git URL (or path) of the registry: the master keeps a checkout of its branch, reads"
+        " `packages.yaml`, `rollouts.yaml` and `workers/` from there, and follows the branch"
+        " and its pull requests",
+        default="none",
+    ),
+    SettingDoc(("registry_branch",), "the branch of `registry_repo` the master follows"),
+    SettingDoc(
+        ("registry_poll_interval",),
+        "seconds between polls of `registry_repo`; 0: GitHub's webhook only",
+    ),
+    SettingDoc(
+        ("registry_checkout",),
+        "the master's checkout of `registry_repo`",
+        default="`BASEDIR/registry`",
+    ),
+    SettingDoc(("github_api_url",), "where commit statuses go (GitHub Enterprise, or a fake)"),
+    SettingDoc(
+        ("users_file",), "web logins, `name:password` lines", default="`SECRETS_DIR/web-users`"
+    ),
+    SettingDoc(
+        ("github_client_id",), "log in with GitHub (OAuth app; secret `github_client_secret`)"
+    ),
+    SettingDoc(
+        ("admins",),
+        "users and GitHub teams (`org/team`) who may do everything (environment: `:`-separated)",
+        default="none",
+    ),
+    SettingDoc(("smtp_relay", "smtp_port"), "mail relay; without one the farm sends no mail"),
+    SettingDoc(("mail_from",), "sender of the farm's mail"),
+    SettingDoc(("missing_timeout",), "seconds a worker may be gone before its owner is mailed"),
+    SettingDoc(
+        ("missing_mail_to",),
+        "an address (e.g. the operators) told of every missing worker too",
+    ),
+    SettingDoc(
+        ("multi_master", "mq_router_url", "mq_realm"),
+        "several masters on one PostgreSQL database, joined by a WAMP router (crossbar),"
+        " e.g. `ws://127.0.0.1:8080/ws`",
+    ),
+    SettingDoc(
+        ("master_timeout",),
+        "seconds a master of a cluster may be silent before another takes it for dead: its"
+        " builds run again, its campaigns resume",
+        default="0 (Buildbot's 10 minutes)",
+    ),
+    SettingDoc(
+        ("build_images",),
+        'per platform, `{"image": NAME, "policy": TAG}` for container workers (environment:'
+        " that JSON)",
+        default="the manylinux images",
+    ),
+    SettingDoc(
+        ("login_max_failures", "login_window"),
+        "failed logins a user may have in the window (seconds), an address three times as"
+        " many; then `/auth/login` answers 429 with Retry-After",
+    ),
+    SettingDoc(
+        ("max_body_bytes",),
+        "the largest request body any endpoint takes (GitHub's webhook payloads are at most"
+        " 25 MB): a bigger one is answered 413 from its Content-Length, or, chunked, once"
+        " past the limit, before it is kept",
+    ),
+    SettingDoc(
+        ("min_free_bytes",),
+        "uploads are refused (the build fails with the reason) while the index's filesystem"
+        " has less free; `/farm/workers` warns",
+    ),
+    SettingDoc(
+        ("log_horizon_days",), "step logs older than this are deleted every night; 0 keeps them"
+    ),
+    SettingDoc(
+        ("build_data_horizon_days",),
+        "Buildbot's build data older than this is deleted every night; 0 keeps it",
+    ),
+    SettingDoc(("retention_hour",), "the hour (master's local time) the retention job runs"),
+    SettingDoc(
+        ("build_memory_mb", "build_processes", "build_cpu_seconds", "build_time_seconds"),
+        "what a build's backend may use: memory and processes at once, CPU seconds per"
+        " process, wall seconds per phase; 0: no limit",
+    ),
+    SettingDoc(
+        ("test_memory_mb", "test_processes", "test_cpu_seconds", "test_time_seconds"),
+        "the same for the import check and the test command",
+    ),
+    SettingDoc(("disk_mb",), "what one untrusted phase may leave in its folders (and its `/tmp`)"),
+    SettingDoc(("log_mb",), "a step's log: farmtool shows no more, and the master keeps no more"),
+    SettingDoc(
+        ("wheel_mb", "wheel_unpacked_mb"),
+        "the wheel a build makes (and the upload), and its members unpacked",
+    ),
+)

@@ -1,7 +1,7 @@
 """Limits on untrusted code: memory, processes, CPU time, wall time, disk, output.
 
 Each limit that trips fails the step with a one-line reason (`limit_reason`). What
-enforces them depends on the worker (README, "Isolation"):
+enforces them depends on the worker (docs/volunteers/isolation.md):
 
 - memory and processes: a cgroup of the phase's own where the worker may make one
   (cgroup v2 where the worker's cgroup is delegated to it, cgroup v1 as root); else

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..changes.registrydiff import added_targets
@@ -159,11 +160,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The `wheelfarm` command line; its defaults from `environ` (default: os.environ)."""
     parser = argparse.ArgumentParser(
         prog="wheelfarm", description="a community build farm for PyPI"
     )
-    defaults = LocalFarm.from_environment()
+    defaults = LocalFarm.from_environment(environ)
     parser.add_argument(
         "--home",
         default=defaults.home,
@@ -206,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop the local farm")
     down.set_defaults(func=cmd_down)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     return args.func(args)
 

@@ -2,7 +2,7 @@
 
 Writes `CBDIR/config.json` (one realm, a WebSocket transport at /ws) and prints the
 `mq_router_url` every master sets; `crossbar start --cbdir CBDIR` runs the router (the
-unit deploy/systemd/wheelfarm-router.service does). See README, "Several masters".
+unit deploy/systemd/wheelfarm-router.service does). See docs/operators/several-masters.md.
 """
 
 from __future__ import annotations

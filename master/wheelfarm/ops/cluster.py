@@ -4,7 +4,7 @@ Every master of a cluster loads the same files and settings, except its basedir 
 names it), its ports and whether it serves the UI (`www_port` 0: build-only). The
 database holds the queue of build requests; the WAMP router (crossbar, run on its own)
 carries Buildbot's messages between masters, so a request made on one master is seen at
-once by the masters whose workers can build it. See README, "Several masters".
+once by the masters whose workers can build it. See docs/operators/several-masters.md.
 """
 
 from __future__ import annotations
