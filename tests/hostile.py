@@ -141,6 +141,19 @@ for label, host, port in (("master ui", "127.0.0.1", www_port), ("postgres", "12
     attempt("connect " + label,
             lambda host=host, port=port: socket.create_connection((host, port), timeout=3))
 attempt("raw socket", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
+# what the kernel keeps per user, not per namespace (x86-64's numbers)
+import ctypes
+def kernel_call(nr, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(nr, *args) < 0:
+        raise PermissionError(ctypes.get_errno(), "refused")
+    if nr == 56:
+        os._exit(0)  # the child of a clone that worked
+attempt("add key", lambda: kernel_call(248, b"user", b"farm", b"planted", 7, ctypes.c_long(-4)))
+attempt("join keyring", lambda: kernel_call(250, 1, b"farm-ring"))
+attempt("persistent keyring", lambda: kernel_call(250, 22, -1, ctypes.c_long(-4)))
+attempt("user namespace", lambda: kernel_call(272, 0x10000000))
+attempt("clone user namespace", lambda: kernel_call(56, 0x10000000 | 17, 0, 0, 0, 0))
 """
 
 # An sdist among the build requirements (no wheel of it anywhere): its setup.py is code too.

@@ -326,7 +326,8 @@ def test_no_secret_appears_in_any_log(attacked):
                         "read facts", "list worker",
                         "environment", "connect master ui", "connect postgres",
                         "connect slirp gateway", "connect outside", "connect loopback listener",
-                        "raw socket"):  # fmt: skip
+                        "raw socket", "add key", "join keyring", "persistent keyring",
+                        "user namespace", "clone user namespace"):  # fmt: skip
             assert f"{who} {attempt}: refused" in log, (who, attempt)
 
 

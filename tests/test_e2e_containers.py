@@ -263,3 +263,29 @@ def test_what_a_test_command_leaves_running_cannot_write_the_reason(tmp_path, bu
     assert error_of(done) == "error: tests failed (exit 1)"
     facts = json.loads((tmp_path / ".facts" / "test.json").read_text())
     assert facts["reason"] == "tests failed (exit 1)"
+
+
+def test_no_key_and_no_user_namespace_in_a_container(tmp_path, bullseye_image):
+    """The engine's default profile lets a container's process keep keys (`keyctl`: a
+    persistent keyring per uid outlives the container) and make user namespaces: the
+    farm's untrusted phases run with both refused; threads and processes still run."""
+    import wheelhouse
+    from test_isolation import KERNEL_CALLS
+
+    (tmp_path / "wheels").mkdir()
+    (six,) = wheelhouse.directory().glob("six-*.whl")
+    shutil.copy(six, tmp_path / "wheels")
+    pypi = FakePyPI()
+    pypi.publish(six)
+    index = pypi.start() + "/simple/"
+    engine = ["--container-engine", "podman", "--image", bullseye_image]
+    done = farmtool(
+        tmp_path, "test", "--wheel-dir", "wheels", "--index-url", index,
+        "--extra-index-url", index, *FRONTEND, *engine, "--", "python", "-c", KERNEL_CALLS,
+    )  # fmt: skip
+    pypi.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [ln for ln in done.stdout.splitlines() if " allowed" in ln or " refused" in ln]
+    assert len(calls) == 9, done.stdout
+    assert [ln for ln in calls if "allowed" in ln] == []
+    assert "thread ran" in done.stdout and "process 1" in done.stdout

@@ -325,6 +325,59 @@ def test_the_kernels_settings_are_not_the_sandboxs_to_write(tmp_path):
         assert f"{path} written" not in done.lines, done.lines
 
 
+# What the kernel keeps per user rather than per namespace: keys (a root worker's
+# builds all run as one uid), and new user namespaces. Numbers of x86-64's table, on
+# purpose not the farm's own (farmtool.isolation.seccomp).
+KERNEL_CALLS = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(name, nr, *args):
+    ctypes.set_errno(0)
+    got = libc.syscall(nr, *args)
+    err = ctypes.get_errno()
+    if got >= 0 and name.startswith("clone") and got == 0:
+        os._exit(0)  # the child of a clone that worked
+    print(name, "allowed" if got >= 0 else f"refused {os.strerror(err)}", flush=True)
+user_keyring, session_keyring = ctypes.c_long(-4), ctypes.c_long(-3)
+call("add_key user", 248, b"user", b"farm-secret", b"planted", 7, user_keyring)
+call("add_key session", 248, b"user", b"farm-secret", b"planted", 7, session_keyring)
+call("add_key keyring", 248, b"keyring", b"farm-ring", None, 0, user_keyring)
+call("keyctl join", 250, 1, b"farm-session")
+call("keyctl read user keyring", 250, 0, user_keyring, 0)
+call("request_key", 249, b"user", b"farm-secret", None, 0)
+call("unshare newuser", 272, 0x10000000)
+call("unshare newuser+newns", 272, 0x10000000 | 0x00020000)
+call("clone newuser", 56, 0x10000000 | 17, 0, 0, 0, 0)
+# what builds do all the time still works: a thread, a process, a namespace-less unshare
+import subprocess, threading
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+print("thread", "ran", flush=True)
+child = subprocess.run([sys.executable, "-c", "print(1)"], capture_output=True, text=True)
+print("process", child.stdout.strip(), flush=True)
+"""
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64's system call numbers")
+def test_no_key_and_no_user_namespace_in_a_sandbox(tmp_path):
+    """A key a build adds to its user's keyring would outlive the build and be the
+    next build's (a root worker runs every build as one uid): every way to add, join or
+    read a keyring is refused, as is a new user namespace; threads and processes run."""
+    own = tmp_path / "build" / ".run"
+    own.mkdir(parents=True)
+    place = HostPlace(BWRAP, tmp_path / "build")
+    place.own([own])
+    argv = [PY, "-c", KERNEL_CALLS]
+    done = place.untrusted(Phase("build backend", argv, own, untrusted_env(True, own), (own,)),
+                           Limits())  # fmt: skip
+    assert done.rc == 0, done.lines
+    calls = [ln for ln in done.lines if " allowed" in ln or " refused" in ln]
+    assert len(calls) == 9, done.lines
+    assert [ln for ln in calls if "allowed" in ln] == []
+    assert "thread ran" in done.lines and "process 1" in done.lines, done.lines
+
+
 # --- user-mode networking -------------------------------------------------------------
 
 REACH = """

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..environment import SANDBOX_HOME, SANDBOX_TMP
+from .seccomp import INSTALL
 
 # Read-only in every sandbox: the system as found (merged-/usr systems have /bin and
 # /lib* as symlinks, recreated as such). /etc holds the loader's and the TLS config.
@@ -47,6 +48,7 @@ def bwrap_argv(
     info_fd: int | None = None,
     block_fd: int | None = None,
     drop_to: tuple[int, int] | None = None,
+    syscall_filter: bytes = b"",
 ) -> list[str]:
     """The bubblewrap argv that runs `argv` sandboxed.
 
@@ -62,6 +64,8 @@ def bwrap_argv(
     a user namespace (which would map the sandbox to real root: root-owned files would be
     its to write, whatever capabilities it lacks), and the reaper, given only the
     capabilities to change its user, becomes that user before it starts anything.
+    The reaper then installs `syscall_filter` (seccomp.program()) on itself and so on
+    everything the sandbox runs.
     """
     out = ["bwrap", "--die-with-parent", "--new-session"]
     if drop_to is None:
@@ -111,24 +115,33 @@ def bwrap_argv(
     out += ["--chdir", os.path.abspath(os.fspath(cwd))]
     if reaper:
         user = [str(drop_to[0]), str(drop_to[1])] if drop_to else ["", ""]
-        out += ["--as-pid-1", "--", *(os.fspath(a) for a in reaper), *user]
+        out += ["--as-pid-1", "--", *(os.fspath(a) for a in reaper), *user, syscall_filter.hex()]
     else:
-        if drop_to:
-            raise ValueError("dropping to another user needs the reaper")
+        if drop_to or syscall_filter:
+            raise ValueError("dropping to another user or filtering calls needs the reaper")
         out.append("--")
     return [*out, *(os.fspath(a) for a in argv)]
 
 
 # PID 1 of a sandbox (see bwrap_argv): becomes the build's user if told (uid, gid: its
-# first two arguments, or empty), runs the command, then kills and reaps every process of
-# the namespace (orphans are its children) before it exits with its status.
-REAPER = r"""
+# first two arguments, or empty), installs the system call filter (the third, in hex, or
+# empty), runs the command, then kills and reaps every process of the namespace
+# (orphans are its children) before it exits with its status.
+REAPER = (
+    INSTALL
+    + r"""
 import os, signal, sys
-uid, gid, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+uid, gid, prog, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 if uid:
     os.setgroups([])
     os.setgid(int(gid))
     os.setuid(int(uid))  # from root to another: every capability goes
+if prog:
+    try:
+        install_filter(bytes.fromhex(prog))
+    except Exception as e:  # no sandbox without its filter
+        print(f"cannot filter the sandbox's system calls: {e}", file=sys.stderr)
+        sys.exit(126)
 pid = os.fork()
 if pid == 0:
     try:
@@ -152,3 +165,4 @@ while True:
         break
 sys.exit(code if code >= 0 else 128 - code)
 """
+)

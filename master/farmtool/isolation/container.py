@@ -16,6 +16,7 @@ phase of the build, repair and test then runs in it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import re
 import subprocess
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 from ..environment import ENV_NAME, PROXY_ENV, tool_env
@@ -43,6 +45,7 @@ from .limits import (
     rlimit_spec,
     size,
 )  # fmt: skip
+from .seccomp import ENGINE_PROFILES, container_profile
 
 # Runs argument lists one after the other in a container, until one fails (no shell).
 SEQUENCE = r"""
@@ -54,6 +57,26 @@ for argv in json.loads(sys.argv[1]):
 """
 CACHE_MOUNT = "/wheelfarm-cache"
 _count = [0]
+
+
+@cache
+def syscall_profile() -> str:
+    """A file holding the engine's default seccomp profile with the farm's rules added
+    (seccomp.container_profile), for the untrusted phases; written once per run."""
+    for path in ENGINE_PROFILES:
+        try:
+            default = json.loads(read_bounded(Path(path), 1 << 20))
+        except (OSError, Failure, ValueError):
+            continue
+        handle, name = tempfile.mkstemp(prefix="wheelfarm-seccomp-", suffix=".json")
+        with os.fdopen(handle, "w") as f:
+            json.dump(container_profile(default), f)
+        atexit.register(os.unlink, name)
+        return name
+    fail(
+        f"no default seccomp profile of the engine's to add the farm's rules to "
+        f"(looked for {', '.join(ENGINE_PROFILES)}: Debian's containers-common has it)"
+    )
 
 
 def python_in_image(version: str) -> str:
@@ -176,6 +199,7 @@ class ContainerPlace:
         for host in readable:  # the worker's Rust toolchain (see `inside`)
             out += ["-v", f"{_mount_path(Path(host))}:{inside(host)}:ro"]
         if untrusted:
+            out += ["--security-opt", f"seccomp={syscall_profile()}"]
             for hidden in hidden_dirs(self.root):
                 out += ["--tmpfs", f"{_mount_path(hidden)}:ro,size=4k,notmpcopyup"]
         if cache:

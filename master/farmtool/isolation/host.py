@@ -18,6 +18,7 @@ from . import Isolation, Outcome, Phase, hidden_dirs
 from .bubblewrap import REAPER, TMP_SIZE, bwrap_argv
 from .limits import Limits, apply_rlimits, limit_reason, make_cgroup, preexec, rlimits
 from .network import UserNet
+from .seccomp import program
 
 
 def base_python() -> str:
@@ -156,6 +157,7 @@ class HostPlace:
             info_fd=net.child_fds[0],
             block_fd=net.child_fds[1],
             drop_to=(self.uid, self.gid) if self.uid != os.geteuid() else None,
+            syscall_filter=program(),
         )
 
         def started(proc: subprocess.Popen) -> None:
