@@ -209,6 +209,78 @@ def test_remove_tree_removes_a_link_not_its_target(tmp_path):
     assert not target.exists()
 
 
+def test_removing_a_tree_reads_each_folder_a_few_times_not_once_per_entry(tmp_path, monkeypatch):
+    """A build may leave up to a million entries in one folder: reading the folder again
+    for each one it removes would take hours; each folder is read a few times at most,
+    whatever it holds (files, links, empty folders, a deep chain)."""
+    import farmtool.files
+
+    tree = tmp_path / "left"
+    for kind, count in (("files", 3000), ("links", 800), ("folders", 600)):
+        folder = tree / kind
+        folder.mkdir(parents=True)
+        for i in range(count):
+            entry = folder / f"{kind}-{i}"
+            if kind == "files":
+                entry.touch()
+            elif kind == "links":
+                entry.symlink_to("/etc/passwd")
+            else:
+                entry.mkdir(mode=0o500 if i % 2 else 0o700)
+    deep = tree
+    for _ in range(farmtool.files.DEEPEST + 8):  # deeper than it keeps open: moved up
+        deep = deep / "d"
+        deep.mkdir()
+        (deep / "f").touch()
+    folders = sum(1 for _, dirs, _ in os.walk(tree) for _ in dirs) + 1
+    reads = []
+    real = os.scandir
+    monkeypatch.setattr(farmtool.files.os, "scandir", lambda fd: reads.append(fd) or real(fd))
+    remove_tree(tree)
+    assert not tree.exists()
+    assert len(reads) <= 3 * folders, (len(reads), folders)
+
+
+PLANTED_META = "Metadata-Version: 2.1\nName: cleanpkg\nVersion: 1.0\n"
+PLANTED_WHEEL = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def test_a_requirements_own_files_never_name_what_is_installed(tmp_path):
+    """A build requirement's wheel may carry dist-infos anywhere its `.data/` lets it
+    (another Python's site folder, the real one, the venv's root, purelib): the facts
+    of the environment, which make the build record and its ABI pins, name only what
+    the installer installed."""
+    from farmtool.venvs import env_facts, installed_versions
+    from wheelmaker import make_wheel
+
+    planted = {}
+    for where in ("lib/python3.99/site-packages", "lib/python3.11/site-packages",
+                  f"lib/python{sys.version_info[0]}.{sys.version_info[1]}t/site-packages",
+                  "", "lib"):  # fmt: skip
+        for name in ("cleanpkg-1.0.dist-info", f"cleanpkg-{len(planted)}.dist-info"):
+            folder = f"planter-1.0.data/data/{where}/{name}".replace("//", "/")
+            planted[f"{folder}/METADATA"] = PLANTED_META
+            planted[f"{folder}/WHEEL"] = PLANTED_WHEEL
+            planted[f"{folder}/RECORD"] = f"{name}/METADATA,,\n{name}/RECORD,,\n"
+    planted["planter-1.0.data/purelib/cleanpkg-7.0.dist-info/METADATA"] = PLANTED_META
+    planted["planter-1.0.data/purelib/cleanpkg-7.0.dist-info/RECORD"] = (
+        "cleanpkg-7.0.dist-info/METADATA,,\n"
+    )
+    wheel = make_wheel(tmp_path / "wheels", "planter", "1.0", extra=planted)
+    venv = tmp_path / "venv"
+    uv = str(Path(sys.executable).parent / "uv")
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--no-config", "--offline", "--no-deps",
+         "--python", str(venv / "bin" / "python"), str(wheel)],
+        check=True,
+    )  # fmt: skip
+    made = [p for p in venv.rglob("cleanpkg-*.dist-info")]
+    assert len(made) >= 5  # the installer did put them where the wheel said
+    assert set(env_facts(venv, None, set())) == {"planter"}
+    assert "cleanpkg" not in installed_versions(venv)
+
+
 # --- rule 6: a container phase's argv -------------------------------------------------
 
 

@@ -25,8 +25,10 @@ def make_wheel(
     metadata_version: str | None = None,
     payload: str = "",
     filename: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Path:
-    """A wheel of module `<name>` with VALUE = payload; metadata_* fake a lying METADATA."""
+    """A wheel of module `<name>` with VALUE = payload; metadata_* fake a lying METADATA;
+    `extra` members (path -> text) besides, in RECORD too."""
     dist = canonicalize_name(name).replace("-", "_")
     dist_info = f"{dist}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {metadata_name or name}\n"
@@ -39,6 +41,7 @@ def make_wheel(
         f"{dist_info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: wheelmaker\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ),
+        **(extra or {}),
     }
     record = ""
     for path, text in files.items():

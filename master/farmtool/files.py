@@ -76,6 +76,7 @@ def remove_tree(path: Path | str) -> None:
     os.rmdir(path)
 
 
+BATCH = 10_000  # subfolders' names held at once while emptying a folder
 DEEPEST = 32  # folders open at once while emptying; deeper ones are moved up first
 
 
@@ -83,36 +84,50 @@ def _empty(top: int) -> None:
     """Empty the folder open as `top`, by folder descriptors (a path may be longer than
     the system takes), giving the owner back rwx on each folder on the way. A folder
     deeper than DEEPEST is moved up into `top`, where the walk finds it again later, so
-    that no tree a build made can run this out of descriptors."""
+    that no tree a build made can run this out of descriptors.
+
+    Each folder is read once per BATCH of subfolders, its files unlinked as they are
+    read: reading a folder again for each entry would cost the square of its size (a
+    build may leave a million files in one folder)."""
     moved = 0
-    stack, names = [top], [""]
+    stack, names = [top], [""]  # the open folders and their names
+    pending: list[list[str]] = [[]]  # each open folder's subfolders still to empty
     while stack:
-        fd = stack[-1]
-        child = _next_child(fd)
-        if child is None:  # empty now: close it and remove it from its parent
+        fd, todo = stack[-1], pending[-1]
+        if not todo:
+            todo.extend(_files_removed(fd))
+        if not todo:  # empty now: close it and remove it from its parent
             stack.pop()
+            pending.pop()
             done = names.pop()
             if stack:
                 os.close(fd)
                 os.rmdir(done, dir_fd=stack[-1])
             continue
-        child_name, is_dir = child
-        if not is_dir:
-            os.unlink(child_name, dir_fd=fd)
-        elif len(stack) >= DEEPEST:
+        child_name = todo.pop()
+        if len(stack) >= DEEPEST:
             moved += 1  # a name of chance: the build may have left any name there
             up = f".wheelfarm-deep-{moved}-{os.urandom(8).hex()}"
             os.rename(child_name, up, src_dir_fd=fd, dst_dir_fd=top)
         else:
             stack.append(_open_dir(fd, child_name))
             names.append(child_name)
+            pending.append([])
 
 
-def _next_child(fd: int) -> tuple[str, bool] | None:
+def _files_removed(fd: int) -> list[str]:
+    """Unlink every entry of the folder that is not a folder; up to BATCH subfolders'
+    names, for the caller to empty and remove (it reads the folder again after)."""
+    folders: list[str] = []
     with os.scandir(fd) as entries:
         for entry in entries:
-            return entry.name, entry.is_dir(follow_symlinks=False)
-    return None
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.name)
+                if len(folders) >= BATCH:
+                    break
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    return folders
 
 
 def _open_dir(parent: int, name: str) -> int:

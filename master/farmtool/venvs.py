@@ -21,6 +21,7 @@ import email.parser
 import hashlib
 import io
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -114,7 +115,29 @@ def _install(
 
 
 def site_packages(venv: Path) -> list[Path]:
-    return sorted(venv.glob("lib/python3*/site-packages")) + sorted(venv.glob("Lib/site-packages"))
+    """The venv's own site folder, the one its Python reads: named by the version in
+    pyvenv.cfg, never found by a glob (a wheel's `.data/data/` may make a
+    `lib/python3.99/site-packages` beside it, with any dist-info in it)."""
+    version = _venv_version(venv)
+    found = [venv / "Lib" / "site-packages"]
+    if version:
+        found += [venv / "lib" / f"python{version}{t}" / "site-packages" for t in ("", "t")]
+    return [p for p in found if p.is_dir() and not p.is_symlink()]
+
+
+def _venv_version(venv: Path) -> str | None:
+    """`3.11` from the venv's pyvenv.cfg (`version_info = 3.11.2`, or `version`)."""
+    try:
+        text = read_bounded(venv / "pyvenv.cfg", 1 << 16).decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 -- not a venv (a --target folder)
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version_info", "version"):
+            match = re.match(r"\s*(\d+\.\d+)", value)
+            if match:
+                return match[1]
+    return None
 
 
 def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[str, dict]:
@@ -122,56 +145,59 @@ def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[s
     METADATA sha256, and the farm's wheel it is (`from: farm`), else `from: elsewhere`
     (PyPI, or `built_here` from its sdist in this build)."""
     facts: dict[str, dict] = {}
-    for site in site_packages(venv):
-        for info in installed(site):
-            try:
-                data = read_bounded(info / "METADATA", METADATA_MAX)
-                wheel_info = read_bounded(info / "WHEEL", 1 << 20).decode("utf-8", "replace")
-            except Exception:  # noqa: BLE001 -- a broken dist-info is no fact
-                continue
-            headers = email.parser.BytesParser().parsebytes(data, headersonly=True)
-            if not headers["Name"] or not headers["Version"]:
-                continue
-            name = re.sub(r"[-_.]+", "-", str(headers["Name"])).lower()
-            tags = set(re.findall(r"(?m)^Tag:\s*(\S+)\s*$", wheel_info))
-            digest = hashlib.sha256(data).hexdigest()
-            entry: dict = {"version": str(headers["Version"]), "tags": sorted(tags)}
-            entry["metadata_sha256"] = digest
-            found = farm_wheel(index_url, name, digest, tags) if index_url else None
-            entry.update(found or {})
-            entry["from"] = "farm" if found else "elsewhere"
-            if name in built_here:
-                entry["built_from_sdist"] = True
-            facts[name] = entry
+    for info in installed(site_packages(venv)):
+        try:
+            data = read_bounded(info / "METADATA", METADATA_MAX)
+            wheel_info = read_bounded(info / "WHEEL", 1 << 20).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 -- a broken dist-info is no fact
+            continue
+        headers = email.parser.BytesParser().parsebytes(data, headersonly=True)
+        if not headers["Name"] or not headers["Version"]:
+            continue
+        name = re.sub(r"[-_.]+", "-", str(headers["Name"])).lower()
+        tags = set(re.findall(r"(?m)^Tag:\s*(\S+)\s*$", wheel_info))
+        digest = hashlib.sha256(data).hexdigest()
+        entry: dict = {"version": str(headers["Version"]), "tags": sorted(tags)}
+        entry["metadata_sha256"] = digest
+        found = farm_wheel(index_url, name, digest, tags) if index_url else None
+        entry.update(found or {})
+        entry["from"] = "farm" if found else "elsewhere"
+        if name in built_here:
+            entry["built_from_sdist"] = True
+        facts[name] = entry
     return facts
 
 
-def installed(site: Path) -> list[Path]:
-    """The dist-info folders of a site-packages that installers made: one whose files
-    another distribution's RECORD lists came out of that one's wheel (its `.data/purelib`
-    may hold any folder), and says nothing of what is installed."""
+def installed(sites: list[Path]) -> list[Path]:
+    """The dist-info folders of the venv's site folders that installers made: one whose
+    files another distribution's RECORD lists came out of that one's wheel (its
+    `.data/purelib` or `.data/data` may hold any folder, another site folder too), and
+    says nothing of what is installed. RECORD paths are relative to their site folder and
+    may climb out of it (`../../../`): each is compared as the path it names."""
     records: dict[Path, set[str]] = {}
-    for info in sorted(site.glob("*.dist-info")):
-        try:
-            text = read_bounded(info / "RECORD", 64 << 20).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 -- no RECORD: no installer made it
-            continue
-        records[info] = {row[0] for row in csv.reader(io.StringIO(text)) if row}
+    for site in sites:
+        for info in sorted(site.glob("*.dist-info")):
+            try:
+                text = read_bounded(info / "RECORD", 64 << 20).decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001 -- no RECORD: no installer made it
+                continue
+            records[info] = {
+                os.path.normpath(os.path.join(site, row[0]))
+                for row in csv.reader(io.StringIO(text))
+                if row
+            }
     return [
         info
         for info, listed in records.items()
-        if f"{info.name}/METADATA" in listed
-        and not any(f"{info.name}/METADATA" in other for o, other in records.items() if o != info)
+        if str(info / "METADATA") in listed
+        and not any(str(info / "METADATA") in other for o, other in records.items() if o != info)
     ]
 
 
 def installed_versions(folder: Path) -> dict[str, str]:
     """name -> version of what a venv (or a --target folder) holds."""
     found = {}
-    metas = [*folder.glob("*.dist-info")]
-    for site in site_packages(folder):
-        metas += site.glob("*.dist-info")
-    for meta in metas:
+    for meta in installed([folder, *site_packages(folder)]):
         name, _, version = meta.name[: -len(".dist-info")].partition("-")
         found[name.lower().replace("_", "-")] = version
     return dict(sorted(found.items()))
