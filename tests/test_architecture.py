@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "master" / "wheelfarm"
 WORKER_SIDE = PACKAGE.parent / "farmtool"  # shipped to workers as one zipapp
 # Lowest first: a module may import its own stage and the stages before it.
 LAYERS = [
-    {"problems", "paths", "settings"},
+    {"problems", "paths", "settings", "buildbot_internals"},
     {"state"},
     {"registry"},
     {"index"},
@@ -152,3 +152,30 @@ def test_master_cfg_stays_a_few_lines():
     cfg = PACKAGE.parents[0] / "master.cfg"
     code = [line for line in cfg.read_text().splitlines() if line and not line.startswith("#")]
     assert len(code) <= 5
+
+
+def test_buildbots_internals_are_touched_in_one_module():
+    """No module but buildbot_internals replaces an attribute of something imported from
+    Buildbot, or reaches a private attribute of the master's objects."""
+    found = []
+    for name, path in modules().items():
+        if name == "wheelfarm.buildbot_internals":
+            continue
+        tree = ast.parse(path.read_text())
+        from_buildbot = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("buildbot")
+            for alias in node.names
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                        if target.value.id in from_buildbot:
+                            found.append(f"{name}: {target.value.id}.{target.attr} = ...")
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                if not node.attr.startswith("__") and "master" in ast.unparse(node.value):
+                    found.append(f"{name}: {ast.unparse(node)}")
+    assert found == []

@@ -168,6 +168,45 @@ def test_bad_registry_is_a_config_error_per_problem(basedir):
     assert [e for e in info.value.errors if "packages.yaml:4: packages[0].platforms[0]" in e]
 
 
+def test_a_refused_configuration_changes_nothing_that_runs(tmp_path):
+    """The web guards and Buildbot's patched queries change when Buildbot takes a
+    configuration (a service's reconfigService), never while one is read: a registry
+    that is refused leaves the running guard's limits as they were."""
+    from buildbot.data.resultspec import ResultSpec
+
+    from wheelfarm.buildbot_internals import APPLY_TO_SQL_QUERY, count_queries_with
+    from wheelfarm.web.guard import FarmRequest
+
+    running = FarmRequest.max_body_bytes
+    count_queries_with(APPLY_TO_SQL_QUERY)  # as before any farm configuration ran
+    settings = farm_settings(tmp_path, max_body_bytes=running + 12345)
+    write_registry(settings.registry, "  - name: six\n    platforms: [amiga]\n")
+    with pytest.raises(ConfigErrors):
+        build_config(tmp_path, settings)
+    assert FarmRequest.max_body_bytes == running
+    assert ResultSpec.applyToSQLQuery is APPLY_TO_SQL_QUERY
+    # a good one builds the service that will apply them, with the new value
+    write_registry(settings.registry, REGISTRY)
+    config = build_config(tmp_path, settings)
+    guard = next(s for s in config["services"] if s.name == "wheelfarm-web-guard")
+    assert FarmRequest.max_body_bytes == running  # not yet: Buildbot has not taken it
+    assert guard.getConfigDict()["kwargs"]["max_body_bytes"] == running + 12345
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [("4.3.0", False), ("4.3.2", False), ("4.4.0", True), ("5.0.0", True), ("4.2.1", True),
+     ("not-a-version", True)],
+)  # fmt: skip
+def test_another_buildbot_is_refused_until_its_internals_are_read(version, refused):
+    from wheelfarm.buildbot_internals import version_problem
+
+    problem = version_problem(version)
+    assert (problem is not None) == refused
+    if refused:
+        assert version in problem and "buildbot_internals.py" in problem or "cannot" in problem
+
+
 def test_environment_overrides_settings(basedir):
     settings = Settings.load(basedir, {"WHEELFARM_WWW_PORT": "8123", "WHEELFARM_DB_URL": "x://"})
     assert settings.www_port == 8123 and settings.db_url == "x://"

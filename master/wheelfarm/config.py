@@ -18,6 +18,7 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
+from .buildbot_internals import version_problem
 from .cascade.campaign import cascade_action
 from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
 from .cascade.prebuilt import Prebuilt
@@ -29,7 +30,6 @@ from .ops.cluster import cluster_config, cluster_services
 from .ops.dbreconnect import RetryDroppedConnections
 from .ops.dbtuning import BatchedBuildProperties, sqlite_engine_kwargs
 from .ops.historydb import HistoryIndexes
-from .ops.historydb import install as count_without_order
 from .ops.mail import mail_services, missing_worker_options
 from .ops.retention import retention_configurators
 from .pipeline.factory import build_factory
@@ -55,8 +55,9 @@ from .web.site import IndexService, farm_services
 
 def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
     settings = settings or Settings.load(basedir)
+    if problem := version_problem():
+        raise ConfigErrors([f"wheelfarm: {problem}"])
     registryrepo.ensure_checkout(settings)
-    webguard.install(settings)  # cookie flags, login throttle, body limit
     try:
         registry = load_registry(settings.registry)
         entries = load_worker_files(settings.workers_files)
@@ -65,7 +66,6 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
         # one line per problem in the master's log; Buildbot keeps the old config
         raise ConfigErrors([str(p) for p in e.problems]) from e
 
-    count_without_order()  # Buildbot's API lists stay fast with a year of builds
     # the farm's own records, in Buildbot's database: every master of a cluster sees them
     store = CampaignStore(StateDB.open(settings.db_url, settings.basedir))
     builders = _builders(registry, entries, settings, store)
@@ -134,7 +134,8 @@ def build_config(basedir: str | Path, settings: Settings | None = None) -> dict:
             *farm_services(entries, store, min_free_bytes=settings.min_free_bytes, **pages),
             BadgeService(name="wheelfarm-badges", campaigns=store, **pages),
             StatusService(basedir=str(settings.basedir), db_url=settings.db_url),
-            HistoryIndexes(),
+            HistoryIndexes(),  # and Buildbot's list queries count without sorting
+            webguard.guard_service(settings),  # cookie flags, login throttle, body limit
             *([BatchedBuildProperties()] if settings.db_tuning else []),
             RetryDroppedConnections(),  # Buildbot's calls through a dropped connection
             *registryrepo.make_reporters(settings),

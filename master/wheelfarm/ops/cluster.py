@@ -21,6 +21,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python import log
 
+from ..buildbot_internals import unclaim_requests
 from ..settings import Settings
 
 WATCH = "wheelfarm-master-watch"
@@ -200,7 +201,7 @@ class MasterWatch(BuildbotService):
         brids = [r.buildrequestid for r in requests]
         if brids:
             log.msg(f"wheelfarm: re-queueing requests {brids} of the dead master")
-            yield self.master.db.buildrequests._unclaim_buildrequests_for_master(brids, dead)
+            yield unclaim_requests(self.master.db, brids, dead)
             yield self.master.data.rtypes.buildrequest.generateEvent(brids, "unclaimed")
 
 

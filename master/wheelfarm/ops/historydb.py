@@ -28,10 +28,11 @@ reasons this module removes:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from buildbot.data.resultspec import ResultSpec
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer, task
 from twisted.python import log
+
+from ..buildbot_internals import APPLY_TO_SQL_QUERY, count_queries_with
 
 INDEXES = {
     "wheelfarm_builds_started_at": ("builds", "started_at"),
@@ -82,6 +83,10 @@ class HistoryIndexes(BuildbotService):
 
     _statistics: task.LoopingCall | None = None
 
+    def reconfigService(self):
+        install()  # Buildbot's API lists stay fast with a year of builds
+        return super().reconfigService()
+
     @defer.inlineCallbacks
     def startService(self):
         yield super().startService()
@@ -109,11 +114,8 @@ class HistoryIndexes(BuildbotService):
         return super().stopService()
 
 
-_ORIGINAL = ResultSpec.applyToSQLQuery
-
-
 def count_without_order(self, query):
-    query, count_query = _ORIGINAL(self, query)
+    query, count_query = APPLY_TO_SQL_QUERY(self, query)
     if count_query is not None:
         bare = query.limit(None).offset(None).order_by(None)
         count_query = sa.select(sa.func.count()).select_from(bare.alias("query"))
@@ -122,4 +124,4 @@ def count_without_order(self, query):
 
 def install() -> None:
     """Make Buildbot's data API count without sorting (idempotent)."""
-    ResultSpec.applyToSQLQuery = count_without_order
+    count_queries_with(count_without_order)

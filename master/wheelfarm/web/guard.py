@@ -12,7 +12,8 @@
 
 Buildbot's www is a twisted.web Site; its channels make requests with the site's
 `requestFactory`, so `install()` points BuildbotSite's at FarmRequest (this process
-has one web server) and sets what it enforces from the settings, again at each reconfig.
+has one web server) and sets what it enforces from the settings; `GuardService` calls it
+when a configuration is taken, never while one is read (a refused one changes nothing).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import time
 from collections import deque
 from typing import Any
 
+from buildbot.util.service import BuildbotService
 from buildbot.www.auth import HTPasswdAuth
-from buildbot.www.service import BuildbotSite
 from twisted.internet import reactor
 from twisted.web import resource, server
 
+from ..buildbot_internals import requests_made_by
 from ..settings import Settings
 
 
@@ -198,9 +200,34 @@ class ThrottledHTPasswdAuth(HTPasswdAuth):
         return ThrottledLogin(super().getLoginResource())
 
 
-def install(settings: Settings) -> None:
+def install(
+    public_url: str, max_body_bytes: int, login_max_failures: int, login_window: float
+) -> None:
     """Make the master's web server use FarmRequest, with these settings."""
-    FarmRequest.https_public_url = settings.public_url.startswith("https:")
-    FarmRequest.max_body_bytes = settings.max_body_bytes
-    THROTTLE.configure(settings.login_max_failures, settings.login_window)
-    BuildbotSite.requestFactory = FarmRequest
+    FarmRequest.https_public_url = public_url.startswith("https:")
+    FarmRequest.max_body_bytes = max_body_bytes
+    THROTTLE.configure(login_max_failures, login_window)
+    requests_made_by(FarmRequest)
+
+
+class GuardService(BuildbotService):
+    """Applies the guards' settings when Buildbot takes a configuration (at start and
+    at each reconfig it accepts), never while one is read: a refused configuration
+    leaves the running guards as they were."""
+
+    name = "wheelfarm-web-guard"
+
+    def reconfigService(
+        self, public_url: str, max_body_bytes: int, login_max_failures: int, login_window: float
+    ):
+        install(public_url, max_body_bytes, login_max_failures, login_window)
+        return super().reconfigService()
+
+
+def guard_service(settings: Settings) -> GuardService:
+    return GuardService(
+        public_url=settings.public_url,
+        max_body_bytes=settings.max_body_bytes,
+        login_max_failures=settings.login_max_failures,
+        login_window=settings.login_window,
+    )

@@ -21,6 +21,7 @@ from twisted.internet import defer
 from twisted.python import log
 from twisted.web import resource
 
+from ..buildbot_internals import www_root
 from ..cascade.store import CampaignStore
 from ..index.serve import SimpleIndexResource
 from ..index.store import Index
@@ -64,15 +65,7 @@ class WwwChild(BuildbotService):
 
     def _www_root(self) -> resource.Resource | None:
         www = getattr(getattr(self, "master", None), "www", None)
-        if www is None:
-            return None
-        root = getattr(www, "root", None)
-        if root is None:
-            try:
-                root = www.apps.get(www.base_plugin_name).resource
-            except Exception:  # no UI plugin installed: the master serves no web at all
-                return None
-        return root
+        return None if www is None else www_root(www)
 
     def _attach(self) -> None:
         root = self._www_root()
