@@ -195,6 +195,56 @@ def test_a_worker_in_downtime_takes_no_builds(farm_factory, tmp_path, fake_pypi)
     assert "wheelfarm: WARNING: no worker serves 'macos-arm64'" in log
 
 
+def test_requests_waiting_for_a_worker_in_downtime_start_when_its_window_closes(
+    farm_factory, tmp_path
+):
+    """The worker in downtime waits in Buildbot's quarantine until its window closes,
+    then takes the request that waited: nothing polls."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    closes = now + timedelta(minutes=3)
+    window = {
+        "start": (now - timedelta(minutes=1)).strftime("%H:%M"),
+        "end": closes.strftime("%H:%M"),
+    }
+    workers_file = declare(tmp_path / "volunteers.yaml", "resting", downtime=[window])
+    password = worker_password(tmp_path, "resting", workers_file)
+    pypi = FakePyPI()
+    sdists = tmp_path / "sdists"
+    # the local worker is kept busy past the window's end by a backend that waits
+    hold = (closes - datetime.now(UTC)).total_seconds() + 60
+    setup = f"import time\ntime.sleep({hold:.0f})\nfrom setuptools import setup\nsetup()\n"
+    pypi.publish(make_sdist(sdists, "slow", "1.0", {"slow/__init__.py": ""}, setup_py=setup))
+    pypi.publish(make_sdist(sdists, "alpha", "1.0", {"alpha/__init__.py": "X = 1\n"}))
+    registry = write_registry(
+        tmp_path / "packages.yaml",
+        "".join(f'  - name: {n}\n    platforms: [linux-x86_64]\n    python: ["3.11"]\n'
+                for n in ("slow", "alpha")),
+    )  # fmt: skip
+    farm = farm_factory(registry, pypi_url=pypi.start(), extra_workers_files=[workers_file])
+    resting = tmp_path / "resting"
+    try:
+        start_worker(farm, resting, "resting", password)
+        wait_connected(farm, "resting")
+        [slow] = farm.force("slow")
+        deadline = time.monotonic() + 120
+        while not farm.api(f"buildrequests/{slow}")["buildrequests"][0]["claimed"]:
+            assert time.monotonic() < deadline, "the local worker never took the slow build"
+            time.sleep(1)
+        [waiting] = farm.force("alpha")
+        [build] = wait_builds(farm, [waiting], timeout=600)
+        assert build["results"] == 0, build["state_string"]
+        assert build["properties"]["workername"][0] == "resting"
+        assert build["started_at"] >= closes.timestamp() - 1  # not before the window closed
+        [slow_build] = wait_builds(farm, [slow], timeout=600)
+        assert slow_build["properties"]["workername"][0] == "local"
+        assert slow_build["complete_at"] > build["started_at"]  # local was still busy
+    finally:
+        stop_worker(BIN / "buildbot-worker", resting)
+        pypi.stop()
+    log = (farm.master_dir / "twistd.log").read_text(encoding="utf-8")
+    assert "resting has been put in quarantine" in log and "resting has left quarantine" in log
+
+
 def test_a_wrong_password_is_refused_and_logged(farm_factory, tmp_path):
     workers_file = declare(tmp_path / "volunteers.yaml", "intruder-1")
     worker_password(tmp_path, "intruder-1", workers_file)

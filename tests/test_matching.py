@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from test_workers import ALICE, problems, write
-from wheelfarm.registry.matching import can_take, in_downtime, in_window
+from wheelfarm.registry.matching import can_take, downtime_ends, in_downtime, in_window
 from wheelfarm.registry.workers import Downtime, load_workers
 
 WEEKEND_NIGHTS = """\
@@ -126,3 +126,36 @@ def test_can_take_needs_the_python_and_no_downtime(tmp_path):
 def test_bad_downtime(tmp_path, downtime, found):
     path, messages = problems(tmp_path, ALICE + downtime)
     assert messages == [f"{path}:7: {found}"]
+
+
+@pytest.mark.parametrize(
+    ("when", "ends"),
+    [
+        (SAT + timedelta(hours=1), None),  # outside every window
+        (SAT + timedelta(hours=2), SAT + timedelta(hours=6)),  # the weekend's
+        (SAT + timedelta(hours=5, minutes=59, seconds=30), SAT + timedelta(hours=6)),
+        # the overnight window, opened tonight: it closes tomorrow at 00:30
+        (SAT + timedelta(hours=23, minutes=45), SAT + timedelta(days=1, minutes=30)),
+        # opened last night: it closes this morning
+        (SAT + timedelta(days=2, minutes=10), SAT + timedelta(days=2, minutes=30)),
+    ],
+)
+def test_the_downtime_ends_when_its_window_closes(tmp_path, when, ends):
+    assert downtime_ends(alice(tmp_path), when) == ends
+
+
+def test_windows_that_follow_each_other_end_as_one(tmp_path):
+    chained = """\
+    downtime:
+      - {days: [sat], start: "20:00", end: "23:00"}
+      - {days: [sat], start: "22:00", end: "02:00"}
+      - {days: [sun], start: "02:00", end: "03:15"}
+"""
+    worker = alice(tmp_path, chained)
+    assert downtime_ends(worker, SAT + timedelta(hours=21)) == SAT + timedelta(
+        days=1, hours=3, minutes=15
+    )
+    # a window around the clock, every day: checked again after a week at most
+    always = alice(tmp_path, '    downtime:\n      - {start: "00:00", end: "24:00"}\n')
+    ends = downtime_ends(always, SAT + timedelta(hours=5))
+    assert ends is not None and SAT + timedelta(days=1) <= ends <= SAT + timedelta(days=9)

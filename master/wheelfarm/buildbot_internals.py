@@ -66,3 +66,13 @@ def www_root(www: Any) -> resource.Resource | None:
         except Exception:  # noqa: BLE001 -- no UI plugin installed: no web at all
             return None
     return root
+
+
+def quarantine(worker: Any, seconds: float) -> None:
+    """Buildbot starts no build on a worker in quarantine, and offers it its builders'
+    requests again when the quarantine ends (`exitQuarantine`): for `seconds`, here,
+    rather than Buildbot's doubling back-off."""
+    if worker.quarantine_timer:
+        return
+    worker.quarantine_timeout = max(1.0, seconds)
+    worker.putInQuarantine()

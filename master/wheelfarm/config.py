@@ -18,7 +18,7 @@ from buildbot.plugins import secrets, util, worker
 from buildbot.worker.local import LocalWorker
 from twisted.python import log
 
-from .buildbot_internals import version_problem
+from .buildbot_internals import quarantine, version_problem
 from .cascade.campaign import cascade_action
 from .cascade.orchestrate import ORCHESTRATE, ORCHESTRATOR, orchestrator_factory
 from .cascade.prebuilt import Prebuilt
@@ -39,7 +39,7 @@ from .pipeline.steps import StepLimits
 from .pipeline.transfer import IncomingSweeper
 from .pipeline.workerapp import worker_app
 from .problems import ValidationError
-from .registry.matching import can_take, prefer_native, served
+from .registry.matching import can_take, downtime_ends, prefer_native, served
 from .registry.packages import Registry, load_registry
 from .registry.platforms import PLATFORMS, Platform
 from .registry.rollouts import Rollout, load_rollouts
@@ -226,8 +226,14 @@ def _builders(
 
     def worker_can_take(builder, wfb, request) -> bool:
         entry = by_name.get(wfb.worker.workername)
-        python = request.properties.getProperty("python")
-        return entry is not None and can_take(entry, python, datetime.now(UTC))
+        if entry is None:
+            return False
+        now = datetime.now(UTC)
+        ends = downtime_ends(entry, now)
+        if ends is not None:  # back when the window closes, with no poller
+            quarantine(wfb.worker, (ends - now).total_seconds())
+            return False
+        return can_take(entry, request.properties.getProperty("python"), now)
 
     result = []
     for platform in PLATFORMS.values():

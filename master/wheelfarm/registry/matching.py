@@ -3,7 +3,9 @@
 Buildbot already sends a builder's requests only to that builder's workers (one builder
 per platform) and respects each worker's `max_builds`; `can_take` is the rest of the rule,
 asked by the builder's canStartBuild for each free worker. When it says no, Buildbot tries
-the builder's other workers, and the request waits if none can take it.
+the builder's other workers, and the request waits if none can take it. A worker in
+downtime is put in Buildbot's quarantine until `downtime_ends`: when it leaves it,
+Buildbot offers it the waiting requests again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,29 @@ def in_window(window: Downtime, when: datetime) -> bool:
 
 def in_downtime(entry: WorkerEntry, when: datetime) -> bool:
     return any(in_window(w, when) for w in entry.downtime)
+
+
+def window_end(window: Downtime, when: datetime) -> datetime:
+    """When the window that is open at `when` closes (UTC)."""
+    when = when.astimezone(UTC)
+    midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    minute = when.hour * 60 + when.minute
+    if window.end <= window.start and minute >= window.start:
+        midnight += timedelta(days=1)  # opened tonight: closes tomorrow
+    return midnight + timedelta(minutes=window.end)
+
+
+def downtime_ends(entry: WorkerEntry, when: datetime) -> datetime | None:
+    """When the downtime `when` falls in ends, windows that overlap or follow each
+    other counted as one (a week at most); None outside downtime."""
+    end = None
+    at = when
+    for _ in range(8):
+        ends = [window_end(w, at) for w in entry.downtime if in_window(w, at)]
+        if not ends:
+            break
+        end = at = max(ends)
+    return end
 
 
 def served(entries: list[WorkerEntry]) -> Served:

@@ -25,7 +25,6 @@ from ..buildbot_internals import www_root
 from ..cascade.store import CampaignStore
 from ..index.serve import SimpleIndexResource
 from ..index.store import Index
-from ..pipeline.downtime import DowntimeWatch
 from ..registry.coverage import coverage_lines
 from ..registry.packages import Registry
 from ..registry.workers import WorkerEntry
@@ -100,7 +99,7 @@ def farm_services(
     min_free_bytes: int = 0,
     **pages,
 ) -> list[BuildbotService]:
-    """The /farm/ pages and the downtime watch; logs the coverage warnings."""
+    """The /farm/ pages; logs the coverage warnings."""
     warnings = coverage_lines(registry, entries)
     for line in warnings:
         log.msg(f"wheelfarm: WARNING: {line}")
@@ -114,7 +113,6 @@ def farm_services(
             min_free_bytes=min_free_bytes,
             **pages,  # what the package pages need
         ),
-        DowntimeWatch(name="wheelfarm-downtime-watch"),
     ]
 
 
