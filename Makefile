@@ -111,7 +111,7 @@ containers:
 # The whole suite: lint, the docs, the lock, unit tests, then the end-to-end tests with real
 # masters and workers.
 test: venv wheelhouse crossbar lint docs lock-check browser bubblewrap containers proxy
-	$(BIN)/pytest
+	WHEELFARM_TOOLS_REQUIRED=1 $(BIN)/pytest --durations=25
 
 test-fast: venv wheelhouse
 	$(BIN)/pytest -m "not e2e"
