@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import struct
 import subprocess
 import sys
 import zipfile
@@ -126,7 +127,7 @@ def test_the_wheel_is_taken_only_as_a_regular_file_within_the_limits(tmp_path):
                 lambda d: [_wheel(d, f"b-1.{i}-py3-none-any.whl", {}) for i in (0, 1)]),
         "name": ("is not a wheel file name", lambda d: _wheel(d, "b-1.0-x y-none-any.whl", {})),
         "bomb": ("unpacks to", lambda d: _wheel(d, name, {"z": bytes(8 << 20)})),
-        "members": ("members, over 100",
+        "members": ("has over 100 members",
                     lambda d: _wheel(d, name, {f"m{i}": b"" for i in range(101)})),
         "outside": ("outside the wheel", lambda d: _wheel(d, name, {"../x": b""})),
         "big": ("is 1.5 MiB, over 1 MiB", lambda d: _wheel(d, name, {"r": os.urandom(3 << 19)})),
@@ -243,42 +244,90 @@ def test_removing_a_tree_reads_each_folder_a_few_times_not_once_per_entry(tmp_pa
 
 PLANTED_META = "Metadata-Version: 2.1\nName: cleanpkg\nVersion: 1.0\n"
 PLANTED_WHEEL = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+# where a wheel's .data/ may put a dist-info: other Pythons' site folders, the real one,
+# the real one through uv's lib64 link, the venv's root, purelib (the real one again)
+PLACES = ["data/lib/python3.99/site-packages", f"data/lib/python{PY}/site-packages",
+          f"data/lib64/python{PY}/site-packages", f"data/lib/python{PY}t/site-packages",
+          "data", "data/lib", "purelib"]  # fmt: skip
 
 
-def test_a_requirements_own_files_never_name_what_is_installed(tmp_path):
-    """A build requirement's wheel may carry dist-infos anywhere its `.data/` lets it
-    (another Python's site folder, the real one, the venv's root, purelib): the facts
-    of the environment, which make the build record and its ABI pins, name only what
-    the installer installed."""
-    from farmtool.venvs import env_facts, installed_versions
-    from wheelmaker import make_wheel
-
-    planted = {}
-    for where in ("lib/python3.99/site-packages", "lib/python3.11/site-packages",
-                  f"lib/python{sys.version_info[0]}.{sys.version_info[1]}t/site-packages",
-                  "", "lib"):  # fmt: skip
-        for name in ("cleanpkg-1.0.dist-info", f"cleanpkg-{len(planted)}.dist-info"):
-            folder = f"planter-1.0.data/data/{where}/{name}".replace("//", "/")
-            planted[f"{folder}/METADATA"] = PLANTED_META
-            planted[f"{folder}/WHEEL"] = PLANTED_WHEEL
-            planted[f"{folder}/RECORD"] = f"{name}/METADATA,,\n{name}/RECORD,,\n"
-    planted["planter-1.0.data/purelib/cleanpkg-7.0.dist-info/METADATA"] = PLANTED_META
-    planted["planter-1.0.data/purelib/cleanpkg-7.0.dist-info/RECORD"] = (
-        "cleanpkg-7.0.dist-info/METADATA,,\n"
-    )
-    wheel = make_wheel(tmp_path / "wheels", "planter", "1.0", extra=planted)
+def _venv_with(tmp_path: Path, *wheels: Path) -> Path:
     venv = tmp_path / "venv"
     uv = str(Path(sys.executable).parent / "uv")
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     subprocess.run(
         [uv, "pip", "install", "--quiet", "--no-config", "--offline", "--no-deps",
-         "--python", str(venv / "bin" / "python"), str(wheel)],
+         "--python", str(venv / "bin" / "python"), *map(str, wheels)],
         check=True,
     )  # fmt: skip
-    made = [p for p in venv.rglob("cleanpkg-*.dist-info")]
-    assert len(made) >= 5  # the installer did put them where the wheel said
+    return venv
+
+
+def _planted(place: str, record: bool, version: str = "1.0") -> dict[str, str]:
+    folder = f"planter-1.0.data/{place}/cleanpkg-{version}.dist-info"
+    files = {f"{folder}/METADATA": PLANTED_META, f"{folder}/WHEEL": PLANTED_WHEEL}
+    if record:
+        files[f"{folder}/RECORD"] = f"cleanpkg-{version}.dist-info/METADATA,,\n"
+    return files
+
+
+def test_a_requirements_own_files_never_name_what_is_installed(tmp_path):
+    """A build requirement's wheel may carry dist-infos anywhere its `.data/` lets it,
+    and rewrite the venv's pyvenv.cfg to name another Python: the facts of the
+    environment, which make the build record and its ABI pins, name only what the
+    installer installed."""
+    from farmtool.venvs import env_facts, installed_versions
+    from wheelmaker import make_wheel
+
+    planted = {"planter-1.0.data/data/pyvenv.cfg": "home = /nowhere\nversion_info = 3.99.0\n"}
+    for i, place in enumerate(PLACES):
+        planted.update(_planted(place, record=False, version=f"1.{i}"))
+    venv = _venv_with(tmp_path, make_wheel(tmp_path / "wheels", "planter", "1.0", extra=planted))
+    assert len(list(venv.rglob("cleanpkg-*.dist-info"))) >= 5  # the installer put them there
+    assert "3.99" in (venv / "pyvenv.cfg").read_text()
     assert set(env_facts(venv, None, set())) == {"planter"}
     assert "cleanpkg" not in installed_versions(venv)
+
+
+@pytest.mark.parametrize("place", [p for p in PLACES if p not in ("data", "data/lib")])
+def test_a_dist_info_a_requirement_forges_fails_the_build(tmp_path, place):
+    """With a RECORD of its own, a dist-info planted in a site folder looks installed:
+    the build fails, naming the requirement that wrote it, whichever site folder it is
+    (outside them, as the test above shows, it is not read at all)."""
+    from farmtool.venvs import env_facts
+    from wheelmaker import make_wheel
+
+    wheel = make_wheel(tmp_path / "wheels", "planter", "1.0", extra=_planted(place, record=True))
+    venv = _venv_with(tmp_path, wheel)
+    with pytest.raises(Failure, match="planter-1.0.dist-info writes the dist-info of another"):
+        env_facts(venv, None, set())
+
+
+def test_a_requirement_that_rewrites_anothers_metadata_fails_the_build(tmp_path):
+    from farmtool.venvs import env_facts
+    from wheelmaker import make_wheel
+
+    real = make_wheel(tmp_path / "wheels", "realdep", "2.0")
+    liar = make_wheel(
+        tmp_path / "wheels", "liar", "1.0",
+        extra={"liar-1.0.data/purelib/realdep-2.0.dist-info/METADATA": PLANTED_META},
+    )  # fmt: skip
+    venv = _venv_with(tmp_path, real, liar)
+    with pytest.raises(Failure, match="writes the dist-info of another distribution"):
+        env_facts(venv, None, set())
+
+
+def test_a_record_too_big_to_read_fails_the_build(tmp_path, monkeypatch):
+    """A RECORD the facts cannot read would leave its files unchecked."""
+    from farmtool import venvs
+    from wheelmaker import make_wheel
+
+    many = {f"bulky/f{i}.py": "" for i in range(200)}
+    venv = _venv_with(tmp_path, make_wheel(tmp_path / "wheels", "bulky", "1.0", extra=many))
+    monkeypatch.setattr(venvs, "RECORD_MAX", 4096)
+    with pytest.raises(Failure, match="cannot read what bulky-1.0.dist-info installed"):
+        venvs.env_facts(venv, None, set())
 
 
 # --- rule 6: a container phase's argv -------------------------------------------------
@@ -375,8 +424,8 @@ def test_removal_works_through_a_tree_deeper_than_a_path_may_be(tmp_path, depth)
 
 def test_a_wheel_cannot_add_distributions_to_the_build_record(tmp_path):
     """A requirement's wheel may install any folder through its `.data/purelib`, such as
-    the dist-info of a registry package or another setuptools: the facts name only what
-    an installer installed."""
+    the dist-info of a registry package or another setuptools, each with its own RECORD:
+    the build fails rather than let the record name them."""
     import farmtool.venvs
     from sdists import make_wheel
 
@@ -394,8 +443,8 @@ def test_a_wheel_cannot_add_distributions_to_the_build_record(tmp_path):
                     wheel], check=True)  # fmt: skip
     site = next(venv.glob("lib/python3*/site-packages"))
     assert (site / "cleanpkg-1.0.dist-info" / "METADATA").exists()  # it was installed...
-    facts = farmtool.venvs.env_facts(venv, None, set())
-    assert set(facts) == {"forgery"}  # ... and says nothing
+    with pytest.raises(Failure, match="forgery-1.0.dist-info writes the dist-info of another"):
+        farmtool.venvs.env_facts(venv, None, set())  # ... and the build fails
 
 
 # --- output: every line bounded, however long it goes on --------------------------------
@@ -418,16 +467,82 @@ def test_a_line_without_end_is_shown_once_cut(tmp_path, capfdbinary):
 # --- wheels: what they are, not what their names say -----------------------------------
 
 
-def test_a_zip_of_a_million_members_is_refused_from_its_end_record(tmp_path):
-    from farmtool.wheels import zip_entries
+def test_a_zip_of_many_members_is_refused_before_zipfile_reads_them(tmp_path):
+    from farmtool.archives import zip_members
 
     many = tmp_path / "many-1.0-py3-none-any.whl"
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(70_000):  # past 65,535: a zip64 end record
             zf.writestr(f"m/{i}", b"")
-    assert zip_entries(many, many.name) == 70_000
-    with pytest.raises(Failure, match="has 70000 members, over 1000"):
+    assert zip_members(many, many.name, 100_000) == 70_000
+    assert zip_members(many, many.name, 1000) == 1001  # counting stops past the limit
+    with pytest.raises(Failure, match="has over 1000 members"):
         check_zip(many, Limits(members=1000))
+
+
+@pytest.mark.parametrize("said", [1, 0, 65535])
+def test_a_zip_whose_end_record_lies_about_its_members_is_counted_entry_by_entry(tmp_path, said):
+    """zipfile parses every entry of the directory the end record sizes, whatever
+    number that record says: the farm counts them itself."""
+    many = tmp_path / "liar-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(5000):
+            zf.writestr(f"m/{i}", b"")
+    data = bytearray(many.read_bytes())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8 : at + 12] = struct.pack("<HH", said, said)  # the end record's counts
+    many.write_bytes(bytes(data))
+    with pytest.raises(Failure, match="has over 1000 members"):
+        check_zip(many, Limits(members=1000))
+
+
+def _tar_with_extension(path: Path, kind: bytes, declared: int, opener) -> Path:
+    """A tar whose first header is an extension (long name, pax) of `declared` bytes."""
+    header = bytearray(512)
+    header[0:13] = b"././@LongLink"
+    header[124:136] = f"{declared:011o}\0".encode()
+    header[156:157] = kind
+    header[257:263] = b"ustar "
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\0 ".encode()
+    with opener(path, "wb") as f:
+        f.write(bytes(header))
+        left = -(-declared // 512) * 512
+        while left:
+            chunk = min(left, 1 << 20)
+            f.write(bytes(chunk))
+            left -= chunk
+        f.write(bytes(1024))
+    return path
+
+
+@pytest.mark.parametrize("kind", [b"L", b"K", b"x", b"g"])
+@pytest.mark.parametrize("compression", ["gz", "xz", ""])
+def test_an_sdist_with_a_huge_extension_header_is_refused_before_tarfile_reads_it(
+    tmp_path, kind, compression
+):
+    """tarfile reads a long name or a pax header whole into memory, on the trusted
+    side: an extension header over a MiB fails the build before that."""
+    import gzip
+    import lzma
+
+    from farmtool.sdist import scan_sdist
+
+    opener = {"gz": gzip.open, "xz": lzma.open, "": open}[compression]
+    sdist = _tar_with_extension(tmp_path / f"x-1.0.tar.{compression or 'tar'}", kind,
+                                3 << 20, opener)  # fmt: skip
+    with pytest.raises(Failure, match="header of 3 MiB, over 1 MiB"):
+        scan_sdist(sdist)
+
+
+def test_an_sdist_declaring_more_than_it_may_unpack_stops_the_walk(tmp_path):
+    import gzip
+
+    from farmtool.sdist import scan_sdist
+
+    sdist = _tar_with_extension(tmp_path / "x-1.0.tar.gz", b"0", 8 << 20, gzip.open)
+    with pytest.raises(Failure, match="unpacks to over 4 MiB"):
+        scan_sdist(sdist, Limits(unpacked=4 << 20))
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from .archives import check_tar_headers, zip_members
 from .facts import fail
 from .files import CHUNK, fresh_dir, read_bounded, remove_tree, sha256_of
 from .isolation.limits import Limits, size
@@ -79,6 +80,8 @@ def scan_sdist(sdist: Path, limits: Limits = DEFAULTS) -> int:
     members = limits.members or DEFAULTS.members or 0
     newest = total = count = 0
     if sdist.name.endswith(".zip"):
+        if zip_members(sdist, sdist.name, members) > members:
+            fail(f"unsafe sdist: over {members} members")
         with zipfile.ZipFile(sdist) as zf:
             for info in zf.infolist():
                 count += 1
@@ -91,6 +94,7 @@ def scan_sdist(sdist: Path, limits: Limits = DEFAULTS) -> int:
         if total > unpacked:
             fail(f"unsafe sdist: unpacks to over {size(unpacked)}")
         return newest
+    check_tar_headers(sdist, unpacked)  # before tarfile reads a header whole
     try:
         tar = tarfile.open(sdist)
     except (tarfile.TarError, OSError) as e:

@@ -16,6 +16,7 @@ untrusted phase ran (`env_facts`).
 
 from __future__ import annotations
 
+import base64
 import csv
 import email.parser
 import hashlib
@@ -27,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .facts import fail
+from .facts import Failure, fail
 from .files import read_bounded
 from .isolation import Place
 from .processes import Result, error_line
@@ -38,6 +39,7 @@ from .tools import venv_python
 NEEDS_BUILD = re.compile(r"Wheels are required for `([^`]+)`")
 MAX_SDIST_BUILDS = 6  # sdists among one environment's requirements, recursively
 METADATA_MAX = 16 << 20
+RECORD_MAX = 64 << 20  # a RECORD over it fails the build: its files would go unchecked
 # the frontend where the master names no pins (farmtool run by hand)
 FRONTEND = ("build", "packaging", "pyproject-hooks")
 
@@ -115,29 +117,17 @@ def _install(
 
 
 def site_packages(venv: Path) -> list[Path]:
-    """The venv's own site folder, the one its Python reads: named by the version in
-    pyvenv.cfg, never found by a glob (a wheel's `.data/data/` may make a
-    `lib/python3.99/site-packages` beside it, with any dist-info in it)."""
-    version = _venv_version(venv)
-    found = [venv / "Lib" / "site-packages"]
-    if version:
-        found += [venv / "lib" / f"python{version}{t}" / "site-packages" for t in ("", "t")]
-    return [p for p in found if p.is_dir() and not p.is_symlink()]
-
-
-def _venv_version(venv: Path) -> str | None:
-    """`3.11` from the venv's pyvenv.cfg (`version_info = 3.11.2`, or `version`)."""
-    try:
-        text = read_bounded(venv / "pyvenv.cfg", 1 << 16).decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 -- not a venv (a --target folder)
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() in ("version_info", "version"):
-            match = re.match(r"\s*(\d+\.\d+)", value)
-            if match:
-                return match[1]
-    return None
+    """Every site folder of the venv, each once (uv makes `lib64` a link to `lib`): not
+    only the one its Python reads, since a wheel's `.data/data/` may make others, or
+    rewrite pyvenv.cfg to name another version; `installed` looks at all of them."""
+    root = os.path.realpath(venv)
+    found: dict[str, Path] = {}
+    for pattern in ("lib*/python3*/site-packages", "Lib/site-packages"):
+        for site in venv.glob(pattern):
+            real = os.path.realpath(site)
+            if real.startswith(root + os.sep) and os.path.isdir(real):
+                found.setdefault(real, Path(real))
+    return sorted(found.values())
 
 
 def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[str, dict]:
@@ -169,29 +159,58 @@ def env_facts(venv: Path, index_url: str | None, built_here: set[str]) -> dict[s
 
 
 def installed(sites: list[Path]) -> list[Path]:
-    """The dist-info folders of the venv's site folders that installers made: one whose
-    files another distribution's RECORD lists came out of that one's wheel (its
-    `.data/purelib` or `.data/data` may hold any folder, another site folder too), and
-    says nothing of what is installed. RECORD paths are relative to their site folder and
-    may climb out of it (`../../../`): each is compared as the path it names."""
-    records: dict[Path, set[str]] = {}
+    """The dist-info folders of these site folders that an installer made for a wheel of
+    their own: one whose own RECORD lists its METADATA, with that file's hash, and no
+    other RECORD does. A dist-info another distribution's RECORD lists came out of that
+    one's wheel (its `.data/` may write anywhere in the venv) and says nothing of what is
+    installed; one that also has a RECORD of its own is a forgery, or one wheel writing
+    over another's files, and fails the build. RECORD paths are relative to their site
+    folder and may climb out of it: each is compared as the file it names."""
+    listed: dict[str, list[Path]] = {}  # a file -> the dist-infos whose RECORD lists it
+    hashes: dict[tuple[Path, str], str] = {}
+    infos: list[Path] = []
     for site in sites:
         for info in sorted(site.glob("*.dist-info")):
             try:
-                text = read_bounded(info / "RECORD", 64 << 20).decode("utf-8", "replace")
-            except Exception:  # noqa: BLE001 -- no RECORD: no installer made it
-                continue
-            records[info] = {
-                os.path.normpath(os.path.join(site, row[0]))
-                for row in csv.reader(io.StringIO(text))
-                if row
-            }
-    return [
-        info
-        for info, listed in records.items()
-        if str(info / "METADATA") in listed
-        and not any(str(info / "METADATA") in other for o, other in records.items() if o != info)
-    ]
+                text = read_bounded(info / "RECORD", RECORD_MAX).decode("utf-8", "replace")
+            except Failure as e:
+                if (info / "RECORD").exists() or (info / "RECORD").is_symlink():
+                    fail(f"cannot read what {info.name} installed: {e}")
+                continue  # no RECORD: no installer made it
+            infos.append(info)
+            for row in csv.reader(io.StringIO(text)):
+                if not row:
+                    continue
+                path = os.path.realpath(os.path.join(site, row[0]))
+                listed.setdefault(path, []).append(info)
+                if len(row) > 1 and row[1]:
+                    hashes[(info, path)] = row[1]
+    found = []
+    for info in infos:
+        metadata = os.path.realpath(info / "METADATA")
+        owners = listed.get(metadata, [])
+        if info not in owners:
+            continue  # its own RECORD does not list its METADATA
+        others = sorted({o.name for o in owners if o != info})
+        if others:
+            fail(
+                f"{others[0]} writes the dist-info of another distribution, {info.name}: "
+                "a wheel may not say what else is installed"
+            )
+        if not _hash_matches(metadata, hashes.get((info, metadata))):
+            fail(f"{info.name}/METADATA is not what its wheel's RECORD says")
+        found.append(info)
+    return found
+
+
+def _hash_matches(path: str, recorded: str | None) -> bool:
+    if not recorded or "=" not in recorded:
+        return False
+    algorithm, _, digest = recorded.partition("=")
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        return False
+    actual = hashlib.new(algorithm, read_bounded(path, METADATA_MAX)).digest()
+    return base64.urlsafe_b64encode(actual).rstrip(b"=").decode() == digest
 
 
 def installed_versions(folder: Path) -> dict[str, str]:

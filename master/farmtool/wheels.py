@@ -11,11 +11,11 @@ import email.parser
 import io
 import os
 import re
-import struct
 import time
 import zipfile
 from pathlib import Path
 
+from .archives import zip_members
 from .facts import Failure, fail
 from .files import one_file
 from .isolation.limits import Limits, size
@@ -67,13 +67,13 @@ def check_requirements(wheel: Path, name: str = "") -> None:
 
 def check_zip(wheel: Path, limits: Limits, name: str = "") -> None:
     """Its members within the limits and inside it (`name`: the wheel's, for reasons).
-    Their number is read from the zip's end record first: reading the whole central
-    directory of millions of members would take this process gigabytes."""
+    Their number is counted in the central directory first (archives.zip_members):
+    zipfile's reading a directory of millions of members would take gigabytes."""
     name = name or wheel.name
     unpacked = limits.unpacked or DEFAULTS.unpacked or 0
     members = limits.members or DEFAULTS.members or 0
-    if (count := zip_entries(wheel, name)) > members:
-        fail(f"wheel limit: {name} has {count} members, over {members}")
+    if zip_members(wheel, name, members) > members:
+        fail(f"wheel limit: {name} has over {members} members")
     try:
         with zipfile.ZipFile(wheel) as zf:
             infos = zf.infolist()
@@ -88,28 +88,6 @@ def check_zip(wheel: Path, limits: Limits, name: str = "") -> None:
         parts = info.filename.replace("\\", "/").split("/")
         if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
             fail(f"unsafe wheel: member {info.filename[:100]!r} is outside the wheel")
-
-
-def zip_entries(path: Path, name: str) -> int:
-    """The number of members a zip's end record (zip64's, where it has one) says."""
-    with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        length = f.tell()
-        f.seek(max(0, length - (1 << 16) - 22))
-        tail = f.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) - at < 22:
-            fail(f"build failed: {name} is not a zip")
-        (total,) = struct.unpack("<H", tail[at + 10 : at + 12])
-        locator = at - 20
-        if total == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
-            (offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
-            f.seek(offset)
-            record = f.read(56)
-            if record[:4] != b"PK\x06\x06" or len(record) < 56:
-                fail(f"build failed: {name} is not a zip")
-            (total,) = struct.unpack("<Q", record[32:40])
-    return total
 
 
 BINARIES = (".so", ".pyd", ".dylib", ".dll")
