@@ -559,3 +559,81 @@ def test_a_wheel_is_what_it_holds(tmp_path, name, members, why):
     _wheel(tmp_path / "out", name, {**members, info: b"Name: lies\nVersion: 1.0\n"})
     with pytest.raises(Failure, match=re.escape(why)):
         take_wheel(tmp_path / "out", fresh_dir(tmp_path / "dest"), Limits())
+
+
+# --- the disk watch: every byte counted, however deep ------------------------------------
+
+
+def _deep_chain(top: Path, levels: int, name_length: int, payload: int) -> None:
+    """A chain of folders (made by descriptors: its path is longer than the system takes)
+    with `payload` bytes at the bottom."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    opened = [fd]
+    try:
+        for i in range(levels):
+            name = f"{i:04d}" + "d" * (name_length - 4)
+            os.mkdir(name, dir_fd=opened[-1])
+            opened.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=opened[-1]))
+        out = os.open("payload", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=opened[-1])
+        os.write(out, os.urandom(payload))
+        os.close(out)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+@pytest.mark.parametrize(("levels", "name_length"), [(30, 200), (100, 250), (120, 40)])
+def test_the_disk_watch_counts_what_lies_past_the_longest_path(tmp_path, levels, name_length):
+    from farmtool.files import tree_size
+    from farmtool.isolation.host import disk_watch
+
+    (tmp_path / "out").mkdir()
+    _deep_chain(tmp_path / "out", levels, name_length, 3 << 20)
+    used, entries = tree_size([tmp_path / "out"])
+    assert used >= 3 << 20 and entries == levels + 1
+    watch = disk_watch((tmp_path / "out",), 1 << 20)
+    assert watch is not None
+    (tmp_path / "out" / "more").write_bytes(os.urandom(2 << 20))
+    assert watch() == "disk"
+
+
+def test_a_tree_too_deep_to_count_trips_the_disk_limit(tmp_path):
+    from farmtool.files import UNCOUNTABLE, WALK_DEPTH, remove_tree, tree_size
+    from farmtool.isolation.host import disk_watch
+
+    (tmp_path / "out").mkdir()
+    watch = disk_watch((tmp_path / "out",), 1 << 30)
+    assert watch is not None
+    _deep_chain(tmp_path / "out", WALK_DEPTH + 5, 8, 10)
+    assert tree_size([tmp_path / "out"])[0] == UNCOUNTABLE
+    assert watch() == "disk"
+    remove_tree(tmp_path / "out")
+
+
+def test_a_zip_sdist_python_cannot_read_is_an_unsafe_sdist(tmp_path):
+    from farmtool.sdist import scan_sdist
+
+    sdist = tmp_path / "x-1.0.zip"
+    with zipfile.ZipFile(sdist, "w") as zf:
+        zf.writestr("x-1.0/setup.py", "")
+    data = bytearray(sdist.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 14 : central + 16] = struct.pack("<H", (44 << 9) | (0 << 5) | 1)  # month 0
+    sdist.write_bytes(bytes(data))
+    with pytest.raises(Failure, match="unsafe sdist"):
+        scan_sdist(sdist)
+
+
+def test_a_zip_sdist_whose_end_record_lies_is_counted_entry_by_entry(tmp_path):
+    from farmtool.sdist import scan_sdist
+
+    sdist = tmp_path / "x-1.0.zip"
+    with zipfile.ZipFile(sdist, "w") as zf:
+        for i in range(3000):
+            zf.writestr(f"x-1.0/f{i}", "")
+    data = bytearray(sdist.read_bytes())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8 : at + 12] = struct.pack("<HH", 1, 1)
+    sdist.write_bytes(bytes(data))
+    with pytest.raises(Failure, match="over 1000 members"):
+        scan_sdist(sdist, Limits(members=1000))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 from pathlib import Path
 
 from .facts import fail
@@ -181,25 +182,65 @@ def one_file(folder: Path, pattern: str, what: str, step: str = "") -> Path:
     return found[0]
 
 
+UNCOUNTABLE = sys.maxsize  # a tree nested deeper than WALK_DEPTH: over any limit
+WALK_DEPTH = 128  # folders open at once while counting
+
+
 def tree_size(folders: list[Path], limit: int | None = None) -> tuple[int, int]:
     """(bytes allocated, entries) under `folders` (links not followed); stops counting
-    past `limit` bytes."""
+    past `limit` bytes. It walks by folder descriptors, so no path is too long for it;
+    a tree nested deeper than WALK_DEPTH counts as UNCOUNTABLE bytes."""
     total = count = 0
-    stack = [os.fspath(f) for f in folders]
-    while stack:
+    for folder in folders:
         try:
-            entries = list(os.scandir(stack.pop()))
+            top = os.open(os.fspath(folder), os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
         except OSError:
             continue
-        count += len(entries)
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += getattr(info, "st_blocks", 0) * 512 or info.st_size
-            if stat.S_ISDIR(info.st_mode):
-                stack.append(entry.path)
+        stack: list[tuple[int, list[str]]] = []  # open folders, subfolders still to count
+        opened: int | None = top
+        try:
+            while True:
+                if opened is not None:
+                    used, entries, subfolders = _folder(opened)
+                    total, count = total + used, count + entries
+                    stack.append((opened, subfolders))
+                    opened = None
+                if not stack or (limit is not None and total > limit):
+                    break
+                fd, subfolders = stack[-1]
+                if not subfolders:
+                    os.close(stack.pop()[0])
+                    continue
+                name = subfolders.pop()
+                if len(stack) >= WALK_DEPTH:
+                    return UNCOUNTABLE, count
+                try:
+                    opened = os.open(name, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    continue  # gone meanwhile, or not the worker's to read
+        finally:
+            for fd, _ in stack:
+                os.close(fd)
         if limit is not None and total > limit:
             break
     return total, count
+
+
+def _folder(fd: int) -> tuple[int, int, list[str]]:
+    """(bytes, entries, names of subfolders) of the folder open as `fd`."""
+    used = entries = 0
+    subfolders = []
+    try:
+        with os.scandir(fd) as found:
+            for entry in found:
+                entries += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += getattr(info, "st_blocks", 0) * 512 or info.st_size
+                if stat.S_ISDIR(info.st_mode):
+                    subfolders.append(entry.name)
+    except OSError:
+        pass
+    return used, entries, subfolders

@@ -82,15 +82,18 @@ def scan_sdist(sdist: Path, limits: Limits = DEFAULTS) -> int:
     if sdist.name.endswith(".zip"):
         if zip_members(sdist, sdist.name, members) > members:
             fail(f"unsafe sdist: over {members} members")
-        with zipfile.ZipFile(sdist) as zf:
-            for info in zf.infolist():
-                count += 1
-                if count > members:
-                    fail(f"unsafe sdist: over {members} members")
-                if _unsafe_name(info.filename):
-                    fail(f"unsafe sdist: member {info.filename!r} is outside the source tree")
-                total += info.file_size
-                newest = max(newest, calendar.timegm((*info.date_time, 0, 0, -1)))
+        try:
+            with zipfile.ZipFile(sdist) as zf:
+                for info in zf.infolist():
+                    count += 1
+                    if count > members:
+                        fail(f"unsafe sdist: over {members} members")
+                    if _unsafe_name(info.filename):
+                        fail(f"unsafe sdist: member {info.filename!r} is outside the source tree")
+                    total += info.file_size
+                    newest = max(newest, calendar.timegm((*info.date_time, 0, 0, -1)))
+        except (zipfile.BadZipFile, ValueError, OverflowError) as e:  # e.g. a month 0
+            fail(f"unsafe sdist: {sdist.name} is not a zip Python reads: {str(e)[:200]}")
         if total > unpacked:
             fail(f"unsafe sdist: unpacks to over {size(unpacked)}")
         return newest

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..environment import tool_env
-from ..files import fresh_dir, tree_size
+from ..files import UNCOUNTABLE, fresh_dir, tree_size
 from ..processes import Result, run, show
 from ..tools import require
 from . import Isolation, Outcome, Phase, hidden_dirs
@@ -209,6 +209,8 @@ def disk_watch(folders: tuple[Path, ...], limit: int | None):
     if limit is None or not folders:
         return None
     base, files = tree_size(list(folders))  # what was there before the phase ran
+    if base == UNCOUNTABLE:
+        base = 0  # nested too deep to count already: the first check trips
     last = [0.0, 0.0]  # when it last counted, what counting cost
 
     def check() -> str | None:
@@ -217,7 +219,7 @@ def disk_watch(folders: tuple[Path, ...], limit: int | None):
             return None
         used, entries = tree_size(list(folders), base + limit)
         last[:] = [time.monotonic(), time.monotonic() - now]
-        if used > base + limit:
+        if used == UNCOUNTABLE or used > base + limit:
             return "disk"
         return "files" if entries > files + MAX_FILES else None
 
