@@ -168,6 +168,28 @@ NETDEP_SETUP = (
     + "from setuptools import setup\nsetup(name='netdep', version='1.0', packages=['netdep'])\n"
 )
 
+# Class 4 through a requirement: an sdist-only requirement whose wheel (built by the farm,
+# offline) plants dist-infos with RECORDs of their own through `.data/data/`, in the
+# real site folder by uv's lib64 link and in another Python's, and rewrites pyvenv.cfg.
+PLANTDEP_SETUP = """
+import os, sys
+from setuptools import setup
+py = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+os.makedirs("plant", exist_ok=True)
+files = {"METADATA": "Metadata-Version: 2.1\\nName: cleanpkg\\nVersion: 1.0\\n",
+         "WHEEL": "Wheel-Version: 1.0\\nTag: py3-none-any\\n",
+         "RECORD": "cleanpkg-1.0.dist-info/METADATA,,\\n",
+         "pyvenv.cfg": "home = /usr/bin\\nversion_info = 3.99.0\\n"}
+for name, text in files.items():
+    open(os.path.join("plant", name), "w").write(text)
+info = ["plant/METADATA", "plant/WHEEL", "plant/RECORD"]
+setup(name="plantdep", version="1.0", packages=["plantdep"], data_files=[
+    (f"lib64/{py}/site-packages/cleanpkg-1.0.dist-info", info),
+    ("lib/python3.99/site-packages/cleanpkg-1.0.dist-info", info),
+    ("", ["plant/pyvenv.cfg"]),
+])
+"""
+
 # Class 1: requirement strings that are options, paths or URLs (static and dynamic).
 REQUIRES_OPTION = """
 if phase == "requires":

@@ -85,6 +85,7 @@ ATTACKS = {
     "req-dynamic": (hostile.REQUIRES_OPTION, [],
                     "build failed: bad requirement '--index-url=http://"),
     "uses-netdep": (hostile.SNOOP, ["netdep"], None),
+    "uses-plantdep": ("", ["plantdep"], "writes the dist-info of another distribution"),
     "env-attack": (hostile.ENV_ATTACK, [], None),
     "url-dependency": (hostile.URL_DEPENDENCY, [],
                        "build failed: bad requirement 'evil @ http://127.0.0.1:"),
@@ -224,6 +225,8 @@ class Attacked:
         )
         netdep = hostile.NETDEP_SETUP.replace("{context!r}", repr(json.dumps(context)))
         self.pypi.publish(hostile.hostile_sdist(sdists, "netdep", "", {}, setup_py=netdep))
+        plant = hostile.PLANTDEP_SETUP
+        self.pypi.publish(hostile.hostile_sdist(sdists, "plantdep", "", {}, setup_py=plant))
         for name, (attack, requires, _) in ATTACKS.items():
             requires = [r.format(**context) for r in requires]
             path = hostile.hostile_sdist(sdists, name, attack, context, requires=requires)
